@@ -1,0 +1,63 @@
+"""The status pipe: how a worker tells the master it is ready, or why it failed.
+
+Each worker gets one pipe, created by the master before fork; the worker holds
+the write end, the master reads the other end from its selector. Frames are
+one kind byte, a 4-byte big-endian length and a UTF-8 payload:
+
+    R  ready: the app is imported and the worker is about to accept
+    F  boot failed: payload is the traceback text, the worker exits next
+
+End of file without an R means the worker died while booting. Per-request
+progress does not go through this pipe (see board.py): writing here on every
+request would cost a system call each.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from dataclasses import dataclass
+
+__all__ = ["Frame", "FrameKind", "FrameReader", "write_frame"]
+
+_HEADER = struct.Struct(">cI")
+
+
+class FrameKind(enum.Enum):
+    READY = b"R"
+    BOOT_FAILED = b"F"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    kind: FrameKind
+    text: str = ""
+
+
+def write_frame(fd: int, kind: FrameKind, text: str = "") -> None:
+    """Write one frame (blocking). Called by the worker only."""
+    payload = text.encode("utf-8", "replace")[:60_000]
+    data = _HEADER.pack(kind.value, len(payload)) + payload
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+class FrameReader:
+    """Sans-IO reassembly of frames from whatever bytes the pipe gave."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buffer += data
+        frames: list[Frame] = []
+        while len(self._buffer) >= _HEADER.size:
+            kind, size = _HEADER.unpack_from(self._buffer)
+            if len(self._buffer) < _HEADER.size + size:
+                break
+            payload = bytes(self._buffer[_HEADER.size:_HEADER.size + size])
+            del self._buffer[:_HEADER.size + size]
+            frames.append(Frame(FrameKind(kind), payload.decode("utf-8", "replace")))
+        return frames
