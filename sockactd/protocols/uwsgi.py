@@ -1,0 +1,184 @@
+"""The uwsgi binary protocol, request side: bytes in, a request head out.
+
+A uwsgi request (what nginx's `uwsgi_pass` sends) is a 4-byte header --
+modifier1 (u8), datasize (u16 little-endian), modifier2 (u8) -- then `datasize`
+bytes of vars: repeated (u16 LE key length, key, u16 LE value length, value).
+The request body follows the vars block: CONTENT_LENGTH bytes, read as a stream.
+Responses are plain HTTP/1.x status line and headers, so nothing here writes.
+
+Rule 1: this module never touches a socket, a clock or a log. The caller feeds
+        whatever it read; `feed` answers "need more" (None) or the whole head.
+Rule 2: anything malformed raises errors.ProtocolError at the earliest byte that
+        proves it (a bad header is refused before its vars arrive); the caller
+        closes the connection and keeps serving.
+
+Only modifier1 == 0 (a WSGI request) is served. Vars are decoded as latin-1, the
+PEP 3333 "native string" rule, so every byte survives the round trip.
+`environ_from_vars` turns the vars into the CGI part of a WSGI environ.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import unquote_to_bytes
+
+from sockactd.errors import ProtocolError
+
+__all__ = ["HEADER_SIZE", "UwsgiHead", "UwsgiRequestParser", "environ_from_vars"]
+
+HEADER_SIZE: Final = 4
+_HEADER: Final = struct.Struct("<BHB")
+_LENGTH: Final = struct.Struct("<H")
+_WSGI_MODIFIER1: Final = 0
+_DIGITS: Final = re.compile(r"[0-9]+")
+# Duplicate request headers arrive as repeated HTTP_* vars; CGI wants one value.
+_COOKIE_VAR: Final = "HTTP_COOKIE"
+
+
+@dataclass(frozen=True, slots=True)
+class UwsgiHead:
+    modifier1: int
+    modifier2: int
+    vars: dict[str, str]
+
+
+class UwsgiRequestParser:
+    """Feed bytes, get one request head. Never reads a socket, never blocks.
+
+    One parser per request: once `feed` has returned the head, the bytes that
+    followed the vars block are in `remainder` (the start of the body) and the
+    parser is finished; feeding it again is a caller bug (RuntimeError).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._buffer = bytearray()
+        self._done = False
+        self.remainder = b""
+
+    def feed(self, data: bytes) -> UwsgiHead | None:
+        """Add `data`; return the head once complete, None while more bytes are needed.
+
+        Raises ProtocolError for a modifier1 other than 0, a datasize over the
+        limit, or a vars block whose lengths do not add up.
+        """
+        if self._done:
+            raise RuntimeError("UwsgiRequestParser already returned its head")
+        self._buffer += data
+        if len(self._buffer) < HEADER_SIZE:
+            return None
+        modifier1, size, modifier2 = _HEADER.unpack_from(self._buffer)
+        _check_header(modifier1, size, self._limit)
+        end = HEADER_SIZE + size
+        if len(self._buffer) < end:
+            return None
+        head = UwsgiHead(modifier1, modifier2, _parse_vars(bytes(self._buffer[HEADER_SIZE:end])))
+        self.remainder = bytes(self._buffer[end:])
+        self._buffer = bytearray()
+        self._done = True
+        return head
+
+
+def _check_header(modifier1: int, size: int, limit: int) -> None:
+    if modifier1 != _WSGI_MODIFIER1:
+        raise ProtocolError(f"uwsgi modifier1={modifier1} is not served (only 0, WSGI)", 501)
+    if size > limit:
+        raise ProtocolError(f"uwsgi vars block of {size} bytes exceeds limit {limit}", 431)
+
+
+def _parse_vars(block: bytes) -> dict[str, str]:
+    found: dict[str, str] = {}
+    pos = 0
+    while pos < len(block):
+        key, pos = _take_string(block, pos, "key")
+        value, pos = _take_string(block, pos, "value")
+        if not key:
+            raise ProtocolError("uwsgi var with an empty name")
+        found[key] = _merge(key, found.get(key), value)
+    return found
+
+
+def _take_string(block: bytes, pos: int, what: str) -> tuple[str, int]:
+    if pos + _LENGTH.size > len(block):
+        raise ProtocolError(f"truncated uwsgi vars: {what} length cut at byte {pos}")
+    (length,) = _LENGTH.unpack_from(block, pos)
+    start = pos + _LENGTH.size
+    end = start + length
+    if end > len(block):
+        raise ProtocolError(
+            f"truncated uwsgi vars: {what} of {length} bytes at byte {start} "
+            f"runs past the {len(block)}-byte block"
+        )
+    return block[start:end].decode("latin-1"), end
+
+
+def _merge(key: str, previous: str | None, value: str) -> str:
+    # nginx passes each repeated request header as its own HTTP_* var; CGI (and
+    # the HTTP side of sockactd) fold them into one. Other vars: the last one wins.
+    if previous is None or not key.startswith("HTTP_"):
+        return value
+    separator = "; " if key == _COOKIE_VAR else ", "
+    return previous + separator + value
+
+
+def environ_from_vars(head: UwsgiHead) -> dict[str, object]:
+    """The CGI part of a PEP 3333 environ, plus wsgi.url_scheme; the caller adds wsgi.*.
+
+    Every var goes through as a CGI variable. Missing ones get PEP 3333 defaults;
+    PATH_INFO and QUERY_STRING are derived from REQUEST_URI when nginx sent only
+    that. Raises ProtocolError without REQUEST_METHOD or with a CONTENT_LENGTH
+    that is not a non-negative integer (an empty one means "no body", as nginx
+    sends for GET).
+    """
+    env: dict[str, object] = dict(head.vars)
+    method = head.vars.get("REQUEST_METHOD", "")
+    if not method:
+        raise ProtocolError("uwsgi request without REQUEST_METHOD")
+    _check_content_length(head.vars.get("CONTENT_LENGTH", ""))
+    env.setdefault("SCRIPT_NAME", "")
+    path, query = _split_request_uri(head.vars.get("REQUEST_URI", ""))
+    if "PATH_INFO" not in head.vars:
+        env["PATH_INFO"] = _path_below_script(path, head.vars.get("SCRIPT_NAME", ""))
+    env.setdefault("QUERY_STRING", query)
+    scheme = _url_scheme(head.vars)
+    env.setdefault("SERVER_NAME", _host_name(head.vars.get("HTTP_HOST", "")) or "localhost")
+    env.setdefault("SERVER_PORT", "443" if scheme == "https" else "80")
+    env.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+    env["wsgi.url_scheme"] = scheme
+    return env
+
+
+def _check_content_length(value: str) -> None:
+    if value and not _DIGITS.fullmatch(value):
+        raise ProtocolError(f"uwsgi CONTENT_LENGTH {value!r} is not a non-negative integer")
+
+
+def _split_request_uri(uri: str) -> tuple[str, str]:
+    """(percent-decoded path, raw query) of a request target; both "" when absent."""
+    target, _, query = uri.partition("?")
+    target = target.partition("#")[0]
+    if "://" in target:  # absolute-form: keep only the path after the authority
+        authority_and_path = target.split("://", 1)[1]
+        target = "/" + authority_and_path.partition("/")[2]
+    return unquote_to_bytes(target).decode("latin-1"), query
+
+
+def _path_below_script(path: str, script_name: str) -> str:
+    # only at a segment boundary: SCRIPT_NAME "/app" does not own "/application"
+    if script_name and (path == script_name or path.startswith(script_name + "/")):
+        return path[len(script_name) :]
+    return path
+
+
+def _url_scheme(vars_: dict[str, str]) -> str:
+    https = vars_.get("HTTPS", "").lower() in ("on", "1")
+    return "https" if https or vars_.get("UWSGI_SCHEME", "").lower() == "https" else "http"
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):  # [IPv6]:port
+        return host.partition("]")[0] + "]" if "]" in host else host
+    return host.partition(":")[0]
