@@ -1,0 +1,236 @@
+"""The control socket's wire format: one JSON object per line, each way.
+
+A client connects, writes one request line, reads one response line, and the
+server closes the connection. This module is pure (bytes in, records out, no
+sockets, no clocks), shared by server.py and client.py.
+
+Request::
+
+    {"cmd": "reload", "mode": "chain" | "workers" | "standard" | null,
+     "wait": true | false, "timeout": <seconds> | null}
+    {"cmd": "status"}
+
+`mode` null means the server's configured `reload-mode`. `timeout` is how long
+the caller will wait for the answer (informational: the master may log it; the
+client enforces it). Unknown fields are refused, so a typo never goes unnoticed.
+
+Response::
+
+    {"ok": true | false, "message": "<one line for humans>", "data": {...} | null}
+
+For `status`, `data` is a `StatusData` (layout below). The server fills the
+peer credentials of a request from SO_PEERCRED; they never travel on the wire.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, TypedDict
+
+from sockactd.errors import ControlError
+
+__all__ = [
+    "MAX_LINE",
+    "RELOAD_MODES",
+    "Command",
+    "ControlRequest",
+    "LastReloadData",
+    "LineReader",
+    "Peer",
+    "ReloadProgressData",
+    "Response",
+    "StatusData",
+    "WorkerStatusData",
+    "decode_request",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+]
+
+MAX_LINE: Final = 64 * 1024  # bytes, newline included; a status reply for 1000 workers fits
+RELOAD_MODES: Final = ("standard", "workers", "chain")
+
+
+class Command(enum.StrEnum):
+    RELOAD = "reload"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Credentials of the connected process, from SO_PEERCRED (struct ucred)."""
+
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    command: Command
+    mode: str | None = None  # reload only; None = the configured reload-mode
+    wait: bool = False  # reload only; answer when the reload is done, not when queued
+    timeout: float | None = None  # how long the caller waits; None = forever
+    peer: Peer | None = field(default=None, compare=False)  # set by the server
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    ok: bool
+    message: str
+    data: Mapping[str, Any] | None = None
+
+
+# --- status layout (the master fills it; `sockactctl status` renders it) -----------
+
+
+class WorkerStatusData(TypedDict):
+    pid: int
+    generation: int
+    state: str  # a WorkerState value: "booting", "serving", "draining", ...
+    requests: int  # requests served (from the worker's Board)
+    rss_bytes: int | None  # resident memory, None when /proc could not be read
+    uptime: float  # seconds since the worker was forked
+
+
+class ReloadProgressData(TypedDict):
+    mode: str  # "standard" | "workers" | "chain"
+    progress: str  # the STATUS= text, e.g. "chain reload: 2/4 workers on generation 5"
+
+
+class LastReloadData(TypedDict):
+    ok: bool
+    message: str
+    generation: int  # the generation serving after that reload
+
+
+class StatusData(TypedDict):
+    phase: str  # a master Phase value: "starting", "serving", "reloading", ...
+    generation: int
+    uptime: float  # seconds since the master started (survives a standard reload)
+    pid: int
+    reload: ReloadProgressData | None  # the reload in progress
+    last_reload: LastReloadData | None  # the last finished reload
+    workers: list[WorkerStatusData]
+
+
+# --- framing ------------------------------------------------------------------------
+
+
+class LineReader:
+    """Feed bytes, get the first complete line. Never reads a socket, never blocks."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self._buffer = bytearray()
+        self._limit = limit
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Return the first line (without its newline) once complete, else None.
+
+        Raises ControlError when more than `limit` bytes arrive without a newline.
+        """
+        self._buffer += data
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            if len(self._buffer) >= self._limit:
+                raise ControlError(f"request longer than {self._limit} bytes")
+            return None
+        if end + 1 > self._limit:
+            raise ControlError(f"request longer than {self._limit} bytes")
+        return bytes(self._buffer[:end])
+
+
+# --- encoding -----------------------------------------------------------------------
+
+
+def _line(obj: Mapping[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def encode_request(request: ControlRequest) -> bytes:
+    if request.command is Command.STATUS:
+        return _line({"cmd": "status"})
+    return _line(
+        {"cmd": "reload", "mode": request.mode, "wait": request.wait, "timeout": request.timeout}
+    )
+
+
+def encode_response(response: Response) -> bytes:
+    data = dict(response.data) if response.data is not None else None
+    return _line({"ok": response.ok, "message": response.message, "data": data})
+
+
+# --- decoding -----------------------------------------------------------------------
+
+_FIELDS: Final[Mapping[Command, frozenset[str]]] = {
+    Command.RELOAD: frozenset({"cmd", "mode", "wait", "timeout"}),
+    Command.STATUS: frozenset({"cmd"}),
+}
+
+
+def _object(line: bytes, what: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line.rstrip(b"\r\n").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ControlError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ControlError(f"{what} must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _command(obj: Mapping[str, Any]) -> Command:
+    cmd = obj.get("cmd")
+    if not isinstance(cmd, str):
+        raise ControlError('request has no "cmd" string (expected "reload" or "status")')
+    try:
+        return Command(cmd)
+    except ValueError:
+        raise ControlError(f'unknown command {cmd!r} (expected "reload" or "status")') from None
+
+
+def _mode(value: Any) -> str | None:
+    if value is None or value in RELOAD_MODES:
+        return value  # type: ignore[no-any-return]
+    raise ControlError(f"unknown reload mode {value!r} (expected one of {', '.join(RELOAD_MODES)})")
+
+
+def _timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ControlError(f'"timeout" must be a number of seconds or null, got {value!r}')
+    if not math.isfinite(value) or value < 0:
+        raise ControlError(f'"timeout" must be a finite number >= 0, got {value!r}')
+    return float(value)
+
+
+def decode_request(line: bytes) -> ControlRequest:
+    """Parse and validate one request line. Raises ControlError with a message for the client."""
+    obj = _object(line, "request")
+    command = _command(obj)
+    unknown = sorted(set(obj) - _FIELDS[command])
+    if unknown:
+        raise ControlError(f"unknown field(s) in {command.value} request: {', '.join(unknown)}")
+    if command is Command.STATUS:
+        return ControlRequest(Command.STATUS)
+    wait = obj.get("wait", False)
+    if not isinstance(wait, bool):
+        raise ControlError(f'"wait" must be true or false, got {wait!r}')
+    return ControlRequest(
+        Command.RELOAD, mode=_mode(obj.get("mode")), wait=wait, timeout=_timeout(obj.get("timeout"))
+    )
+
+
+def decode_response(line: bytes) -> Response:
+    """Parse one response line. Raises ControlError when the server's answer is malformed."""
+    obj = _object(line, "response")
+    ok, message, data = obj.get("ok"), obj.get("message"), obj.get("data")
+    if not isinstance(ok, bool) or not isinstance(message, str):
+        raise ControlError('response needs "ok" (true/false) and "message" (string)')
+    if data is not None and not isinstance(data, dict):
+        raise ControlError(f'response "data" must be an object or null, got {type(data).__name__}')
+    return Response(ok=ok, message=message, data=data)

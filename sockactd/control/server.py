@@ -1,0 +1,423 @@
+"""The control socket's server side, driven by the master's selector; never blocks.
+
+Theory of operation: the master calls `attach(selector)` once; from then on the
+server keeps the selector in sync with its own fds (the listening socket and one
+per live connection), registering each with the `data` given to `attach`. When
+the selector reports one of them, the master calls `handle_event(fd, events)`.
+Once per loop turn it calls `expire(now)` and sleeps at most until `next_deadline()`.
+
+A connection lives through three states:
+
+* READING  -- accepted, peer credentials checked (SO_PEERCRED: root or our own
+  euid, anyone else gets a refusal and a warning in the log); we collect one
+  line, at most `MAX_LINE` bytes, before `read_timeout` passes.
+* WAITING  -- the request went to `on_request(request, replier)`; the master
+  answers through the `Replier` at once or later (``reload --wait``). No
+  deadline: the reload's own timeouts bound it. EOF here stops the read watch
+  but keeps the socket, because a client may half-close after writing.
+* WRITING  -- the one-line reply is written without blocking; on a short write
+  the rest waits for EVENT_WRITE (bounded by `write_timeout`), so the master
+  never blocks on a slow reader. The connection closes once the reply is out.
+
+A reply to a client that went away is a no-op (logged at debug). Across a
+standard reload (execve) `prepare_exec()` makes the listening socket and the
+WAITING connections inheritable; the new image passes the listening fd as
+`inherited_fd` and calls `resume(fd)` for each waiting one.
+
+This module never interprets a request beyond protocol.py's validation: what a
+reload or status means is the master's business.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import os
+import selectors
+import socket
+import stat
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from sockactd.control.paths import ensure_private_parent
+from sockactd.control.protocol import (
+    ControlRequest,
+    LineReader,
+    Peer,
+    Response,
+    decode_request,
+    encode_response,
+)
+from sockactd.errors import ControlError
+
+__all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier"]
+
+log = logging.getLogger(__name__)
+
+_UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_ACCEPTS_PER_EVENT: Final = 16  # bound one loop turn's work
+
+
+class _State(enum.Enum):
+    READING = "reading"
+    WAITING = "waiting"
+    WRITING = "writing"
+
+
+@dataclass(eq=False)
+class _Connection:
+    sock: socket.socket
+    peer: Peer
+    state: _State = _State.READING
+    deadline: float | None = None
+    reader: LineReader = field(default_factory=LineReader)
+    outbuf: bytes = b""
+    events: int = 0  # what the selector watches now
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControlHandover:
+    """Fds a standard reload passes to the new image (inheritable after prepare_exec)."""
+
+    listen_fd: int
+    waiting_fds: tuple[int, ...]
+
+
+class Replier:
+    """Answers one request, once. Keep it to answer later (``reload --wait``)."""
+
+    def __init__(self, server: ControlServer, conn: _Connection) -> None:
+        self._server = server
+        self._conn = conn
+        self.answered = False
+
+    @property
+    def peer(self) -> Peer:
+        return self._conn.peer
+
+    @property
+    def gone(self) -> bool:
+        """True when the connection is already closed; send() would be a no-op."""
+        return self._conn.closed
+
+    def send(self, response: Response) -> bool:
+        """Queue `response` and close after writing it. False when nothing was sent."""
+        if self.answered:
+            log.warning("control: second answer to pid %d ignored: %s", self.peer.pid, response)
+            return False
+        self.answered = True
+        if self._conn.closed:
+            log.debug("control: pid %d left before its answer: %s", self.peer.pid, response)
+            return False
+        self._server._reply(self._conn, response)
+        return True
+
+
+OnRequest = Callable[[ControlRequest, Replier], None]
+
+
+def _peer_of(sock: socket.socket) -> Peer:
+    pid, uid, gid = _UCRED.unpack(
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    )
+    return Peer(pid=pid, uid=uid, gid=gid)
+
+
+def _clear_stale(path: str) -> None:
+    """Unlink a socket file nobody answers on; refuse anything else."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(f"{path} exists and is not a socket; not replacing it")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            log.info("control: removing stale socket %s (nothing answers on it)", path)
+            os.unlink(path)
+            return
+        except OSError as exc:  # EAGAIN (full backlog), timeout, EACCES: someone is there
+            raise ControlError(f"cannot take over control socket {path}: {exc}") from None
+    raise ControlError(f"another server is already answering on control socket {path}")
+
+
+def _bind(path: str) -> socket.socket:
+    ensure_private_parent(path)
+    _clear_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # no window where the socket is 0666; the loop is single-threaded
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(16)
+    except OSError as exc:
+        sock.close()
+        raise ControlError(f"cannot bind control socket {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    return sock
+
+
+class ControlServer:
+    def __init__(
+        self,
+        path: str,
+        on_request: OnRequest,
+        *,
+        inherited_fd: int | None = None,
+        read_timeout: float = 5.0,
+        write_timeout: float = 5.0,
+        max_clients: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Bind `path` (mode 0600), or adopt `inherited_fd` after a standard reload."""
+        self.path = path
+        self._on_request = on_request
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._max_clients = max_clients
+        self._clock = clock
+        self._allowed = frozenset({0, os.geteuid()})
+        if inherited_fd is None:
+            self._sock = _bind(path)
+        else:
+            self._sock = socket.socket(fileno=inherited_fd)
+            os.set_inheritable(inherited_fd, False)
+        self._sock.setblocking(False)
+        st = os.stat(path)
+        self._identity = (st.st_dev, st.st_ino)
+        self._conns: dict[int, _Connection] = {}
+        self._selector: selectors.BaseSelector | None = None
+        self._data: object = None
+
+    # --- selector integration -------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def fds(self) -> list[int]:
+        """The listening fd and every live connection's fd."""
+        return [self._sock.fileno(), *self._conns]
+
+    def attach(self, selector: selectors.BaseSelector, data: object = None) -> None:
+        """Register our fds in `selector` (with `data`, default self) and keep them in sync."""
+        self._selector, self._data = selector, self if data is None else data
+        selector.register(self._sock, selectors.EVENT_READ, self._data)
+        for conn in self._conns.values():
+            events, conn.events = conn.events, 0
+            self._watch(conn, events)
+
+    def detach(self) -> None:
+        if self._selector is None:
+            return
+        for conn in self._conns.values():
+            events = conn.events
+            self._watch(conn, 0)
+            conn.events = events  # remembered for a later attach
+        self._selector.unregister(self._sock)
+        self._selector = None
+
+    def handle_event(self, fd: int, events: int) -> None:
+        """The selector reported `fd` (ours) ready for `events`."""
+        if fd == self._sock.fileno():
+            self._accept_some()
+            return
+        conn = self._conns.get(fd)
+        if conn is None:
+            return  # dropped earlier in this loop turn
+        if conn.state is _State.WRITING:
+            if events & selectors.EVENT_WRITE:
+                self._flush(conn)
+        elif events & selectors.EVENT_READ:
+            self._read(conn)
+
+    def on_readable(self, fd: int) -> None:
+        self.handle_event(fd, selectors.EVENT_READ)
+
+    def on_writable(self, fd: int) -> None:
+        self.handle_event(fd, selectors.EVENT_WRITE)
+
+    def next_deadline(self) -> float | None:
+        """Earliest read/write deadline (on `clock`), None when nothing is pending."""
+        deadlines = [c.deadline for c in self._conns.values() if c.deadline is not None]
+        return min(deadlines, default=None)
+
+    def expire(self, now: float | None = None) -> int:
+        """Drop connections past their deadline; returns how many."""
+        now = self._clock() if now is None else now
+        late = [c for c in self._conns.values() if c.deadline is not None and c.deadline <= now]
+        for conn in late:
+            if conn.state is _State.READING:
+                log.info(
+                    "control: pid %d sent no request in %.1fs", conn.peer.pid, self._read_timeout
+                )
+                self._send_once(conn, Response(False, "timed out waiting for a request line"))
+            else:
+                log.info("control: pid %d did not read its answer; dropping", conn.peer.pid)
+            self._drop(conn)
+        return len(late)
+
+    # --- standard reload (execve) ----------------------------------------------------
+
+    def prepare_exec(self) -> ControlHandover:
+        """Make the listener and WAITING connections inheritable for an execve."""
+        waiting = tuple(fd for fd, c in self._conns.items() if c.state is _State.WAITING)
+        for fd in (self._sock.fileno(), *waiting):
+            os.set_inheritable(fd, True)
+        return ControlHandover(self._sock.fileno(), waiting)
+
+    def cancel_exec(self) -> None:
+        """The execve did not happen: keep our fds from leaking into forked workers."""
+        for fd in self.fds():
+            os.set_inheritable(fd, False)
+
+    def resume(self, fd: int) -> Replier:
+        """Adopt a connection that waited for a reload's outcome in the previous image."""
+        sock = socket.socket(fileno=fd)
+        os.set_inheritable(fd, False)
+        sock.setblocking(False)
+        conn = _Connection(sock, _peer_of(sock), state=_State.WAITING)
+        self._conns[fd] = conn
+        self._watch(conn, selectors.EVENT_READ)
+        return Replier(self, conn)
+
+    def close(self) -> None:
+        """Close every connection and the listener; unlink the path if it is still ours."""
+        self.detach()
+        for conn in list(self._conns.values()):
+            self._drop(conn)
+        self._sock.close()
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if (st.st_dev, st.st_ino) == self._identity:
+            os.unlink(self.path)
+
+    # --- connections ----------------------------------------------------------------
+
+    def _accept_some(self) -> None:
+        for _ in range(_ACCEPTS_PER_EVENT):
+            try:
+                sock, _ = self._sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE and friends: retry on the next event
+                log.warning("control: accept on %s failed: %s", self.path, exc)
+                return
+            self._admit(sock)
+
+    def _admit(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        conn = _Connection(sock, _peer_of(sock))
+        self._conns[sock.fileno()] = conn
+        if conn.peer.uid not in self._allowed:
+            log.warning(
+                "control: refused pid %d uid %d gid %d on %s (only root or uid %d may control)",
+                conn.peer.pid,
+                conn.peer.uid,
+                conn.peer.gid,
+                self.path,
+                os.geteuid(),
+            )
+            message = f"permission denied: uid {conn.peer.uid} may not control this server"
+            self._reply(conn, Response(False, message))
+        elif len(self._conns) > self._max_clients:
+            busy = len(self._conns) - 1
+            log.warning("control: %d clients connected; refusing pid %d", busy, conn.peer.pid)
+            self._reply(conn, Response(False, "server busy: too many control clients"))
+        else:
+            conn.deadline = self._clock() + self._read_timeout
+            self._watch(conn, selectors.EVENT_READ)
+
+    def _read(self, conn: _Connection) -> None:
+        try:
+            data = conn.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            log.debug("control: pid %d: %s", conn.peer.pid, exc)
+            self._drop(conn)
+            return
+        if conn.state is _State.WAITING:
+            # EOF or stray bytes: stop watching; the answer still goes out if it can
+            self._watch(conn, 0)
+        elif not data:
+            self._drop(conn)  # closed before finishing its request
+        else:
+            self._collect(conn, data)
+
+    def _collect(self, conn: _Connection, data: bytes) -> None:
+        try:
+            line = conn.reader.feed(data)
+            if line is None:
+                return
+            request = decode_request(line)
+        except ControlError as exc:
+            log.info("control: bad request from pid %d: %s", conn.peer.pid, exc)
+            self._reply(conn, Response(False, f"bad request: {exc}"))
+            return
+        conn.state, conn.deadline = _State.WAITING, None
+        self._dispatch(conn, dataclasses.replace(request, peer=conn.peer))
+
+    def _dispatch(self, conn: _Connection, request: ControlRequest) -> None:
+        log.info("control: %s from pid %d uid %d", request, conn.peer.pid, conn.peer.uid)
+        replier = Replier(self, conn)
+        try:
+            self._on_request(request, replier)
+        except Exception as exc:  # a master bug must not take the master down with it
+            log.exception("control: handling %s failed", request)
+            if not replier.answered:
+                replier.send(Response(False, f"internal error: {exc!r}"))
+
+    def _reply(self, conn: _Connection, response: Response) -> None:
+        conn.outbuf = encode_response(response)
+        conn.state, conn.deadline = _State.WRITING, self._clock() + self._write_timeout
+        self._flush(conn)
+
+    def _flush(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.outbuf)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:  # EPIPE, ECONNRESET: the client left
+            log.debug("control: pid %d left before its answer: %s", conn.peer.pid, exc)
+            self._drop(conn)
+            return
+        conn.outbuf = conn.outbuf[sent:]
+        if conn.outbuf:
+            self._watch(conn, selectors.EVENT_WRITE)
+        else:
+            self._drop(conn)
+
+    def _send_once(self, conn: _Connection, response: Response) -> None:
+        try:
+            conn.sock.send(encode_response(response))
+        except OSError:
+            pass  # best effort: the connection is dropped anyway
+
+    def _watch(self, conn: _Connection, events: int) -> None:
+        if self._selector is not None and events != conn.events:
+            if not conn.events:
+                self._selector.register(conn.sock, events, self._data)
+            elif not events:
+                self._selector.unregister(conn.sock)
+            else:
+                self._selector.modify(conn.sock, events, self._data)
+        conn.events = events
+
+    def _drop(self, conn: _Connection) -> None:
+        if conn.closed:
+            return
+        self._watch(conn, 0)
+        self._conns.pop(conn.sock.fileno(), None)
+        conn.closed = True
+        conn.sock.close()
