@@ -40,7 +40,7 @@ def _run(args: list[str]) -> int:
     if args[:1] == ["ctl"]:
         from sockactd.control.ctl import main as ctl_main
 
-        return int(ctl_main(args[1:]))
+        return int(ctl_main(args[1:], prog=f"{PROG} ctl"))
     try:
         return _dispatch(args)
     except SockactdError as exc:
@@ -73,8 +73,10 @@ def _dispatch(args: list[str]) -> int:
 
 
 def _check(config: Config) -> int:
-    from sockactd.worker.app import load_app
+    from sockactd.worker.app import load_app, prepare_process
 
+    # The same chdir/env/pythonpath the master applies before it imports the app
+    prepare_process(config)
     load_app(config)
     print(f"configuration OK, application {config.app_target} imports")
     return ExitCode.OK
