@@ -1,21 +1,280 @@
 """Named, verified listening sockets: inherited from systemd, or bound for development.
 
-PLACEHOLDER contract; the full module (verification, binding, UNIX paths,
-backlog) is being written. The Listener record below is the interface the
-master and the workers use.
+Rule 1: a socket systemd passed in is wrapped and verified (a listening stream
+        socket), made non-blocking and close-on-exec, and never bound or listen()ed
+        again -- that would override the socket unit's Backlog=.
+Rule 2: every --http-socket / --socket address not already passed in is bound here
+        (SO_REUSEADDR, backlog --listen or the kernel maximum). A UNIX socket file
+        is removed first only when nothing answers on it.
+Rule 3: on stop, only UNIX paths bound here are unlinked; systemd's never are.
+
+Address forms: HOST:PORT, [IPv6]:PORT, :PORT (all IPv4 interfaces; write [::]:PORT
+for IPv6), or a UNIX socket path (contains "/" or ends with ".sock").
+This module does not accept connections; the workers do.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import socket
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["Listener"]
+from sockactd.errors import ActivationError
+
+if TYPE_CHECKING:
+    from sockactd.config.model import Config
+    from sockactd.systemd.activation import InheritedFd
+
+__all__ = ["Listener", "close_listeners", "open_listeners", "parse_address"]
+
+log = logging.getLogger(__name__)
+
+SOMAXCONN_PATH: Final = "/proc/sys/net/core/somaxconn"
+NO_SOCKETS: Final = (
+    "no sockets: pass --http-socket/--socket or start under systemd socket activation"
+)
+PROTOCOL_BY_NAME: Final = {"uwsgi": "uwsgi"}  # FileDescriptorName= -> protocol; others: http
 
 
 @dataclass(frozen=True, slots=True)
 class Listener:
-    sock: socket.socket          # listening, non-blocking, FD_CLOEXEC
-    protocol: str                # "http" or "uwsgi"
-    address: str                 # for logs: "127.0.0.1:8000", "/run/sockactd/app.sock", "fd 3 (http)"
-    inherited: bool              # True when systemd (or our own pre-exec self) passed it in
+    sock: socket.socket  # listening, non-blocking, FD_CLOEXEC
+    protocol: str  # "http" or "uwsgi"
+    address: str  # for logs: "127.0.0.1:8000", "/run/sockactd/app.sock", "fd 3 (http)"
+    inherited: bool  # True when systemd (or our own pre-exec self) passed it in
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A parsed bind address: `sockaddr` is what socket.bind() takes."""
+
+    family: socket.AddressFamily
+    sockaddr: str | tuple[str, int]
+    text: str  # as the user wrote it, for messages
+
+    @property
+    def is_unix(self) -> bool:
+        return self.family == socket.AF_UNIX
+
+
+def open_listeners(config: Config, inherited: Sequence[InheritedFd]) -> list[Listener]:
+    """Wrap the inherited fds, then bind every configured address systemd did not pass.
+
+    Raises ActivationError (errno set) naming the fd or address at fault, after
+    closing whatever was already opened; also when there is no socket at all.
+    """
+    listeners: list[Listener] = []
+    try:
+        listeners.extend(_wrap_inherited(fd) for fd in inherited)
+        taken = {_sockname_key(item.sock.getsockname()) for item in listeners}
+        for text, protocol in _configured(config):
+            address = parse_address(text)
+            if _address_key(address) in taken:
+                log.info("%s is already passed in by systemd; not binding it again", text)
+                continue
+            listeners.append(_bind(address, protocol, config))
+            taken.add(_sockname_key(listeners[-1].sock.getsockname()))
+    except BaseException:
+        close_listeners(listeners, unlink=True)
+        raise
+    if not listeners:
+        raise ActivationError(NO_SOCKETS, errno.EINVAL)
+    return listeners
+
+
+def close_listeners(listeners: Iterable[Listener], unlink: bool) -> None:
+    """Close every listener; with `unlink`, remove the UNIX socket files bound by us."""
+    for listener in listeners:
+        path = _own_unix_path(listener) if unlink else None
+        listener.sock.close()
+        if path is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+def _own_unix_path(listener: Listener) -> str | None:
+    if listener.inherited or listener.sock.family != socket.AF_UNIX:
+        return None
+    try:
+        name = listener.sock.getsockname()
+    except OSError:
+        return None
+    # An abstract name comes back as bytes or starting with NUL: nothing to unlink.
+    return name if isinstance(name, str) and name.startswith("/") else None
+
+
+def _configured(config: Config) -> Iterator[tuple[str, str]]:
+    for text in config.http_socket:
+        yield text, "http"
+    for text in config.socket:
+        yield text, "uwsgi"
+
+
+# --- inherited sockets ---------------------------------------------------------------
+
+
+def _wrap_inherited(inherited: InheritedFd) -> Listener:
+    fd, name = inherited.fd, inherited.name
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ActivationError(
+            f"fd {fd} ({name}) from systemd is not a socket: {exc.strerror}",
+            exc.errno or errno.ENOTSOCK,
+        ) from None
+    try:
+        _verify_listening(sock, f"fd {fd} ({name})")
+        sock.setblocking(False)
+        sock.set_inheritable(False)
+    except BaseException:
+        sock.close()
+        raise
+    address = f"fd {fd} ({name}) {_format_sockname(sock.getsockname())}"
+    return Listener(sock, PROTOCOL_BY_NAME.get(name, "http"), address, inherited=True)
+
+
+def _verify_listening(sock: socket.socket, label: str) -> None:
+    if sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+        raise ActivationError(f"{label} is a {sock.family!r} socket, not IP or UNIX")
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
+        raise ActivationError(
+            f"{label} is not a stream socket (use ListenStream=)", errno.ESOCKTNOSUPPORT
+        )
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        raise ActivationError(f"{label} is not listening (Accept=yes is not supported)")
+
+
+# --- addresses -------------------------------------------------------------------------
+
+
+def parse_address(text: str) -> Address:
+    """Parse one --http-socket/--socket value. Raises ActivationError for a bad one."""
+    if "/" in text or text.endswith(".sock"):
+        return Address(socket.AF_UNIX, os.path.abspath(text), text)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or int(port_text) > 65_535:
+        raise ActivationError(f"bad socket address {text!r}: expected HOST:PORT or a path")
+    port = int(port_text)
+    if host.startswith("[") and host.endswith("]"):
+        return _resolve(host[1:-1], port, text, socket.AF_INET6)
+    if ":" in host:
+        raise ActivationError(f"bad socket address {text!r}: write IPv6 as [ADDR]:PORT")
+    return _resolve(host or "0.0.0.0", port, text, socket.AF_UNSPEC)
+
+
+def _resolve(host: str, port: int, text: str, family: socket.AddressFamily) -> Address:
+    try:
+        infos = socket.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ActivationError(
+            f"cannot resolve socket address {text!r}: {exc.strerror}", errno.EADDRNOTAVAIL
+        ) from None
+    family, _, _, _, sockaddr = infos[0]
+    return Address(family, (str(sockaddr[0]), port), text)
+
+
+def _address_key(address: Address) -> tuple[Any, ...]:
+    if isinstance(address.sockaddr, str):
+        return ("unix", address.sockaddr)
+    if address.sockaddr[1] == 0:
+        return ("ephemeral", address.text)  # port 0 never matches an inherited socket
+    return _sockname_key(address.sockaddr)
+
+
+def _sockname_key(sockname: Any) -> tuple[Any, ...]:
+    """A comparable form of a socket address: packed IP (scope dropped) and port."""
+    if isinstance(sockname, str | bytes):
+        return ("unix", sockname)
+    host, port = str(sockname[0]).partition("%")[0], sockname[1]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return (family, socket.inet_pton(family, host), port)
+
+
+def _format_sockname(sockname: Any) -> str:
+    if isinstance(sockname, bytes):
+        return "@" + sockname.lstrip(b"\0").decode(errors="replace")
+    if isinstance(sockname, str):
+        return "@" + sockname[1:] if sockname.startswith("\0") else sockname
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+# --- binding ---------------------------------------------------------------------------
+
+
+def _bind(address: Address, protocol: str, config: Config) -> Listener:
+    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    try:
+        _bind_and_listen(sock, address, config)
+    except OSError as exc:
+        sock.close()
+        raise ActivationError(
+            f"cannot bind {protocol} socket {address.text}: {exc.strerror}",
+            exc.errno or errno.EINVAL,
+        ) from None
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    shown = address.sockaddr if address.is_unix else _format_sockname(sock.getsockname())
+    return Listener(sock, protocol, str(shown), inherited=False)
+
+
+def _bind_and_listen(sock: socket.socket, address: Address, config: Config) -> None:
+    if address.is_unix:
+        assert isinstance(address.sockaddr, str)
+        mode = _parse_mode(config.chmod_socket) if config.chmod_socket else None
+        _remove_stale_unix_socket(address.sockaddr)
+        sock.bind(address.sockaddr)
+        if mode is not None:
+            os.chmod(address.sockaddr, mode)
+    else:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if address.family == socket.AF_INET6:
+            # [::]:PORT and :PORT may both be configured; keep IPv6 sockets IPv6-only.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address.sockaddr)
+    sock.listen(config.listen or kernel_backlog_max())
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    """Unlink `path` if it is a socket file nobody answers on; refuse anything else."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise FileExistsError(errno.EEXIST, "exists and is not a socket", path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)  # left behind by a process that is gone
+            return
+    raise OSError(errno.EADDRINUSE, "another process is listening on it")
+
+
+def _parse_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise ActivationError(f"chmod-socket {text!r} is not an octal mode", errno.EINVAL)
+    return mode
+
+
+def kernel_backlog_max() -> int:
+    """net.core.somaxconn: what listen() is capped to anyway."""
+    try:
+        with open(SOMAXCONN_PATH, encoding="ascii") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return socket.SOMAXCONN

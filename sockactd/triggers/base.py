@@ -1,0 +1,112 @@
+"""Trigger files: the interface the master's selector loop sees, and burst coalescing.
+
+A rule is (file path, reload mode). A source reports *that* a trigger file
+changed; `Debouncer` turns a burst of changes into ONE reload per mode, fired
+once the burst has been quiet for `quiet` seconds (or has lasted `max_burst`,
+so a file touched non-stop still reloads). Nothing here blocks or reads a clock:
+the caller passes `now` (time.monotonic()).
+
+This module knows nothing about inotify (inotify.py does) and never starts a
+reload: the master turns each due mode into a reload request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from sockactd.config.model import Config
+
+__all__ = [
+    "MODES",
+    "SETTING_BY_MODE",
+    "Debouncer",
+    "TriggerSource",
+    "open_trigger_watcher",
+    "rules_from_config",
+]
+
+# Reload mode -> the setting that names its trigger files (for error messages).
+SETTING_BY_MODE: Final[Mapping[str, str]] = {
+    "standard": "touch-reload",
+    "workers": "touch-workers-reload",
+    "chain": "touch-chain-reload",
+}
+MODES: Final = tuple(SETTING_BY_MODE)
+
+
+class TriggerSource(Protocol):
+    """What the master's selector loop drives; no method blocks."""
+
+    def fileno(self) -> int:
+        """Register this for reading in the selector."""
+
+    def on_readable(self, now: float) -> None:
+        """Read and classify pending events (the selector said the fd is readable)."""
+
+    def due(self, now: float) -> list[str]:
+        """Reload modes whose burst of changes is over; each is returned once."""
+
+    def next_deadline(self) -> float | None:
+        """When `due` may next return something (monotonic time), for the selector timeout."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Burst:
+    first: float
+    last: float
+
+
+@dataclass
+class Debouncer:
+    """Coalesces change notices per mode; pure, the clock is the caller's."""
+
+    quiet: float = 0.2
+    max_burst: float = 5.0
+    _bursts: dict[str, _Burst] = field(default_factory=dict)
+
+    def note(self, mode: str, now: float) -> None:
+        burst = self._bursts.get(mode)
+        if burst is None:
+            self._bursts[mode] = _Burst(first=now, last=now)
+        else:
+            burst.last = max(burst.last, now)
+
+    def due(self, now: float) -> list[str]:
+        ready = [mode for mode, burst in self._bursts.items() if self._deadline(burst) <= now]
+        for mode in ready:
+            del self._bursts[mode]
+        return ready
+
+    def next_deadline(self) -> float | None:
+        return min((self._deadline(burst) for burst in self._bursts.values()), default=None)
+
+    def _deadline(self, burst: _Burst) -> float:
+        return min(burst.last + self.quiet, burst.first + self.max_burst)
+
+
+def rules_from_config(config: Config) -> list[tuple[str, str]]:
+    """(path, mode) for every --touch-*reload file, in settings order."""
+    return [
+        *((path, "standard") for path in config.touch_reload),
+        *((path, "workers") for path in config.touch_workers_reload),
+        *((path, "chain") for path in config.touch_chain_reload),
+    ]
+
+
+def open_trigger_watcher(
+    rules: Sequence[tuple[str, str]], quiet: float = 0.2
+) -> TriggerSource | None:
+    """An inotify watcher for `rules`, or None without rules (pyinotify is then never imported).
+
+    Raises errors.ConfigError naming the setting when a trigger file's directory is missing.
+    """
+    if not rules:
+        return None
+    from sockactd.triggers.inotify import TriggerWatcher
+
+    return TriggerWatcher(rules, quiet)

@@ -1,0 +1,196 @@
+"""Trigger files watched in the master with inotify (pyinotify's fd-level API).
+
+Rule 1: watch each trigger file's DIRECTORY, not the file, so every way of
+        "touching" it is seen: touch (IN_ATTRIB), a write (IN_CLOSE_WRITE), an
+        atomic replace by rename (IN_MOVED_TO), delete (IN_DELETE / IN_MOVED_FROM),
+        (re-)creation (IN_CREATE) -- including a file that does not exist yet.
+        Events for other names in the directory are ignored.
+Rule 2: the master's selector owns the loop: this module reads the inotify fd
+        when told it is readable and never blocks, sleeps or starts a thread
+        (no pyinotify loop(), ThreadedNotifier or asyncore).
+Rule 3: a burst of events becomes one reload per mode (triggers.base.Debouncer).
+Rule 4: a watched directory that vanishes is logged and retried every
+        RETRY_SECONDS; serving goes on. A directory missing at start is a ConfigError.
+
+pyinotify is imported only when this module is, i.e. only when triggers are set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any, Final
+
+from sockactd.errors import ConfigError
+from sockactd.triggers.base import MODES, SETTING_BY_MODE, Debouncer
+
+with warnings.catch_warnings():
+    # pyinotify imports asyncore (deprecated in 3.11, pyasyncore from 3.12); we never use it.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pyinotify
+
+__all__ = ["TriggerWatcher"]
+
+log = logging.getLogger(__name__)
+
+# pyinotify installs its own stderr handler; let its messages go through ours instead.
+for _handler in list(logging.getLogger("pyinotify").handlers):
+    logging.getLogger("pyinotify").removeHandler(_handler)
+
+RETRY_SECONDS: Final = 1.0
+CHANGE_MASK: Final[int] = (
+    pyinotify.IN_ATTRIB
+    | pyinotify.IN_CLOSE_WRITE
+    | pyinotify.IN_MOVED_TO
+    | pyinotify.IN_MOVED_FROM
+    | pyinotify.IN_CREATE
+    | pyinotify.IN_DELETE
+)
+DIR_GONE_MASK: Final[int] = pyinotify.IN_DELETE_SELF | pyinotify.IN_MOVE_SELF | pyinotify.IN_UNMOUNT
+WATCH_MASK: Final[int] = CHANGE_MASK | DIR_GONE_MASK | pyinotify.IN_ONLYDIR
+
+
+class TriggerWatcher:
+    """Watches (file, mode) rules; see triggers.base.TriggerSource for the loop contract."""
+
+    def __init__(self, rules: Sequence[tuple[str, str]], quiet: float = 0.2) -> None:
+        """Raises ConfigError (naming the touch-* setting) when a directory cannot be watched."""
+        self._names: dict[str, dict[str, list[str]]] = _group_by_directory(rules)
+        self._settings = {directory: _setting_of(modes) for directory, modes in _dirs(rules)}
+        self._modes = list(dict.fromkeys(mode for _, mode in rules))
+        self._debouncer = Debouncer(quiet=quiet)
+        self._wds: dict[int, str] = {}  # watch descriptor -> directory
+        self._lost: set[str] = set()
+        self._retry_at: float | None = None
+        self._now = 0.0
+        self._manager = pyinotify.WatchManager()
+        self._notifier = pyinotify.Notifier(self._manager, default_proc_fun=self._on_event)
+        self._closed = False
+        os.set_inheritable(self._manager.get_fd(), False)
+        os.set_blocking(self._manager.get_fd(), False)
+        try:
+            for directory in self._names:
+                self._watch_at_start(directory)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- the selector loop's interface -------------------------------------------------
+
+    def fileno(self) -> int:
+        fd: int = self._manager.get_fd()
+        return fd
+
+    def on_readable(self, now: float) -> None:
+        self._now = now
+        try:
+            self._notifier.read_events()
+        except pyinotify.NotifierError as exc:
+            log.warning("cannot read trigger file events: %s", exc)
+            return
+        self._notifier.process_events()
+
+    def due(self, now: float) -> list[str]:
+        if self._retry_at is not None and now >= self._retry_at:
+            self._retry_lost(now)
+        return self._debouncer.due(now)
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self._debouncer.next_deadline(), self._retry_at) if d is not None]
+        return min(deadlines, default=None)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._notifier.stop()  # closes the inotify fd, which drops every watch
+
+    # --- watches -----------------------------------------------------------------------
+
+    def _watch_at_start(self, directory: str) -> None:
+        if not os.path.isdir(directory):
+            raise ConfigError(
+                self._settings[directory],
+                f"directory {directory} of a trigger file does not exist "
+                "(create it; the file itself may be missing)",
+            )
+        error = self._add_watch(directory)
+        if error is not None:
+            raise ConfigError(self._settings[directory], f"cannot watch {directory}: {error}")
+
+    def _add_watch(self, directory: str) -> str | None:
+        """Watch `directory`; returns None, or why it failed."""
+        try:
+            added = self._manager.add_watch(directory, WATCH_MASK, quiet=False)
+        except pyinotify.WatchManagerError as exc:
+            return str(exc.args[0]) if exc.args else "inotify_add_watch failed"
+        self._wds[added[directory]] = directory
+        return None
+
+    def _retry_lost(self, now: float) -> None:
+        for directory in sorted(self._lost):
+            if os.path.isdir(directory) and self._add_watch(directory) is None:
+                self._lost.discard(directory)
+                log.info("trigger directory %s is back; watching it again", directory)
+        self._retry_at = now + RETRY_SECONDS if self._lost else None
+
+    def _on_directory_gone(self, wd: int, mask: int, directory: str) -> None:
+        self._wds.pop(wd, None)
+        if mask & pyinotify.IN_MOVE_SELF:
+            # Moved away, still watched by the kernel: stop following it. (After a
+            # delete or unmount the kernel drops the watch itself and sends IN_IGNORED.)
+            self._manager.rm_watch(wd, quiet=True)
+        self._lost.add(directory)
+        self._retry_at = self._now + RETRY_SECONDS
+        log.warning(
+            "trigger directory %s vanished; its trigger files are not watched until it is "
+            "back (still serving)",
+            directory,
+        )
+
+    # --- events ------------------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        mask: int = event.mask
+        if mask & pyinotify.IN_Q_OVERFLOW:
+            log.warning("inotify queue overflowed; treating every trigger file as changed")
+            for configured in self._modes:
+                self._debouncer.note(configured, self._now)
+            return
+        directory = self._wds.get(event.wd)
+        if directory is None:
+            return  # a watch already dropped (IN_IGNORED after removal)
+        if mask & DIR_GONE_MASK:
+            self._on_directory_gone(event.wd, mask, directory)
+            return
+        if mask & pyinotify.IN_IGNORED:
+            self._wds.pop(event.wd, None)
+            return
+        for mode in self._names[directory].get(event.name, []):
+            self._debouncer.note(mode, self._now)
+
+
+def _group_by_directory(rules: Sequence[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
+    """{directory: {file name: [modes]}} with absolute, normalised directories."""
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for path, mode in rules:
+        if mode not in MODES:
+            raise ValueError(f"unknown reload mode {mode!r} for trigger file {path}")
+        directory, name = os.path.split(os.path.abspath(path))
+        modes = grouped.setdefault(directory, {}).setdefault(name, [])
+        if mode not in modes:
+            modes.append(mode)
+    return grouped
+
+
+def _dirs(rules: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    by_dir: dict[str, list[str]] = {}
+    for path, mode in rules:
+        by_dir.setdefault(os.path.dirname(os.path.abspath(path)), []).append(mode)
+    return list(by_dir.items())
+
+
+def _setting_of(modes: list[str]) -> str:
+    # The first rule naming this directory decides which setting an error message names.
+    return SETTING_BY_MODE[modes[0]]
