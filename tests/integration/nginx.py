@@ -231,7 +231,12 @@ http {{
 """
 
     def _render_upstream(self) -> str:
-        keepalive = "        keepalive 16;\n" if self.mode is Mode.HTTP else ""
+        # idle upstream connections: nginx must give up before sockactd's keepalive-timeout (5s)
+        keepalive = (
+            "        keepalive 16;\n        keepalive_timeout 4s;\n"
+            if self.mode is Mode.HTTP
+            else ""
+        )
         return f"    upstream app {{\n        server {self.upstream};\n{keepalive}    }}"
 
     def _render_location(self) -> str:
