@@ -49,6 +49,8 @@ def _run(args: list[str]) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
+    if args == ["--version"]:
+        return _print_version()  # before the parser is even imported: packaging scripts call it
     from sockactd.config.load import config_from, help_text, read_command_line
 
     command_line = read_command_line(args)
@@ -56,10 +58,7 @@ def _dispatch(args: list[str]) -> int:
         sys.stdout.write(help_text())
         return ExitCode.OK
     if command_line.show_version:
-        from sockactd import __version__
-
-        print(f"{PROG} {__version__}")
-        return ExitCode.OK
+        return _print_version()
     config = config_from(command_line, os.environ)
     from sockactd.log import setup_logging
 
@@ -70,6 +69,13 @@ def _dispatch(args: list[str]) -> int:
     from sockactd.master.run import run
 
     return int(run(config))
+
+
+def _print_version() -> int:
+    from sockactd import __version__
+
+    print(f"{PROG} {__version__}")
+    return ExitCode.OK
 
 
 def _check(config: Config) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -44,8 +43,6 @@ __all__ = [
 CONFIG_ENV = "SOCKACTD_CONFIG"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_OCTAL_MODE = re.compile(r"[0-7]{3,4}")
-_DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _POSITIONAL = "positional module"
 
 
@@ -354,7 +351,7 @@ def _check_env_entries(value: object) -> str | None:
 
 def _check_octal_mode(value: object) -> str | None:
     assert isinstance(value, str)
-    if _OCTAL_MODE.fullmatch(value):
+    if len(value) in (3, 4) and all(digit in "01234567" for digit in value):
         return None
     return f"expected an octal mode such as 660 or 0660, got {value!r}"
 
@@ -362,7 +359,8 @@ def _check_octal_mode(value: object) -> str | None:
 def _check_module(value: object) -> str | None:
     assert isinstance(value, str)
     module, colon, attribute = value.partition(":")
-    if _DOTTED.fullmatch(module) and (not colon or attribute):
+    dotted = all(part.isidentifier() for part in module.split("."))
+    if dotted and (not colon or attribute):
         return None
     return f"expected package.module or package.module:callable, got {value!r}"
 
