@@ -23,11 +23,11 @@ __all__ = [
 class ExitCode(enum.IntEnum):
     OK = 0
     FAILURE = 1
-    WORKER_BOOT_FAILED = 3      # workers never became ready at start-up
-    APP_IMPORT_FAILED = 4       # a worker (or the master, when preloading) could not import the app
-    CONTROL_FAILED = 5          # sockactctl: the server answered with a failure (e.g. reload aborted)
-    CONTROL_UNREACHABLE = 6     # sockactctl: no server on the control socket
-    CONFIG_INVALID = 78         # EX_CONFIG from sysexits.h
+    WORKER_BOOT_FAILED = 3  # workers never became ready at start-up
+    APP_IMPORT_FAILED = 4  # a worker (or the master, when preloading) could not import the app
+    CONTROL_FAILED = 5  # sockactctl: the server answered with a failure (e.g. reload aborted)
+    CONTROL_UNREACHABLE = 6  # sockactctl: no server on the control socket
+    CONFIG_INVALID = 78  # EX_CONFIG from sysexits.h
 
 
 class SockactdError(Exception):

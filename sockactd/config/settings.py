@@ -24,21 +24,21 @@ class Kind(enum.Enum):
     INT = "integer"
     FLOAT = "number"
     BOOL = "boolean"
-    LIST = "list of strings"      # repeatable flag, TOML array, comma-separated in the environment
+    LIST = "list of strings"  # repeatable flag, TOML array, comma-separated in the environment
     CHOICE = "one of"
 
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    name: str                                  # long option, TOML key; env is SOCKACTD_<NAME_UPPER>
+    name: str  # long option, TOML key; env is SOCKACTD_<NAME_UPPER>
     kind: Kind
     default: object
     doc: str
     section: str
-    aliases: tuple[str, ...] = ()              # other flags, e.g. ("--workers",) or ("-s",)
+    aliases: tuple[str, ...] = ()  # other flags, e.g. ("--workers",) or ("-s",)
     choices: tuple[str, ...] = ()
-    check: Callable[[object], str | None] | None = None   # returns an error message or None
-    applies: str = "on standard reload"        # when a changed value takes effect
+    check: Callable[[object], str | None] | None = None  # returns an error message or None
+    applies: str = "on standard reload"  # when a changed value takes effect
     metavar: str = ""
 
     @property
@@ -71,113 +71,322 @@ CONTROL = "Control and logging"
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     # --- application -------------------------------------------------------
-    Setting("module", Kind.STR, None, section=APP, metavar="MODULE:CALLABLE",
-            doc="The WSGI application to serve, as `package.module:callable` "
-                "(the callable defaults to `application`). May also be given as the "
-                "only positional argument."),
-    Setting("wsgi-file", Kind.STR, None, section=APP, metavar="FILE",
-            doc="Load the WSGI application from this Python file instead of a module."),
-    Setting("callable", Kind.STR, "application", section=APP, metavar="NAME",
-            doc="Name of the WSGI callable inside `wsgi-file` or `module`."),
-    Setting("pythonpath", Kind.LIST, [], section=APP, metavar="DIR",
-            doc="Directory prepended to sys.path before the application is imported "
-                "(repeatable)."),
-    Setting("chdir", Kind.STR, None, section=APP, metavar="DIR",
-            doc="Change to this directory before loading the application."),
-    Setting("env", Kind.LIST, [], section=APP, metavar="KEY=VALUE",
-            doc="Set an environment variable for the application (repeatable)."),
-    Setting("lazy-apps", Kind.BOOL, False, section=APP,
-            doc="Load the application in each worker after fork instead of once in the "
-                "master before forking. Needed for `workers` and `chain` reloads to pick "
-                "up new code."),
+    Setting(
+        "module",
+        Kind.STR,
+        None,
+        section=APP,
+        metavar="MODULE:CALLABLE",
+        doc="The WSGI application to serve, as `package.module:callable` "
+        "(the callable defaults to `application`). May also be given as the "
+        "only positional argument.",
+    ),
+    Setting(
+        "wsgi-file",
+        Kind.STR,
+        None,
+        section=APP,
+        metavar="FILE",
+        doc="Load the WSGI application from this Python file instead of a module.",
+    ),
+    Setting(
+        "callable",
+        Kind.STR,
+        "application",
+        section=APP,
+        metavar="NAME",
+        doc="Name of the WSGI callable inside `wsgi-file` or `module`.",
+    ),
+    Setting(
+        "pythonpath",
+        Kind.LIST,
+        [],
+        section=APP,
+        metavar="DIR",
+        doc="Directory prepended to sys.path before the application is imported (repeatable).",
+    ),
+    Setting(
+        "chdir",
+        Kind.STR,
+        None,
+        section=APP,
+        metavar="DIR",
+        doc="Change to this directory before loading the application.",
+    ),
+    Setting(
+        "env",
+        Kind.LIST,
+        [],
+        section=APP,
+        metavar="KEY=VALUE",
+        doc="Set an environment variable for the application (repeatable).",
+    ),
+    Setting(
+        "lazy-apps",
+        Kind.BOOL,
+        False,
+        section=APP,
+        doc="Load the application in each worker after fork instead of once in the "
+        "master before forking. Needed for `workers` and `chain` reloads to pick "
+        "up new code.",
+    ),
     # --- sockets ---------------------------------------------------------------
-    Setting("http-socket", Kind.LIST, [], section=SOCKETS, metavar="ADDR",
-            doc="Bind an HTTP/1.1 socket at HOST:PORT, [IPv6]:PORT or a UNIX socket path "
-                "(repeatable). Ignored for addresses systemd already passed in."),
-    Setting("socket", Kind.LIST, [], section=SOCKETS, aliases=("-s",), metavar="ADDR",
-            doc="Bind a socket speaking the uwsgi protocol (for nginx `uwsgi_pass`), "
-                "same address forms as `http-socket` (repeatable)."),
-    Setting("listen", Kind.INT, 0, section=SOCKETS, aliases=("-l",), check=at_least(0),
-            metavar="N",
-            doc="listen(2) backlog for sockets sockactd binds itself; 0 means the kernel "
-                "maximum (net.core.somaxconn). Never applied to sockets from systemd, whose "
-                "socket unit's Backlog= stays in force."),
-    Setting("chmod-socket", Kind.STR, None, section=SOCKETS, metavar="MODE",
-            doc="Octal mode for UNIX sockets sockactd binds itself (e.g. 660)."),
+    Setting(
+        "http-socket",
+        Kind.LIST,
+        [],
+        section=SOCKETS,
+        metavar="ADDR",
+        doc="Bind an HTTP/1.1 socket at HOST:PORT, [IPv6]:PORT or a UNIX socket path "
+        "(repeatable). Ignored for addresses systemd already passed in.",
+    ),
+    Setting(
+        "socket",
+        Kind.LIST,
+        [],
+        section=SOCKETS,
+        aliases=("-s",),
+        metavar="ADDR",
+        doc="Bind a socket speaking the uwsgi protocol (for nginx `uwsgi_pass`), "
+        "same address forms as `http-socket` (repeatable).",
+    ),
+    Setting(
+        "listen",
+        Kind.INT,
+        0,
+        section=SOCKETS,
+        aliases=("-l",),
+        check=at_least(0),
+        metavar="N",
+        doc="listen(2) backlog for sockets sockactd binds itself; 0 means the kernel "
+        "maximum (net.core.somaxconn). Never applied to sockets from systemd, whose "
+        "socket unit's Backlog= stays in force.",
+    ),
+    Setting(
+        "chmod-socket",
+        Kind.STR,
+        None,
+        section=SOCKETS,
+        metavar="MODE",
+        doc="Octal mode for UNIX sockets sockactd binds itself (e.g. 660).",
+    ),
     # --- processes -------------------------------------------------------------
-    Setting("processes", Kind.INT, 2, section=PROCESSES, aliases=("--workers", "-p"),
-            check=at_least(1), metavar="N",
-            doc="Number of worker processes."),
-    Setting("threads", Kind.INT, 1, section=PROCESSES, check=at_least(1), metavar="N",
-            doc="Request-handling threads in each worker."),
-    Setting("harakiri", Kind.FLOAT, 0.0, section=PROCESSES, check=at_least(0), metavar="SECONDS",
-            doc="Kill and replace a worker whose request runs longer than this; 0 disables."),
-    Setting("max-requests", Kind.INT, 0, section=PROCESSES, aliases=("-R",), check=at_least(0),
-            metavar="N",
-            doc="Recycle a worker after it served this many requests (its replacement "
-                "starts first); 0 disables."),
-    Setting("boot-attempts", Kind.INT, 3, section=PROCESSES, check=at_least(1), metavar="N",
-            doc="At start-up, give up after this many workers in a row failed to boot "
-                "(the application does not import) and exit with a non-zero status."),
-    Setting("ready-timeout", Kind.FLOAT, 60.0, section=PROCESSES, check=at_least(0.1),
-            metavar="SECONDS",
-            doc="How long a new worker may take to import the application and report "
-                "ready before it is killed (and a reload using it is aborted)."),
-    Setting("reload-mercy", Kind.FLOAT, 30.0, section=PROCESSES, check=at_least(0),
-            metavar="SECONDS",
-            doc="On a graceful stop (SIGTERM), how long in-flight requests may run before "
-                "the remaining workers are killed."),
-    Setting("worker-reload-mercy", Kind.FLOAT, 60.0, section=PROCESSES, check=at_least(0),
-            metavar="SECONDS",
-            doc="How long a retired worker may take to finish its in-flight requests "
-                "before it is killed."),
+    Setting(
+        "processes",
+        Kind.INT,
+        2,
+        section=PROCESSES,
+        aliases=("--workers", "-p"),
+        check=at_least(1),
+        metavar="N",
+        doc="Number of worker processes.",
+    ),
+    Setting(
+        "threads",
+        Kind.INT,
+        1,
+        section=PROCESSES,
+        check=at_least(1),
+        metavar="N",
+        doc="Request-handling threads in each worker.",
+    ),
+    Setting(
+        "harakiri",
+        Kind.FLOAT,
+        0.0,
+        section=PROCESSES,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="Kill and replace a worker whose request runs longer than this; 0 disables.",
+    ),
+    Setting(
+        "max-requests",
+        Kind.INT,
+        0,
+        section=PROCESSES,
+        aliases=("-R",),
+        check=at_least(0),
+        metavar="N",
+        doc="Recycle a worker after it served this many requests (its replacement "
+        "starts first); 0 disables.",
+    ),
+    Setting(
+        "boot-attempts",
+        Kind.INT,
+        3,
+        section=PROCESSES,
+        check=at_least(1),
+        metavar="N",
+        doc="At start-up, give up after this many workers in a row failed to boot "
+        "(the application does not import) and exit with a non-zero status.",
+    ),
+    Setting(
+        "ready-timeout",
+        Kind.FLOAT,
+        60.0,
+        section=PROCESSES,
+        check=at_least(0.1),
+        metavar="SECONDS",
+        doc="How long a new worker may take to import the application and report "
+        "ready before it is killed (and a reload using it is aborted).",
+    ),
+    Setting(
+        "reload-mercy",
+        Kind.FLOAT,
+        30.0,
+        section=PROCESSES,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="On a graceful stop (SIGTERM), how long in-flight requests may run before "
+        "the remaining workers are killed.",
+    ),
+    Setting(
+        "worker-reload-mercy",
+        Kind.FLOAT,
+        60.0,
+        section=PROCESSES,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="How long a retired worker may take to finish its in-flight requests "
+        "before it is killed.",
+    ),
     # --- HTTP --------------------------------------------------------------------
-    Setting("limit-post", Kind.INT, 0, section=HTTP, check=at_least(0), metavar="BYTES",
-            doc="Largest request body accepted (413 above it); 0 means no limit."),
-    Setting("buffer-size", Kind.INT, 16384, section=HTTP, aliases=("-b",),
-            check=at_least(1024), metavar="BYTES",
-            doc="Largest request head (request line and headers, or a uwsgi vars block); "
-                "larger requests get 431 (HTTP) or are closed (uwsgi)."),
-    Setting("header-timeout", Kind.FLOAT, 10.0, section=HTTP, check=at_least(0.1),
-            metavar="SECONDS",
-            doc="A client must send its complete request head within this time after "
-                "connecting (or after its previous response); it holds no worker meanwhile."),
-    Setting("socket-timeout", Kind.FLOAT, 30.0, section=HTTP, check=at_least(0.1),
-            metavar="SECONDS",
-            doc="Timeout for each read of a request body and each write of a response."),
-    Setting("keepalive-timeout", Kind.FLOAT, 5.0, section=HTTP, check=at_least(0),
-            metavar="SECONDS",
-            doc="Close an idle keep-alive connection after this long; 0 disables keep-alive."),
-    Setting("keepalive-requests", Kind.INT, 1000, section=HTTP, check=at_least(1), metavar="N",
-            doc="Close a keep-alive connection after this many requests."),
-    Setting("trusted-proxies", Kind.LIST, [], section=HTTP, metavar="ADDR",
-            doc="Peer addresses (IP or CIDR) whose X-Forwarded-For and X-Forwarded-Proto "
-                "headers are believed (repeatable)."),
+    Setting(
+        "limit-post",
+        Kind.INT,
+        0,
+        section=HTTP,
+        check=at_least(0),
+        metavar="BYTES",
+        doc="Largest request body accepted (413 above it); 0 means no limit.",
+    ),
+    Setting(
+        "buffer-size",
+        Kind.INT,
+        16384,
+        section=HTTP,
+        aliases=("-b",),
+        check=at_least(1024),
+        metavar="BYTES",
+        doc="Largest request head (request line and headers, or a uwsgi vars block); "
+        "larger requests get 431 (HTTP) or are closed (uwsgi).",
+    ),
+    Setting(
+        "header-timeout",
+        Kind.FLOAT,
+        10.0,
+        section=HTTP,
+        check=at_least(0.1),
+        metavar="SECONDS",
+        doc="A client must send its complete request head within this time after "
+        "connecting (or after its previous response); it holds no worker meanwhile.",
+    ),
+    Setting(
+        "socket-timeout",
+        Kind.FLOAT,
+        30.0,
+        section=HTTP,
+        check=at_least(0.1),
+        metavar="SECONDS",
+        doc="Timeout for each read of a request body and each write of a response.",
+    ),
+    Setting(
+        "keepalive-timeout",
+        Kind.FLOAT,
+        5.0,
+        section=HTTP,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="Close an idle keep-alive connection after this long; 0 disables keep-alive.",
+    ),
+    Setting(
+        "keepalive-requests",
+        Kind.INT,
+        1000,
+        section=HTTP,
+        check=at_least(1),
+        metavar="N",
+        doc="Close a keep-alive connection after this many requests.",
+    ),
+    Setting(
+        "trusted-proxies",
+        Kind.LIST,
+        [],
+        section=HTTP,
+        metavar="ADDR",
+        doc="Peer addresses (IP or CIDR) whose X-Forwarded-For and X-Forwarded-Proto "
+        "headers are believed (repeatable).",
+    ),
     # --- reloading ---------------------------------------------------------------
-    Setting("reload-mode", Kind.CHOICE, "chain", section=RELOAD,
-            choices=("standard", "workers", "chain"), applies="on standard reload",
-            doc="What SIGHUP and `sockactctl reload` without --mode do."),
-    Setting("drain-first", Kind.BOOL, False, section=RELOAD,
-            doc="In a standard reload, stop the old workers before the new generation "
-                "starts (uWSGI's behaviour, for applications that cannot run two "
-                "generations at once). Leaves a gap in service while the new one boots."),
-    Setting("touch-reload", Kind.LIST, [], section=RELOAD, metavar="FILE",
-            doc="Do a standard reload when this file is touched, replaced, created or "
-                "deleted (repeatable)."),
-    Setting("touch-workers-reload", Kind.LIST, [], section=RELOAD, metavar="FILE",
-            doc="Do a workers reload when this file changes (repeatable)."),
-    Setting("touch-chain-reload", Kind.LIST, [], section=RELOAD, metavar="FILE",
-            doc="Do a chain reload when this file changes (repeatable)."),
+    Setting(
+        "reload-mode",
+        Kind.CHOICE,
+        "chain",
+        section=RELOAD,
+        choices=("standard", "workers", "chain"),
+        applies="on standard reload",
+        doc="What SIGHUP and `sockactctl reload` without --mode do.",
+    ),
+    Setting(
+        "drain-first",
+        Kind.BOOL,
+        False,
+        section=RELOAD,
+        doc="In a standard reload, stop the old workers before the new generation "
+        "starts (uWSGI's behaviour, for applications that cannot run two "
+        "generations at once). Leaves a gap in service while the new one boots.",
+    ),
+    Setting(
+        "touch-reload",
+        Kind.LIST,
+        [],
+        section=RELOAD,
+        metavar="FILE",
+        doc="Do a standard reload when this file is touched, replaced, created or "
+        "deleted (repeatable).",
+    ),
+    Setting(
+        "touch-workers-reload",
+        Kind.LIST,
+        [],
+        section=RELOAD,
+        metavar="FILE",
+        doc="Do a workers reload when this file changes (repeatable).",
+    ),
+    Setting(
+        "touch-chain-reload",
+        Kind.LIST,
+        [],
+        section=RELOAD,
+        metavar="FILE",
+        doc="Do a chain reload when this file changes (repeatable).",
+    ),
     # --- control and logging -------------------------------------------------------
-    Setting("control-socket", Kind.STR, None, section=CONTROL, metavar="PATH",
-            doc="UNIX socket for sockactctl. Default: $RUNTIME_DIRECTORY/control.sock when "
-                "systemd sets RUNTIME_DIRECTORY, else /run/sockactd/control.sock for root "
-                "and $XDG_RUNTIME_DIR/sockactd/control.sock (or /tmp/sockactd-UID/) otherwise."),
-    Setting("log-level", Kind.CHOICE, "info", section=CONTROL,
-            choices=("debug", "info", "warning", "error"),
-            doc="Lowest level of messages written to stderr."),
-    Setting("access-log", Kind.BOOL, False, section=CONTROL,
-            doc="Log one line per request (method, path, status, bytes, duration)."),
+    Setting(
+        "control-socket",
+        Kind.STR,
+        None,
+        section=CONTROL,
+        metavar="PATH",
+        doc="UNIX socket for sockactctl. Default: $RUNTIME_DIRECTORY/control.sock when "
+        "systemd sets RUNTIME_DIRECTORY, else /run/sockactd/control.sock for root "
+        "and $XDG_RUNTIME_DIR/sockactd/control.sock (or /tmp/sockactd-UID/) otherwise.",
+    ),
+    Setting(
+        "log-level",
+        Kind.CHOICE,
+        "info",
+        section=CONTROL,
+        choices=("debug", "info", "warning", "error"),
+        doc="Lowest level of messages written to stderr.",
+    ),
+    Setting(
+        "access-log",
+        Kind.BOOL,
+        False,
+        section=CONTROL,
+        doc="Log one line per request (method, path, status, bytes, duration).",
+    ),
 )
 
 

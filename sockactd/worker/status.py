@@ -57,7 +57,7 @@ class FrameReader:
             kind, size = _HEADER.unpack_from(self._buffer)
             if len(self._buffer) < _HEADER.size + size:
                 break
-            payload = bytes(self._buffer[_HEADER.size:_HEADER.size + size])
-            del self._buffer[:_HEADER.size + size]
+            payload = bytes(self._buffer[_HEADER.size : _HEADER.size + size])
+            del self._buffer[: _HEADER.size + size]
             frames.append(Frame(FrameKind(kind), payload.decode("utf-8", "replace")))
         return frames

@@ -1,0 +1,181 @@
+"""The worker table: spawn, retire, kill and forget workers; answer questions about them.
+
+The pool knows generations: `generation` is the one that serves (committed),
+`pending` is the one a reload is starting (None outside reloads). It never
+decides *when* to do something -- master.py and the reload strategies do --
+and it never blocks: exits and frames arrive through the master's selector.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sockactd.osapi import Kernel
+from sockactd.worker.board import Board
+from sockactd.worker.status import FrameReader
+
+__all__ = ["Worker", "WorkerPool", "WorkerState"]
+
+log = logging.getLogger(__name__)
+
+
+class WorkerState(enum.Enum):
+    BOOTING = "booting"  # forked, app not yet imported
+    SERVING = "serving"  # reported READY, accepting
+    DRAINING = "draining"  # told to finish in-flight requests and exit
+    GONE = "gone"  # exited and reaped
+
+
+@dataclass(eq=False)
+class Worker:
+    pid: int
+    generation: int
+    status_fd: int
+    board: Board
+    started: float
+    state: WorkerState = WorkerState.BOOTING
+    pidfd: int | None = None
+    ready_deadline: float | None = None
+    kill_deadline: float | None = None
+    reader: FrameReader = field(default_factory=FrameReader)
+    boot_error: str = ""
+    replacing: Worker | None = None  # set on a replacement spawned for max-requests
+    recycling: bool = False  # a replacement for this worker is booting
+
+    def __repr__(self) -> str:
+        return f"<worker {self.pid} g{self.generation} {self.state.value}>"
+
+
+# Spawner: forks and returns (pid, status read fd, board); the child never returns.
+Spawner = Callable[[int], tuple[int, int, Board]]
+
+
+class WorkerPool:
+    def __init__(self, kernel: Kernel, spawner: Spawner, size: int, ready_timeout: float) -> None:
+        self.kernel = kernel
+        self._spawner = spawner
+        self.size = size
+        self.ready_timeout = ready_timeout
+        self.generation = 1
+        self.pending: int | None = None
+        self._workers: dict[int, Worker] = {}
+        self.on_added: Callable[[Worker], None] = lambda worker: None
+        self.on_removed: Callable[[Worker], None] = lambda worker: None
+
+    # --- generations ---------------------------------------------------------
+    def new_generation(self) -> int:
+        self.pending = max(self.generation, *(w.generation for w in self._workers.values())) + 1
+        return self.pending
+
+    def commit(self) -> None:
+        if self.pending is not None:
+            self.generation, self.pending = self.pending, None
+
+    def discard(self) -> None:
+        self.pending = None
+
+    @property
+    def spawn_generation(self) -> int:
+        return self.pending if self.pending is not None else self.generation
+
+    # --- changes -------------------------------------------------------------
+    def spawn(self, generation: int | None = None) -> Worker:
+        gen = self.spawn_generation if generation is None else generation
+        pid, status_fd, board = self._spawner(gen)
+        now = self.kernel.monotonic()
+        worker = Worker(
+            pid=pid,
+            generation=gen,
+            status_fd=status_fd,
+            board=board,
+            started=now,
+            ready_deadline=now + self.ready_timeout,
+        )
+        worker.pidfd = self.kernel.pidfd_open(pid)
+        self._workers[pid] = worker
+        self.on_added(worker)
+        log.debug("spawned %r", worker)
+        return worker
+
+    def adopt(self, worker: Worker) -> None:
+        """Take over a worker forked by a previous image of this master (standard reload)."""
+        worker.pidfd = self.kernel.pidfd_open(worker.pid)
+        self._workers[worker.pid] = worker
+        self.on_added(worker)
+
+    def mark_ready(self, worker: Worker) -> None:
+        if worker.state is WorkerState.BOOTING:
+            worker.state = WorkerState.SERVING
+            worker.ready_deadline = None
+
+    def retire(self, worker: Worker, mercy: float) -> None:
+        """Ask `worker` to finish in-flight requests and exit; SIGKILL after `mercy` seconds."""
+        if worker.state in (WorkerState.DRAINING, WorkerState.GONE):
+            return
+        worker.state = WorkerState.DRAINING
+        worker.ready_deadline = None
+        worker.kill_deadline = self.kernel.monotonic() + mercy
+        self.kernel.kill(worker.pid, signal.SIGTERM)
+
+    def kill(self, worker: Worker, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send `sig` now. The state is kept, so the exit is judged by what the worker was doing."""
+        if worker.state is not WorkerState.GONE:
+            if sig is signal.SIGKILL:
+                worker.kill_deadline = None
+            self.kernel.kill(worker.pid, sig)
+
+    def reap(self, worker: Worker) -> int | None:
+        """Collect `worker`'s exit status if it exited; remove it from the table."""
+        status = self.kernel.reap(worker.pid)
+        if status is None:
+            return None
+        self.forget(worker)
+        return status
+
+    def forget(self, worker: Worker) -> None:
+        worker.state = WorkerState.GONE
+        if self._workers.pop(worker.pid, None) is not None:
+            self.on_removed(worker)
+            for fd in (worker.status_fd, worker.pidfd):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            worker.board.close()
+
+    # --- questions -----------------------------------------------------------
+    def __iter__(self) -> Iterator[Worker]:
+        return iter(list(self._workers.values()))
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def by_pid(self, pid: int) -> Worker | None:
+        return self._workers.get(pid)
+
+    def in_state(self, state: WorkerState, generation: int | None = None) -> list[Worker]:
+        return [
+            w
+            for w in self._workers.values()
+            if w.state is state and (generation is None or w.generation == generation)
+        ]
+
+    def serving(self, generation: int | None = None) -> list[Worker]:
+        return self.in_state(WorkerState.SERVING, generation)
+
+    def booting(self, generation: int | None = None) -> list[Worker]:
+        return self.in_state(WorkerState.BOOTING, generation)
+
+    def active(self) -> list[Worker]:
+        """Workers that serve or will serve soon (not draining, not gone)."""
+        return [
+            w
+            for w in self._workers.values()
+            if w.state in (WorkerState.BOOTING, WorkerState.SERVING)
+        ]

@@ -1,0 +1,79 @@
+"""What the master says about itself: the STATUS= line and `sockactctl status` data.
+
+Read-only views over the master's state; nothing here changes it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from sockactd.control.protocol import (
+    LastReloadData,
+    ReloadProgressData,
+    StatusData,
+    WorkerStatusData,
+)
+from sockactd.master.phase import Phase
+from sockactd.master.pool import WorkerState
+
+if TYPE_CHECKING:
+    from sockactd.master.master import Master
+
+__all__ = ["status_data", "status_line"]
+
+
+def status_line(master: Master) -> str:
+    pool = master.pool
+    if master.phase is Phase.RELOADING and master.strategy is not None:
+        return master.strategy.progress(pool)
+    ready = len(pool.serving())
+    served = sum(worker.board.read()[0] for worker in pool)
+    text = (
+        f"{master.phase.value}: {ready}/{pool.size} workers ready, "
+        f"generation {pool.generation}, {served} requests served"
+    )
+    if master.last_reload is not None and not master.last_reload[0]:
+        text += f" (last reload failed: {master.last_reload[1]})"
+    return text
+
+
+def status_data(master: Master) -> StatusData:
+    now = master.kernel.monotonic()
+    workers: list[WorkerStatusData] = [
+        {
+            "pid": worker.pid,
+            "generation": worker.generation,
+            "state": worker.state.value,
+            "requests": worker.board.read()[0],
+            "rss_bytes": _rss(worker.pid),
+            "uptime": round(now - worker.started, 3),
+        }
+        for worker in master.pool
+        if worker.state is not WorkerState.GONE
+    ]
+    last: LastReloadData | None = None
+    if master.last_reload is not None:
+        ok, message, generation = master.last_reload
+        last = {"ok": ok, "message": message, "generation": generation}
+    reload: ReloadProgressData | None = None
+    if master.strategy is not None and master.current is not None:
+        reload = {"mode": master.current.mode, "progress": master.strategy.progress(master.pool)}
+    return {
+        "phase": master.phase.value,
+        "generation": master.pool.generation,
+        "uptime": round(time.time() - master.started_wall, 3),
+        "pid": os.getpid(),
+        "reload": reload,
+        "last_reload": last,
+        "workers": workers,
+    }
+
+
+def _rss(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

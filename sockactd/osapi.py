@@ -1,0 +1,76 @@
+"""The kernel seam: the few process calls the master makes, behind one object.
+
+Only this module forks, signals and reaps. The master and the reload strategies
+receive a `Kernel`; unit tests give them a fake one that records what was asked
+and lets the test decide what the world did.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from typing import Protocol
+
+__all__ = ["Kernel", "RealKernel", "describe_status", "set_parent_death_signal"]
+
+PR_SET_PDEATHSIG = 1
+
+
+class Kernel(Protocol):
+    def fork(self) -> int: ...
+    def kill(self, pid: int, sig: signal.Signals) -> None: ...
+    def reap(self, pid: int) -> int | None: ...
+    def pidfd_open(self, pid: int) -> int | None: ...
+    def monotonic(self) -> float: ...
+
+
+class RealKernel:
+    def fork(self) -> int:
+        return os.fork()
+
+    def kill(self, pid: int, sig: signal.Signals) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # already gone; its exit is reported through the pidfd
+
+    def reap(self, pid: int) -> int | None:
+        """Wait status of `pid` if it has exited, else None. Never blocks."""
+        try:
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return -1  # reaped elsewhere (cannot happen in the master; be safe)
+        return status if reaped == pid else None
+
+    def pidfd_open(self, pid: int) -> int | None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        os.set_inheritable(fd, False)
+        return fd
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+def describe_status(status: int) -> str:
+    """'exit 0', 'exit 4', 'killed by SIGKILL' for a waitpid status."""
+    if status < 0:
+        return "unknown exit"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit {os.WEXITSTATUS(status)}"
+
+
+def set_parent_death_signal(sig: signal.Signals) -> None:
+    """Ask the kernel to send `sig` to this process when its parent (the master) dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

@@ -1,0 +1,78 @@
+"""Find and import the WSGI application named by the configuration.
+
+Used by the master (preloading), by each worker (--lazy-apps) and by
+`sockactd --check` (the pre-flight of a standard reload). This module imports
+application code and nothing else: it never forks, binds or logs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sockactd.config.model import Config
+from sockactd.errors import AppImportError
+
+__all__ = ["WSGIApp", "load_app", "prepare_process"]
+
+WSGIApp = Callable[..., Any]
+
+
+def prepare_process(config: Config) -> None:
+    """Apply chdir, env and pythonpath once, before the app is imported anywhere.
+
+    Workers inherit the result from the master, so lazy imports see the same
+    directory and environment as a preloading master would.
+    """
+    if config.chdir:
+        os.chdir(config.chdir)
+    for entry in config.env:
+        key, _, value = entry.partition("=")
+        os.environ[key] = value
+    for directory in reversed(config.pythonpath):
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+    # A module given as pkg.mod:app is looked up from the working directory, as uWSGI does.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def load_app(config: Config) -> WSGIApp:
+    """Import the configured WSGI callable; AppImportError carries the traceback text."""
+    target = config.app_target
+    try:
+        obj = _import_target(config)
+    except Exception:
+        raise AppImportError(target, traceback.format_exc()) from None
+    if not callable(obj):
+        raise AppImportError(target, f"{target} is a {type(obj).__name__}, not a WSGI callable\n")
+    return obj
+
+
+def _import_target(config: Config) -> object:
+    if config.wsgi_file:
+        return getattr(_import_file(Path(config.wsgi_file)), config.callable)
+    assert config.module is not None
+    module_name, _, attr = config.module.partition(":")
+    module = importlib.import_module(module_name)
+    obj: object = module
+    for part in (attr or config.callable).split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _import_file(path: Path) -> object:
+    name = "sockactd_wsgi_file_" + path.stem.replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -1,0 +1,144 @@
+"""The child side of a fork: turn a copy of the master into a worker.
+
+Order matters: signals first (so a SIGTERM during boot is not lost), then
+parent-death, then shedding everything that belongs to the master (notify
+socket and NOTIFY_SOCKET, the master's fds), then the app, then READY on the
+status pipe, then serving. `run_worker` never returns: it ends in os._exit so
+no master code (atexit handlers, finalizers of master objects) runs here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from sockactd import log as sockactd_log
+from sockactd.config.model import Config
+from sockactd.errors import AppImportError, ExitCode
+from sockactd.osapi import set_parent_death_signal
+from sockactd.sockets import Listener
+from sockactd.worker.app import WSGIApp, load_app
+from sockactd.worker.board import Board
+from sockactd.worker.status import FrameKind, write_frame
+
+__all__ = ["WorkerSpec", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+# Variables that belong to the master's conversation with systemd.
+_MASTER_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOCKACTD_HANDOVER")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    config: Config
+    listeners: Sequence[Listener]
+    app: WSGIApp | None  # None: import it here (--lazy-apps)
+    generation: int
+    status_fd: int  # write end of this worker's status pipe
+    board: Board
+    master_pid: int
+    close_in_child: Callable[[], None]  # drops the master's notify socket etc.
+
+
+def run_worker(spec: WorkerSpec) -> NoReturn:
+    code = ExitCode.FAILURE
+    try:
+        code = _run(spec)
+    except BaseException:  # a worker must never fall back into the master's code
+        log.exception("worker crashed")
+    finally:
+        os._exit(code)
+
+
+def _run(spec: WorkerSpec) -> ExitCode:
+    set_drain_limit(spec.config.worker_reload_mercy)
+    stop_fd = _install_signals()
+    set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != spec.master_pid:
+        return ExitCode.FAILURE  # the master died between fork and prctl
+    spec.close_in_child()
+    for name in _MASTER_ONLY_ENV:
+        os.environ.pop(name, None)
+    os.environ["SOCKACTD_GENERATION"] = str(spec.generation)
+    sockactd_log.set_role("worker")
+    sockactd_log.set_generation(spec.generation)
+    _close_master_fds(
+        keep={spec.status_fd, spec.board.fd, stop_fd}
+        | {listener.sock.fileno() for listener in spec.listeners}
+    )
+    app = spec.app
+    if app is None:
+        try:
+            app = load_app(spec.config)
+        except AppImportError as exc:
+            write_frame(spec.status_fd, FrameKind.BOOT_FAILED, exc.details)
+            return ExitCode.APP_IMPORT_FAILED
+    write_frame(spec.status_fd, FrameKind.READY)
+    from sockactd.worker.serve import serve
+
+    # The master recycles workers after max-requests itself, replacement first;
+    # a worker that stopped on its own would leave a gap.
+    config = dataclasses.replace(spec.config, max_requests=0)
+    serve(spec.listeners, app, config, spec.board, stop_fd)
+    return ExitCode.OK
+
+
+def _install_signals() -> int:
+    """SIGTERM wakes serve() through a pipe; SIGINT/SIGQUIT end the worker at once."""
+    read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    # Meant for the master: a signal sent to the whole process group must not kill us.
+    for sig in (
+        signal.SIGHUP,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGTTIN,
+        signal.SIGTTOU,
+        signal.SIGWINCH,
+    ):
+        signal.signal(sig, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, _exit_now)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    signal.signal(signal.SIGTERM, _graceful)
+    return read_fd
+
+
+def _graceful(signum: int, frame: object) -> None:
+    """Present so CPython writes to the wakeup fd; serve() sees it and drains."""
+    # Bound the drain even if the master is gone (parent-death signal is SIGTERM):
+    # the default SIGALRM action ends the process.
+    signal.alarm(_drain_limit)
+
+
+_drain_limit = 120
+
+
+def _exit_now(signum: int, frame: object) -> None:
+    os._exit(0)
+
+
+def _close_master_fds(keep: set[int]) -> None:
+    """Close every fd inherited from the master except stdio and `keep`."""
+    keep = keep | {0, 1, 2}
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return
+    for fd in fds:
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def set_drain_limit(seconds: float) -> None:
+    global _drain_limit
+    _drain_limit = max(1, int(seconds) + 1)
