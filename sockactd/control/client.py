@@ -84,6 +84,6 @@ def request(path: str, req: ControlRequest, timeout: float | None = 10.0) -> Res
     with _connect(path, timeout) as sock:
         try:
             sock.sendall(encode_request(req))
-        except OSError as exc:
-            raise ControlNoAnswer(f"sending to {path} failed: {exc}") from None
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before reading (a refusal): read its answer
         return decode_response(_read_answer(sock, path, timeout))

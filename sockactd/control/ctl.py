@@ -107,7 +107,7 @@ def _worker_row(worker: Mapping[str, Any]) -> list[str]:
 def format_status(data: Mapping[str, Any]) -> str:
     """Render a StatusData mapping as the human table of `sockactctl status`."""
     reload, last = data.get("reload"), data.get("last_reload")
-    progress = f"{reload.get('mode')}: {reload.get('progress')}" if reload else "none"
+    progress = (reload.get("progress") or reload.get("mode")) if reload else "none"
     lines = [
         f"phase        {data.get('phase', '?')}",
         f"generation   {data.get('generation', '?')}",
