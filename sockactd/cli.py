@@ -60,15 +60,15 @@ def _dispatch(args: list[str]) -> int:
     if command_line.show_version:
         return _print_version()
     config = config_from(command_line, os.environ)
-    from sockactd.log import setup_logging
-
     if command_line.check:
+        from sockactd.log import setup_logging
+
         setup_logging(config.log_level, role="check")
         return _check(config)
-    setup_logging(config.log_level, role="master")
-    from sockactd.master.run import run
+    from sockactd.master.run import run  # sets up its own logging
 
-    return int(run(config))
+    # argv goes along so a standard reload can re-execute and --check the same command line
+    return int(run(config, args))
 
 
 def _print_version() -> int:
