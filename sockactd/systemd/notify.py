@@ -22,6 +22,7 @@ import errno
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
@@ -85,7 +86,11 @@ class _SdnotifySender:
         if not os.environ.get("NOTIFY_SOCKET"):
             raise OSError(errno.ENOENT, "NOTIFY_SOCKET is not set in the process environment")
         # debug=True makes sdnotify raise instead of swallowing, so we can log the cause.
-        return sdnotify.SystemdNotifier(debug=True)
+        # When connect() fails it drops its socket unclosed; CPython closes it at once,
+        # and the ResourceWarning about it says nothing the caller's log will not.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            return sdnotify.SystemdNotifier(debug=True)
 
 
 def _pick_backend() -> Backend:
