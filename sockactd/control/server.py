@@ -166,6 +166,26 @@ def _bind(path: str) -> socket.socket:
     return sock
 
 
+def _adopt(path: str, fd: int) -> socket.socket:
+    """Take the listening socket of the previous image; rebind if the path setting changed."""
+    sock = socket.socket(fileno=fd)
+    os.set_inheritable(fd, False)
+    bound = sock.getsockname()
+    if isinstance(bound, str) and os.path.abspath(bound) == os.path.abspath(path):
+        return sock
+    log.info("control: socket moves from %s to %s", bound, path)
+    sock.close()  # the old file stays behind as a stale socket; nothing answers on it
+    return _bind(path)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:  # inherited socket whose file someone removed
+        return None
+    return st.st_dev, st.st_ino
+
+
 class ControlServer:
     def __init__(
         self,
@@ -186,14 +206,10 @@ class ControlServer:
         self._max_clients = max_clients
         self._clock = clock
         self._allowed = frozenset({0, os.geteuid()})
-        if inherited_fd is None:
-            self._sock = _bind(path)
-        else:
-            self._sock = socket.socket(fileno=inherited_fd)
-            os.set_inheritable(inherited_fd, False)
+        self._sock = _bind(path) if inherited_fd is None else _adopt(path, inherited_fd)
         self._sock.setblocking(False)
-        st = os.stat(path)
-        self._identity = (st.st_dev, st.st_ino)
+        self._identity = _identity(path)
+        self._handed_over = False  # prepare_exec() gave the path to the next image
         self._conns: dict[int, _Connection] = {}
         self._selector: selectors.BaseSelector | None = None
         self._data: object = None
@@ -272,12 +288,14 @@ class ControlServer:
         waiting = tuple(fd for fd, c in self._conns.items() if c.state is _State.WAITING)
         for fd in (self._sock.fileno(), *waiting):
             os.set_inheritable(fd, True)
+        self._handed_over = True
         return ControlHandover(self._sock.fileno(), waiting)
 
     def cancel_exec(self) -> None:
         """The execve did not happen: keep our fds from leaking into forked workers."""
         for fd in self.fds():
             os.set_inheritable(fd, False)
+        self._handed_over = False
 
     def resume(self, fd: int) -> Replier:
         """Adopt a connection that waited for a reload's outcome in the previous image."""
@@ -290,16 +308,18 @@ class ControlServer:
         return Replier(self, conn)
 
     def close(self) -> None:
-        """Close every connection and the listener; unlink the path if it is still ours."""
+        """Close every connection and the listener; unlink the path if it is still ours.
+
+        After prepare_exec() (and no cancel_exec()) the path belongs to the next image
+        and stays.
+        """
         self.detach()
         for conn in list(self._conns.values()):
             self._drop(conn)
         self._sock.close()
-        try:
-            st = os.lstat(self.path)
-        except FileNotFoundError:
+        if self._handed_over or self._identity is None:
             return
-        if (st.st_dev, st.st_ino) == self._identity:
+        if _identity(self.path) == self._identity:
             os.unlink(self.path)
 
     # --- connections ----------------------------------------------------------------

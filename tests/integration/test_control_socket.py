@@ -108,16 +108,22 @@ class Loop:
         self._wake_w.send(b"x")
         return future.result(timeout=10)
 
-    def stop(self) -> None:
-        def halt() -> None:
+    def halt(self) -> None:
+        """End the loop thread; the server stays open (as at an execve)."""
+
+        def leave() -> None:
             self._running = False
 
-        self.call(halt)
+        self.call(leave)
         self._thread.join(timeout=10)
-        self.server.close()
+        self.server.detach()
         self.selector.close()
         self._wake_r.close()
         self._wake_w.close()
+
+    def stop(self) -> None:
+        self.halt()
+        self.server.close()
 
 
 @pytest.fixture
@@ -296,6 +302,41 @@ def test_master_bug_becomes_a_failure_answer(loop: Loop, sock_path: str) -> None
     assert code == ExitCode.CONTROL_FAILED
     assert "internal error" in err and "simulated master bug" in err
     assert request(sock_path, ControlRequest(Command.STATUS)).ok  # the loop survived
+
+
+# --- standard reload: the next image takes the socket and the waiting clients -----
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_handover_to_the_next_image(
+    tmp_path: Path, sock_path: str, master: FakeMaster, moved: bool
+) -> None:
+    old = Loop(ControlServer(sock_path, master.on_request))
+    proc = ctl("--control-socket", sock_path, "reload", "--mode", "standard", "--wait")
+    wait_until(lambda: master.waiting, 10, "the reload --wait request")
+    # what exec_in_place does; dup() stands in for the fds surviving execve
+    old.halt()
+    handover = old.server.prepare_exec()
+    assert len(handover.waiting_fds) == 1
+    assert all(os.get_inheritable(fd) for fd in (handover.listen_fd, *handover.waiting_fds))
+    new_path = str(tmp_path / "moved" / "control.sock") if moved else sock_path
+    successor = FakeMaster()
+    server = ControlServer(new_path, successor.on_request, inherited_fd=os.dup(handover.listen_fd))
+    waiters = [server.resume(os.dup(fd)) for fd in handover.waiting_fds]
+    old.server.close()  # the old image's objects vanish; the path must survive
+    new = Loop(server)
+    try:
+        assert request(new_path, ControlRequest(Command.STATUS)).ok
+        new.call(lambda: [w.send(Response(True, "standard reload done")) for w in waiters])
+        code, out, _ = finished(proc)
+        assert (code, out.strip()) == (0, "standard reload done")
+        assert master.requests[0].mode == "standard"
+        if moved:  # the old name stays behind, stale: nothing answers there any more
+            with pytest.raises(ControlUnreachable, match="connection refused"):
+                request(sock_path, ControlRequest(Command.STATUS))
+    finally:
+        new.stop()
+    assert not os.path.exists(new_path)
 
 
 # --- protocol errors and deadlines, with a raw socket ------------------------------
