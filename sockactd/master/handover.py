@@ -68,6 +68,7 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
     argv = [sys.executable, "-m", "sockactd", *master.argv]
     master.inbox.block_for_exec()
     try:
+        os.chdir(master.start_dir)
         os.execve(sys.executable, argv, env)
     except OSError as exc:
         log.error("execve %s failed: %s; the old image keeps running", sys.executable, exc)
@@ -75,6 +76,8 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, list(signal.Signals))
         master.control.cancel_exec()
+        if master.config.chdir:
+            os.chdir(master.config.chdir)
         for fd in keep:
             os.set_inheritable(fd, False)
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
+from sockactd import log as sockactd_log
 from sockactd.config.model import Config
 from sockactd.control.protocol import Command, ControlRequest, Response
 from sockactd.control.server import ControlServer, Replier
@@ -98,6 +99,7 @@ class Master:
         kernel: Kernel,
         argv: Sequence[str],
         resumed: handover.Handover | None = None,
+        start_dir: str | None = None,
     ) -> None:
         self.config = config
         self.listeners = list(listeners)
@@ -105,6 +107,7 @@ class Master:
         self.app = app
         self.kernel = kernel
         self.argv = list(argv)
+        self.start_dir = start_dir or os.getcwd()
         self.worker_reload_mercy = config.worker_reload_mercy
         self.phase = Phase.STARTING
         self.exit_code = ExitCode.OK
@@ -132,6 +135,7 @@ class Master:
         self.selector.register(self.inbox.fileno(), selectors.EVENT_READ, self._on_signals)
         self.control = self._open_control(resumed)
         self.triggers = self._open_triggers()
+        sockactd_log.set_generation(self.pool.generation)
         if resumed is not None:
             self._resume(resumed)
 
@@ -531,6 +535,7 @@ class Master:
         )
         (log.info if ok else log.error)("%s", message)
         self.strategy = None
+        sockactd_log.set_generation(self.pool.generation)
         self.last_reload = (ok, message, self.pool.generation)
         waiters = self.current.waiters if self.current else []
         self.current = None
@@ -555,6 +560,7 @@ class Master:
             stderr=output,
             env=env,
             close_fds=True,
+            cwd=self.start_dir,
         )
         pidfd = os.pidfd_open(process.pid)
         self.preflight = Preflight(process, pidfd, output)

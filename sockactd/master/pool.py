@@ -69,7 +69,7 @@ class WorkerPool:
 
     # --- generations ---------------------------------------------------------
     def new_generation(self) -> int:
-        self.pending = max(self.generation, *(w.generation for w in self._workers.values())) + 1
+        self.pending = max((self.generation, *(w.generation for w in self._workers.values()))) + 1
         return self.pending
 
     def commit(self) -> None:

@@ -36,6 +36,8 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
     except ActivationError as exc:
         notifier.fatal(f"cannot start: {exc}", exc.errno)
         raise
+    # A standard reload re-runs our argv; relative paths in it mean the directory we started in.
+    start_dir = os.getcwd()
     prepare_process(config)
     app: WSGIApp | None = None
     if not config.lazy_apps:
@@ -44,8 +46,6 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
         except AppImportError as exc:
             notifier.fatal(f"cannot start: {exc}", 22)
             raise
-    if resumed is not None:
-        sockactd_log.set_generation(resumed.generation + 1)
     master = Master(
         config,
         listeners,
@@ -54,6 +54,7 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
         RealKernel(),
         argv if argv is not None else sys.argv[1:],
         resumed,
+        start_dir,
     )
     log.debug("master pid %d", os.getpid())
     return master.run()

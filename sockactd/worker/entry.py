@@ -58,7 +58,7 @@ def run_worker(spec: WorkerSpec) -> NoReturn:
 
 def _run(spec: WorkerSpec) -> ExitCode:
     set_drain_limit(spec.config.worker_reload_mercy)
-    stop_fd = _install_signals()
+    stop_fd, wakeup_fd = _install_signals()
     set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != spec.master_pid:
         return ExitCode.FAILURE  # the master died between fork and prctl
@@ -69,7 +69,7 @@ def _run(spec: WorkerSpec) -> ExitCode:
     sockactd_log.set_role("worker")
     sockactd_log.set_generation(spec.generation)
     _close_master_fds(
-        keep={spec.status_fd, spec.board.fd, stop_fd}
+        keep={spec.status_fd, spec.board.fd, stop_fd, wakeup_fd}
         | {listener.sock.fileno() for listener in spec.listeners}
     )
     app = spec.app
@@ -89,7 +89,7 @@ def _run(spec: WorkerSpec) -> ExitCode:
     return ExitCode.OK
 
 
-def _install_signals() -> int:
+def _install_signals() -> tuple[int, int]:
     """SIGTERM wakes serve() through a pipe; SIGINT/SIGQUIT end the worker at once."""
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     # Meant for the master: a signal sent to the whole process group must not kill us.
@@ -107,7 +107,7 @@ def _install_signals() -> int:
     signal.signal(signal.SIGQUIT, _exit_now)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     signal.signal(signal.SIGTERM, _graceful)
-    return read_fd
+    return read_fd, write_fd
 
 
 def _graceful(signum: int, frame: object) -> None:
