@@ -1,0 +1,110 @@
+"""One client socket, read and written without socket timeouts: MSG_DONTWAIT plus our own poll.
+
+Accepted sockets stay in blocking mode (saving an ioctl per connection); every
+recv/send passes MSG_DONTWAIT, and only when the kernel says EAGAIN do we poll
+for up to `timeout` seconds (socket-timeout). A hello-world request therefore
+costs one recv and one send, never a poll that would precede them.
+
+Errors: a peer that goes away raises ConnectionError subclasses, a peer that
+stalls raises TimeoutError; the callers (exchange.py, handlers) decide what
+that means for the request. This module does not log.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+from typing import Final
+
+__all__ = ["Channel"]
+
+_DONTWAIT: Final = socket.MSG_DONTWAIT
+_RECV_SIZE: Final = 65536
+_SMALL: Final = 65536  # below this, head and body are joined into one send
+
+
+class Channel:
+    __slots__ = ("_nodelay", "fd", "peer", "sock", "timeout")
+
+    def __init__(self, sock: socket.socket, peer: tuple[str, str], timeout: float, tcp: bool):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.timeout = timeout
+        self._nodelay = not tcp  # UNIX sockets have no Nagle to turn off
+
+    def recv_nowait(self) -> bytes | None:
+        """Bytes available now; b"" at end of stream; None when nothing is there yet."""
+        try:
+            return self.sock.recv(_RECV_SIZE, _DONTWAIT)
+        except BlockingIOError:
+            return None
+
+    def recv_wait(self) -> bytes:
+        """Bytes, waiting up to `timeout`; b"" at end of stream; TimeoutError when idle."""
+        while True:
+            try:
+                return self.sock.recv(_RECV_SIZE, _DONTWAIT)
+            except BlockingIOError:
+                self._wait(select.POLLIN)
+
+    def send(self, data: bytes) -> None:
+        """Send all of `data`, waiting at most `timeout` each time the kernel is full."""
+        view: memoryview | None = None
+        total = len(data)
+        sent = 0
+        while True:
+            try:
+                sent += self.sock.send(data if view is None else view[sent:], _DONTWAIT)
+            except BlockingIOError:
+                self._wait(select.POLLOUT)
+                continue
+            if sent >= total:
+                return
+            if view is None:
+                view = memoryview(data)
+
+    def send_parts(self, head: bytes, body: bytes) -> None:
+        """Head and body with one system call where possible."""
+        if len(body) < _SMALL:
+            self.send(head + body)
+        else:
+            self.send(head)
+            self.send(body)
+
+    def nodelay(self) -> None:
+        """Turn off Nagle once a response needs several sends (streaming, chunked)."""
+        if not self._nodelay:
+            self._nodelay = True
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def sendfile(self, fd: int, offset: int, count: int) -> int:
+        """Send `count` bytes of file `fd` from `offset` with os.sendfile; return bytes sent."""
+        sent = 0
+        self.sock.setblocking(False)  # sendfile takes no flags
+        try:
+            while sent < count:
+                try:
+                    n = os.sendfile(self.fd, fd, offset + sent, count - sent)
+                except BlockingIOError:
+                    self._wait(select.POLLOUT)
+                    continue
+                if n == 0:
+                    break  # the file shrank under us
+                sent += n
+        finally:
+            self.sock.setblocking(True)
+        return sent
+
+    def _wait(self, events: int) -> None:
+        poller = select.poll()
+        poller.register(self.fd, events)
+        if not poller.poll(self.timeout * 1000.0):
+            raise TimeoutError(f"client {self.peer[0]} idle for {self.timeout:g}s")
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,303 @@
+"""One WSGI call: run the app, frame its response on the wire, survive whatever it does.
+
+Shared by the HTTP and uwsgi connection handlers (handlers.py). `Response`
+chooses the framing when the head goes out (PEP 3333: not before the first
+non-empty body piece), `run_app` calls the app, writes, calls `close()` on the
+result, and turns failures into 500 / 4xx / a closed connection.
+
+Rule 1: an app exception never leaves this module; it is logged with its
+        traceback and answered with 500 if the head is not sent yet, otherwise
+        the connection is closed (the client sees a truncated response).
+Rule 2: a client that goes away or stalls is not an app error: it is logged at
+        debug level and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from sockactd.protocols.wsgi import (
+    FileWrapper,
+    Framing,
+    ResponseError,
+    StartResponse,
+    iterable_length,
+    no_body_status,
+    render_head,
+)
+from sockactd.worker.board import Board
+from sockactd.worker.channel import Channel
+
+__all__ = ["Response", "error_response", "http_date", "run_app"]
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("sockactd.access")
+
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS: Final = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
+                  "Nov", "Dec")  # fmt: skip
+_date_cache: list[Any] = [0, ""]
+_REASONS: Final = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
+
+
+def http_date() -> str:
+    """IMF-fixdate of now, recomputed at most once a second (locale-independent)."""
+    now = int(time.time())
+    if _date_cache[0] != now:
+        t = time.gmtime(now)
+        _date_cache[1] = (
+            f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+        )
+        _date_cache[0] = now
+    return str(_date_cache[1])
+
+
+def error_response(status: int, keep_alive: bool = False) -> bytes:
+    """A complete small plain-text response the server itself produces."""
+    reason = _REASONS.get(status, "Error")
+    body = f"{status} {reason}\n".encode()
+    head = render_head(
+        f"{status} {reason}",
+        [("Content-Type", "text/plain; charset=utf-8")],
+        Framing.LENGTH,
+        len(body),
+        None if keep_alive else "close",
+        http_date(),
+    )
+    return head + body
+
+
+class Response:
+    """Writes one response. `keep_alive` may turn False while it is written."""
+
+    __slots__ = (
+        "body_pending",
+        "channel",
+        "chunked_ok",
+        "framing",
+        "head_only",
+        "http10",
+        "input_status",
+        "keep_alive",
+        "peer_gone",
+        "remaining",
+        "sent",
+        "start",
+        "status",
+        "uwsgi",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        *,
+        head_only: bool,
+        chunked_ok: bool,
+        keep_alive: bool,
+        http10: bool = False,
+        uwsgi: bool = False,
+    ) -> None:
+        self.channel = channel
+        self.head_only = head_only
+        self.chunked_ok = chunked_ok
+        self.keep_alive = keep_alive
+        self.http10 = http10
+        self.uwsgi = uwsgi
+        self.start = StartResponse(self.write)
+        self.framing = Framing.NONE
+        self.remaining = -1  # body bytes still allowed by Content-Length; -1: no limit
+        self.sent = 0  # body bytes written
+        self.status = 0  # numeric status once the head went out, for the access log
+        self.peer_gone = False
+        self.input_status = 0  # 4xx when reading the request body failed
+        # Set by the handler: True when unread request body makes keep-alive unsafe.
+        self.body_pending: Callable[[], bool] | None = None
+
+    def write(self, data: bytes) -> None:
+        """The app's write() callable, also used for each piece of the result."""
+        if type(data) is not bytes:
+            raise ResponseError(f"response body must be bytes, got {type(data).__name__}")
+        if not self.start.headers_sent:
+            self._send_head(None, data)
+        elif data:
+            self._send_body(data)
+
+    def send_result(self, result: Iterable[bytes]) -> None:
+        length = iterable_length(result)
+        if length is not None and not self.start.headers_sent:
+            assert isinstance(result, list | tuple)
+            body = result[0] if len(result) == 1 else b"".join(result)
+            self._send_head(length, body)
+        elif type(result) is FileWrapper and self._sendfile(result):
+            pass
+        else:
+            write = self.write
+            for data in result:
+                if data:
+                    write(data)
+        self.finish()
+
+    def finish(self) -> None:
+        if not self.start.headers_sent:
+            self._send_head(0, b"")
+        elif self.framing is Framing.CHUNKED:
+            self._wire(b"0\r\n\r\n")
+        if self.remaining > 0:
+            self.keep_alive = False  # fewer bytes than the app's Content-Length promised
+
+    def _send_head(self, length: int | None, first: bytes) -> None:
+        start = self.start
+        status = start.status
+        if status is None:
+            raise ResponseError("the app did not call start_response before returning a body")
+        framing, add_length = self._framing(status, length)
+        self.framing = framing
+        if self.keep_alive and self.body_pending is not None and self.body_pending():
+            self.keep_alive = False
+        if framing is Framing.CLOSE:
+            self.keep_alive = False
+        connection = None
+        if not self.uwsgi:
+            if not self.keep_alive:
+                connection = "close"
+            elif self.http10:
+                connection = "keep-alive"
+        head = render_head(status, start.headers, framing, add_length, connection, http_date())
+        start.headers_sent = True
+        self.status = int(status[:3])
+        if first and framing is not Framing.NONE:
+            self.channel.send_parts(head, self._frame(first))
+        else:
+            self._wire(head)
+
+    def _framing(self, status: str, length: int | None) -> tuple[Framing, int | None]:
+        """(framing, Content-Length to add ourselves or None)."""
+        app_length = self.start.content_length
+        if self.head_only or no_body_status(status):
+            return Framing.NONE, (length if app_length is None and self.head_only else None)
+        if app_length is not None:
+            self.remaining = app_length
+            return Framing.LENGTH, None
+        if length is not None:
+            self.remaining = length
+            return Framing.LENGTH, length
+        return (Framing.CHUNKED if self.chunked_ok else Framing.CLOSE), None
+
+    def _frame(self, data: bytes) -> bytes:
+        framing = self.framing
+        if framing is Framing.LENGTH:
+            if len(data) > self.remaining:
+                log.warning("app sent more than its Content-Length; extra bytes dropped")
+                data = data[: self.remaining]
+                self.keep_alive = False
+            self.remaining -= len(data)
+        elif framing is Framing.CHUNKED:
+            data = b"%x\r\n%b\r\n" % (len(data), data)
+        elif framing is Framing.NONE:
+            return b""
+        self.sent += len(data)
+        return data
+
+    def _send_body(self, data: bytes) -> None:
+        data = self._frame(data)
+        if data:
+            self.channel.nodelay()
+            self._wire(data)
+
+    def _wire(self, data: bytes) -> None:
+        try:
+            self.channel.send(data)
+        except OSError:
+            self.peer_gone = True
+            self.keep_alive = False
+            raise
+
+    def _sendfile(self, wrapper: FileWrapper) -> bool:
+        span = wrapper.sendfile_span()
+        if span is None or self.start.headers_sent or self.start.status is None:
+            return False
+        fd, offset, count = span
+        if self.start.content_length is not None:
+            count = min(count, self.start.content_length)
+        self._send_head(count, b"")
+        if self.framing is not Framing.LENGTH:
+            return True
+        self.channel.nodelay()
+        try:
+            sent = self.channel.sendfile(fd, offset, count)
+        except OSError:
+            self.peer_gone = True
+            self.keep_alive = False
+            raise
+        self.remaining -= sent
+        self.sent += sent
+        return True
+
+
+def run_app(app: WSGIApp, environ: dict[str, Any], response: Response, board: Board) -> None:
+    """Call the app and write its response; never raises (see the module rules)."""
+    board.request_started()
+    try:
+        result = app(environ, response.start)
+        try:
+            response.send_result(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+    except Exception as exc:
+        _fail(response, environ, exc)
+    finally:
+        board.request_finished()
+
+
+def _fail(response: Response, environ: dict[str, Any], exc: Exception) -> None:
+    response.keep_alive = False
+    if response.peer_gone:
+        log.debug("client %s went away: %s", environ.get("REMOTE_ADDR"), exc)
+        return
+    status = response.input_status
+    if status:
+        log.info("request body from %s failed: %s", environ.get("REMOTE_ADDR"), exc)
+    else:
+        status = 500
+        log.error(
+            "error in the app on %s %s",
+            environ.get("REQUEST_METHOD"),
+            environ.get("PATH_INFO"),
+            exc_info=exc,
+        )
+    if response.start.headers_sent:
+        return
+    response.status = status
+    try:
+        response.channel.send(error_response(status))
+    except OSError:
+        pass
+
+
+def log_access(environ: dict[str, Any], response: Response, started: float) -> None:
+    access_log.info(
+        '%s - "%s %s %s" %d %d %.1fms',
+        environ.get("REMOTE_ADDR", "-"),
+        environ.get("REQUEST_METHOD"),
+        environ.get("REQUEST_URI") or environ.get("PATH_INFO"),
+        environ.get("SERVER_PROTOCOL"),
+        response.status,
+        response.sent,
+        (time.monotonic() - started) * 1000.0,
+    )

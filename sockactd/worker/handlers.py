@@ -1,0 +1,344 @@
+"""Per-protocol connection handlers: HTTP/1.1 (keep-alive, pipelining) and uwsgi (one request).
+
+serve.py owns the loop and calls `handler.on_readable()` whenever the
+connection's socket is readable (inline, or on a handler thread). The handler
+reads what is there *without waiting*, and either serves every complete request
+it has, or answers `Next.PARK` (wait in the selector for more bytes) or
+`Next.CLOSE`. Only once a request head is complete does a handler wait on the
+socket (body reads, response writes, bounded by socket-timeout), so a client
+trickling its head in never holds a worker or a thread.
+
+This module does not accept, select, or count time for idle connections:
+serve.py does.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from sockactd.config.model import Config
+from sockactd.errors import ProtocolError
+from sockactd.protocols.http import END, RequestHead, RequestParser
+from sockactd.protocols.wsgi import (
+    BodyTooLarge,
+    ClientDisconnected,
+    InputStream,
+    http_environ,
+)
+from sockactd.worker.board import Board
+from sockactd.worker.channel import Channel
+from sockactd.worker.exchange import Response, WSGIApp, error_response, log_access, run_app
+
+__all__ = ["Context", "Handler", "HttpHandler", "Next", "UwsgiHandler"]
+
+log = logging.getLogger(__name__)
+
+_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+_DRAIN_LIMIT: Final = 65536  # unread body up to this size is discarded to keep the connection
+
+
+class Next(enum.Enum):
+    PARK = "park"  # wait in the selector for the next bytes
+    CLOSE = "close"
+
+
+@dataclass
+class Context:
+    """What every handler of a worker shares. `closing` makes responses say Connection: close."""
+
+    app: WSGIApp
+    config: Config
+    board: Board
+    apply_forwarded: Callable[[dict[str, Any]], None] | None = None
+    closing: bool = False
+    served: int = 0
+
+    def count_request(self) -> None:
+        self.served += 1
+        limit = self.config.max_requests
+        if limit and self.served >= limit:
+            self.closing = True
+
+
+class Handler(Protocol):
+    channel: Channel
+    parked_at: float
+
+    def on_readable(self) -> Next: ...
+
+    def idle_deadline(self) -> float: ...
+
+
+class HttpHandler:
+    """An HTTP/1.x connection: parses with protocols.http, serves requests as they complete."""
+
+    __slots__ = ("base", "channel", "ctx", "parked_at", "parser", "requests")
+
+    def __init__(self, ctx: Context, channel: Channel, base: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.base = base
+        config = ctx.config
+        self.parser = RequestParser(config.buffer_size, config.limit_post)
+        self.requests = 0
+        self.parked_at = time.monotonic()
+
+    def idle_deadline(self) -> float:
+        """When to give up on this parked connection."""
+        config = self.ctx.config
+        if self.requests and not self.parser.in_request:
+            return self.parked_at + config.keepalive_timeout
+        return self.parked_at + config.header_timeout
+
+    def on_readable(self) -> Next:
+        data = self.channel.recv_nowait()
+        if data is None:
+            return Next.PARK
+        if not data:
+            return Next.CLOSE
+        try:
+            self.parser.feed(data)
+        except ProtocolError as exc:
+            return self._refuse(exc)
+        events = self.parser.events
+        while events:
+            head = events.pop(0)
+            if not isinstance(head, RequestHead):
+                continue  # leftovers of a body a previous response drained
+            if not self._serve(head):
+                return Next.CLOSE
+        if self.parser.upgraded:
+            return Next.CLOSE
+        return Next.PARK
+
+    def _refuse(self, exc: ProtocolError) -> Next:
+        log.info("bad request from %s: %s", self.channel.peer[0], exc)
+        try:
+            self.channel.send(error_response(exc.status))
+        except OSError:
+            pass
+        return Next.CLOSE
+
+    def _keep_alive(self, head: RequestHead) -> bool:
+        config = self.ctx.config
+        return (
+            head.keep_alive
+            and not head.upgrade
+            and config.keepalive_timeout > 0
+            and self.requests < config.keepalive_requests
+            and not self.ctx.closing
+        )
+
+    def _serve(self, head: RequestHead) -> bool:
+        """Serve one request whose head is complete; True to keep the connection."""
+        self.requests += 1
+        ctx = self.ctx
+        response = Response(
+            self.channel,
+            head_only=head.method == "HEAD",
+            chunked_ok=head.version == "1.1",
+            keep_alive=self._keep_alive(head),
+            http10=head.version == "1.0",
+        )
+        body = _HttpBody(self, head, response)
+        response.body_pending = body.pending
+        environ = http_environ(
+            self.base, head.method, head.target, head.version, head.headers, self.channel.peer
+        )
+        environ["wsgi.input"] = InputStream(body.pull)
+        if head.chunked:
+            environ["wsgi.input_terminated"] = True
+        if ctx.apply_forwarded is not None:
+            ctx.apply_forwarded(environ)
+        started = time.monotonic() if ctx.config.access_log else 0.0
+        ctx.count_request()
+        run_app(ctx.app, environ, response, ctx.board)
+        if started:
+            log_access(environ, response, started)
+        if response.keep_alive and not body.done:
+            response.keep_alive = body.drain()
+        self.parked_at = time.monotonic()
+        return response.keep_alive
+
+
+class _HttpBody:
+    """The pull side of wsgi.input for one HTTP request: parser events, then the socket."""
+
+    __slots__ = ("conn", "continue_sent", "done", "head", "received", "response")
+
+    def __init__(self, conn: HttpHandler, head: RequestHead, response: Response) -> None:
+        self.conn = conn
+        self.head = head
+        self.response = response
+        self.done = not head.has_body and self._end_queued()
+        self.continue_sent = False
+        self.received = 0
+
+    def _end_queued(self) -> bool:
+        events = self.conn.parser.events
+        if events and events[0] is END:
+            events.pop(0)
+            return True
+        return False
+
+    def pull(self) -> bytes:
+        if self.done:
+            return b""
+        events = self.conn.parser.events
+        if not events and self.head.expect_continue and not self.continue_sent:
+            self.continue_sent = True
+            if not self.response.start.headers_sent:
+                self.conn.channel.send(_CONTINUE)
+        while not events:
+            self._read_more()
+        event = events.pop(0)
+        if event is END:
+            self.done = True
+            return b""
+        assert isinstance(event, bytes)
+        self.received += len(event)
+        return event
+
+    def _read_more(self) -> None:
+        try:
+            data = self.conn.channel.recv_wait()
+        except TimeoutError:
+            self.response.input_status = 408
+            raise
+        if not data:
+            self.response.input_status = 400
+            raise ClientDisconnected("client closed the connection before the body ended")
+        try:
+            self.conn.parser.feed(data)
+        except ProtocolError as exc:
+            self.response.input_status = exc.status
+            if exc.status == 413:
+                raise BodyTooLarge(str(exc)) from None
+            raise ClientDisconnected(f"bad request body: {exc}") from None
+
+    def pending(self) -> bool:
+        """True when unread body makes keeping the connection unsafe or too costly."""
+        if self.done or self._end_queued():
+            self.done = True
+            return False
+        head = self.head
+        if head.expect_continue and not self.continue_sent:
+            return True  # the client may never send the body it announced
+        if head.chunked or head.content_length is None:
+            return True
+        return head.content_length - self.received > _DRAIN_LIMIT
+
+    def drain(self) -> bool:
+        """Read and drop the rest of the body; True when the connection can go on."""
+        try:
+            while not self.done:
+                self.pull()
+        except OSError:
+            return False
+        return True
+
+
+class UwsgiHandler:
+    """A uwsgi connection from a front end such as nginx: one request, then close."""
+
+    __slots__ = ("base", "channel", "ctx", "parked_at", "parser")
+
+    def __init__(self, ctx: Context, channel: Channel, base: dict[str, Any]) -> None:
+        from sockactd.protocols.uwsgi import UwsgiRequestParser
+
+        self.ctx = ctx
+        self.channel = channel
+        self.base = base
+        self.parser = UwsgiRequestParser(ctx.config.buffer_size)
+        self.parked_at = time.monotonic()
+
+    def idle_deadline(self) -> float:
+        return self.parked_at + self.ctx.config.header_timeout
+
+    def on_readable(self) -> Next:
+        from sockactd.protocols.uwsgi import environ_from_vars
+
+        data = self.channel.recv_nowait()
+        if data is None:
+            return Next.PARK
+        if not data:
+            return Next.CLOSE
+        try:
+            head = self.parser.feed(data)
+            if head is None:
+                return Next.PARK
+            environ = environ_from_vars(head)
+        except ProtocolError as exc:
+            log.info("bad uwsgi request from %s: %s", self.channel.peer[0], exc)
+            return Next.CLOSE
+        self._serve(environ)
+        return Next.CLOSE
+
+    def _serve(self, cgi: dict[str, Any]) -> None:
+        ctx = self.ctx
+        environ = self.base.copy()
+        environ.update(cgi)
+        length = int(str(environ.get("CONTENT_LENGTH") or 0))
+        response = Response(
+            self.channel,
+            head_only=environ["REQUEST_METHOD"] == "HEAD",
+            chunked_ok=False,
+            keep_alive=False,
+            uwsgi=True,
+        )
+        if ctx.config.limit_post and length > ctx.config.limit_post:
+            log.info("uwsgi request body of %d bytes over limit-post", length)
+            try:
+                self.channel.send(error_response(413))
+            except OSError:
+                pass
+            return
+        body = _UwsgiBody(self.channel, self.parser.remainder, length, response)
+        environ["wsgi.input"] = InputStream(body.pull)
+        started = time.monotonic() if ctx.config.access_log else 0.0
+        ctx.count_request()
+        run_app(ctx.app, environ, response, ctx.board)
+        if started:
+            log_access(environ, response, started)
+
+
+class _UwsgiBody:
+    """Exactly CONTENT_LENGTH bytes: what followed the vars block, then the socket."""
+
+    __slots__ = ("channel", "first", "left", "response")
+
+    def __init__(self, channel: Channel, first: bytes, length: int, response: Response) -> None:
+        self.channel = channel
+        self.first = first[:length]
+        self.left = length
+        self.response = response
+
+    def pull(self) -> bytes:
+        if self.left <= 0:
+            return b""
+        if self.first:
+            data, self.first = self.first, b""
+        else:
+            try:
+                data = self.channel.recv_wait()
+            except TimeoutError:
+                self.response.input_status = 408
+                raise
+            if not data:
+                self.response.input_status = 400
+                raise ClientDisconnected("front end closed the connection before the body ended")
+            data = data[: self.left]
+        self.left -= len(data)
+        return data
+
+
+def make_handler_factory(
+    protocol: str,
+) -> Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler]:
+    """The handler class for a listener's protocol name."""
+    return UwsgiHandler if protocol == "uwsgi" else HttpHandler

@@ -1,0 +1,336 @@
+"""The worker's accept and keep-alive loop: one epoll over listeners, parked connections, stop.
+
+Theory of operation: every connection that is not being served right now --
+a fresh one whose head has not arrived, an idle keep-alive one, one trickling
+its head in -- is *parked* in this worker's epoll. The loop serves whichever
+connection becomes readable next, so a few keep-alive clients cannot own a
+worker, and a slow client costs a dict entry, not a worker. A periodic sweep
+closes parked connections past their deadline (header-timeout from connect or
+from the previous response; keepalive-timeout while idle between requests).
+
+With threads == 1 a readable connection is handled inline (no queue, no
+locks) and stays registered (level-triggered) for its whole life. With
+threads > 1 the loop thread hands readable connections to N handler threads;
+connections are registered EPOLLONESHOT so the loop never sees one that a
+thread is serving, and the thread re-arms it when it parks it again.
+
+Stop: `stop_fd` readable (SIGTERM) or max-requests reached: stop accepting,
+close parked connections, let in-flight requests finish with
+`Connection: close`, return. Listeners are registered EPOLLEXCLUSIVE so one
+connection wakes one worker, not all of them.
+
+This module never parses bytes (handlers.py, protocols/) and never raises for
+anything a client does.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import queue
+import select
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sockactd.config.model import Config
+from sockactd.protocols.wsgi import wsgi_keys
+from sockactd.sockets import Listener
+from sockactd.worker.board import Board
+from sockactd.worker.channel import Channel
+from sockactd.worker.exchange import WSGIApp
+from sockactd.worker.handlers import Context, Handler, HttpHandler, Next, UwsgiHandler
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+_ACCEPT_BATCH: Final = 16
+_IN: Final = select.EPOLLIN
+_ONESHOT: Final = select.EPOLLIN | select.EPOLLONESHOT
+_STOP_TICK: Final = 0.05
+
+
+def serve(
+    listeners: Sequence[Listener], app: WSGIApp, config: Config, board: Board, stop_fd: int
+) -> None:
+    """Serve requests until stop_fd is readable or max-requests is reached, then drain."""
+    ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
+    server = _Server(listeners, ctx, stop_fd)
+    restore = _flag_on_sigterm(ctx)
+    try:
+        server.run()
+    finally:
+        restore()
+        server.close()
+
+
+def _forwarder(config: Config) -> Callable[[dict[str, Any]], None] | None:
+    if not config.trusted_proxies:
+        return None
+    try:
+        from sockactd.protocols.proxy import TrustedProxies
+    except ImportError:
+        log.warning("trusted-proxies is set but sockactd.protocols.proxy is unavailable")
+        return None
+    return TrustedProxies(config.trusted_proxies).apply
+
+
+def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
+    """Chain a SIGTERM handler that marks responses `Connection: close` at once.
+
+    The wakeup pipe only wakes the loop; a response being written inline at that
+    moment must already know the worker is stopping.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        ctx.closing = True
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+@dataclass(frozen=True, slots=True)
+class _Port:
+    """One listener with what its connections need."""
+
+    sock: socket.socket
+    base: dict[str, Any]
+    factory: Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler]
+    tcp: bool
+
+
+def _port(listener: Listener, multithread: bool, multiprocess: bool) -> _Port:
+    sock = listener.sock
+    base = wsgi_keys("http", multithread, multiprocess)
+    tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+    if listener.protocol == "uwsgi":
+        return _Port(sock, base, UwsgiHandler, tcp)
+    if tcp:
+        name = sock.getsockname()
+        base["SERVER_NAME"], base["SERVER_PORT"] = str(name[0]), str(name[1])
+    else:
+        base["SERVER_NAME"], base["SERVER_PORT"] = "localhost", "80"
+    return _Port(sock, base, HttpHandler, tcp)
+
+
+def _peer(address: Any) -> tuple[str, str]:
+    if isinstance(address, tuple):
+        return str(address[0]), str(address[1])
+    return "", ""
+
+
+class _Server:
+    def __init__(self, listeners: Sequence[Listener], ctx: Context, stop_fd: int) -> None:
+        config = ctx.config
+        self.ctx = ctx
+        self.stop_fd = stop_fd
+        self.threads = config.threads
+        self.epoll = select.epoll()
+        self.conns: dict[int, Handler] = {}
+        self.ports: dict[int, _Port] = {}
+        self.stopping = False
+        multithread = self.threads > 1
+        for listener in listeners:
+            port = _port(listener, multithread, config.processes > 1)
+            fd = listener.sock.fileno()
+            self.ports[fd] = port
+            self.epoll.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        self.epoll.register(stop_fd, select.EPOLLIN)
+        timeouts = [config.header_timeout, config.keepalive_timeout or config.header_timeout]
+        self.tick = max(0.02, min(1.0, *(t / 4 for t in timeouts)))
+        self.pool: _Pool | None = _Pool(self) if self.threads > 1 else None
+
+    # --- loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        poll = self.epoll.poll
+        conns = self.conns
+        ports = self.ports
+        next_sweep = time.monotonic() + self.tick
+        while not (self.stopping and self._drained()):
+            events = poll(_STOP_TICK if self.stopping else self.tick)
+            for fd, _ in events:
+                handler = conns.get(fd)
+                if handler is not None:
+                    self._ready(handler)
+                elif fd in ports:
+                    if not self.stopping:
+                        self._accept(ports[fd])
+                elif fd == self.stop_fd:
+                    self._drain_stop_fd()
+                    self._begin_stop("SIGTERM")
+            if self.ctx.closing and not self.stopping:
+                self._begin_stop(self._why_closing())
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + self.tick
+
+    def _why_closing(self) -> str:
+        limit = self.ctx.config.max_requests
+        return "max-requests reached" if limit and self.ctx.served >= limit else "SIGTERM"
+
+    def _drained(self) -> bool:
+        return self.pool is None or self.pool.idle()
+
+    def _accept(self, port: _Port) -> None:
+        timeout = self.ctx.config.socket_timeout
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                sock, address = port.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                _log_accept_error(exc)
+                return
+            handler = port.factory(
+                self.ctx, Channel(sock, _peer(address), timeout, port.tcp), port.base
+            )
+            if self.pool is not None:
+                self.conns[handler.channel.fd] = handler
+                self.epoll.register(handler.channel.fd, _ONESHOT)
+            else:
+                self._step_inline(handler, registered=False)
+
+    def _ready(self, handler: Handler) -> None:
+        if self.pool is not None:
+            self.pool.submit(handler)
+        else:
+            self._step_inline(handler, registered=True)
+
+    def _step_inline(self, handler: Handler, registered: bool) -> None:
+        if step(handler) is Next.PARK and not self.stopping:
+            if not registered:
+                fd = handler.channel.fd
+                self.conns[fd] = handler
+                self.epoll.register(fd, _IN)
+        else:
+            self.close_conn(handler, registered)
+
+    def close_conn(self, handler: Handler, registered: bool = True) -> None:
+        fd = handler.channel.fd
+        if registered and self.conns.pop(fd, None) is not None:
+            try:
+                self.epoll.unregister(fd)
+            except OSError:
+                pass
+        handler.channel.close()
+
+    # --- timeouts and stop -------------------------------------------------------------------
+    def _sweep(self, now: float) -> None:
+        busy = self.pool.busy if self.pool is not None else ()
+        for fd, handler in list(self.conns.items()):
+            if fd not in busy and now > handler.idle_deadline():
+                log.debug("closing parked connection from %s: timed out", handler.channel.peer[0])
+                if self.pool is not None:
+                    self.pool.close_parked(handler)
+                else:
+                    self.close_conn(handler)
+
+    def _drain_stop_fd(self) -> None:
+        try:
+            os.read(self.stop_fd, 4096)
+        except BlockingIOError:
+            pass
+
+    def _begin_stop(self, why: str) -> None:
+        self.stopping = True
+        self.ctx.closing = True
+        log.info("worker %d stopping (%s) after %d requests", os.getpid(), why, self.ctx.served)
+        for fd in self.ports:
+            try:
+                self.epoll.unregister(fd)
+            except OSError:
+                pass
+        busy = self.pool.busy if self.pool is not None else ()
+        for fd, handler in list(self.conns.items()):
+            if fd not in busy:
+                if self.pool is not None:
+                    self.pool.close_parked(handler)
+                else:
+                    self.close_conn(handler)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+        for handler in list(self.conns.values()):
+            self.close_conn(handler)
+        self.epoll.close()
+
+
+def step(handler: Handler) -> Next:
+    """Let a handler work on its readable connection; errors close it, never the worker."""
+    try:
+        return handler.on_readable()
+    except OSError as exc:
+        log.debug("connection from %s failed: %s", handler.channel.peer[0], exc)
+    except Exception:
+        log.exception("unexpected error on a connection from %s", handler.channel.peer[0])
+    return Next.CLOSE
+
+
+def _log_accept_error(exc: OSError) -> None:
+    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+        log.warning("accept failed: %s", exc)
+    else:
+        log.debug("accept failed: %s", exc)
+
+
+class _Pool:
+    """N handler threads fed by the loop thread. A lock orders park/close/dispatch."""
+
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.busy: set[int] = set()
+        self.lock = threading.Lock()
+        self.queue: queue.SimpleQueue[Handler | None] = queue.SimpleQueue()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"sockactd-handler-{n}", daemon=True)
+            for n in range(server.threads)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def idle(self) -> bool:
+        return not self.busy
+
+    def submit(self, handler: Handler) -> None:
+        with self.lock:
+            self.busy.add(handler.channel.fd)
+        self.queue.put(handler)
+
+    def close_parked(self, handler: Handler) -> None:
+        with self.lock:
+            if handler.channel.fd not in self.busy:
+                self.server.close_conn(handler)
+
+    def _work(self) -> None:
+        server = self.server
+        while (handler := self.queue.get()) is not None:
+            outcome = step(handler)
+            with self.lock:
+                self.busy.discard(handler.channel.fd)
+                if outcome is Next.PARK and not server.stopping:
+                    server.epoll.modify(handler.channel.fd, _ONESHOT)
+                else:
+                    server.close_conn(handler)
+
+    def shutdown(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for thread in self.threads:
+            thread.join()
