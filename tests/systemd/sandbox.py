@@ -9,7 +9,8 @@ The test talks to that systemd with the real `systemctl` through `nsenter`.
 What keeps the host safe (see ../shared/notes/systemd-sandbox.md):
 * SYSTEMD_UNIT_PATH is one directory inside the sandbox root, no colon: checked
   before booting, or the host's own units (tmpfiles: emptying /tmp!) would load.
-* Nothing is mounted over /tmp. Inside the namespace /run is a tmpfs, /var/lib is
+* Nothing is mounted over /tmp. Inside the namespace /run is a tmpfs (the root is
+  bound to /run/sockactd-test there, visible despite PrivateTmp=), /var/lib is
   the sandbox's var-lib/ (so StateDirectory= lands there), the boot id is a fresh
   one (so the PrivateTmp= directories systemd creates in the shared /tmp and
   /var/tmp carry it and teardown removes exactly those), and cgroup2 is a child
@@ -59,6 +60,8 @@ COMMANDS: Final[Mapping[str, str]] = {
     "/usr/bin/sockactd ": f"{PYTHON} -m sockactd ",
     "/usr/bin/sockactctl ": f"{PYTHON} -m sockactd ctl ",
 }
+# where the sandbox root appears inside: PrivateTmp= hides /var/tmp and /tmp from services
+INNER: Final = Path("/run/sockactd-test")
 BOOT_TIMEOUT: Final = 20.0
 DEBIAN_MODULES: Final = ("httptools", "sdnotify", "pyinotify")
 
@@ -142,6 +145,7 @@ class Sandbox:
     _pid_ns: str = ""
     _cgroup: Path | None = None
     _boot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    _background: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     # --- layout ---------------------------------------------------------------------
     @property
@@ -185,7 +189,7 @@ class Sandbox:
                 self.write_dropin(unit.name, "10-checkout.conf", self._checkout_dropin(unit))
         self.write_dropin(
             "service", "10-log.conf",
-            f"[Service]\nStandardOutput=append:{self.log_dir}/%n.log\nStandardError=inherit\n",
+            f"[Service]\nStandardOutput=append:{INNER}/log/%n.log\nStandardError=inherit\n",
         )  # fmt: skip
         tcp = (UNITS / "examples" / "tcp.conf").read_text()
         assert "127.0.0.1:8000" in tcp, "units/examples/tcp.conf changed its example address"
@@ -198,8 +202,8 @@ class Sandbox:
         _make_world_readable(self.root)
 
     def _checkout_dropin(self, unit: Path) -> str:
-        text = _command_override(unit.read_text()).replace("/etc/sockactd/", f"{self.root}/etc/")
-        env = f"Environment=PYTHONPATH={self.code_dir} PYTHONDONTWRITEBYTECODE=1\n"
+        text = _command_override(unit.read_text()).replace("/etc/sockactd/", f"{INNER}/etc/")
+        env = f"Environment=PYTHONPATH={INNER}/code PYTHONDONTWRITEBYTECODE=1\n"
         return text + env
 
     def write_dropin(self, unit: str, name: str, text: str) -> None:
@@ -248,6 +252,8 @@ class Sandbox:
             "set -e\n"
             "mount --make-rprivate /\n"
             "mount -t tmpfs tmpfs /run\n"
+            f"mkdir {INNER}\n"
+            f"mount --bind {self.root} {INNER}\n"
             f"mount --bind {self.boot_id_file} /proc/sys/kernel/random/boot_id\n"
             f"mount --bind {self.var_lib} /var/lib\n"
             "mount -t tmpfs tmpfs /sys/fs/cgroup\n"
@@ -294,6 +300,16 @@ class Sandbox:
     ) -> subprocess.CompletedProcess[str]:
         return self.nsenter("systemctl", "--no-pager", *args, check=check, timeout=timeout)
 
+    def systemctl_background(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a systemctl that may block (reload, stop); teardown reaps it if left running."""
+        assert self.systemd_pid, "sandbox not booted"
+        proc = subprocess.Popen(
+            ["nsenter", "-t", str(self.systemd_pid), "-m", "-p", "systemctl", "--no-pager", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._background.append(proc)
+        return proc
+
     def daemon_reload(self) -> None:
         self.systemctl("daemon-reload")
 
@@ -325,6 +341,12 @@ class Sandbox:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.systemd_pid, signal.SIGKILL)
             wait_until(lambda: not self._namespace_pids(), 20, "every sandbox process to exit")
+        for proc in self._background:  # systemctl clients of the dead manager return at once
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            if proc.poll() is None:
+                proc.kill()  # our own client, by its Popen
+                proc.wait(timeout=10)
         if self._launcher is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._launcher.wait(timeout=10)

@@ -1,0 +1,59 @@
+"""Socket activation, readiness and the live status, in a real systemd."""
+
+from __future__ import annotations
+
+import time
+
+from tests.support import wait_until
+from tests.systemd.clients import APP_MODULE, app_settings, app_source, get
+from tests.systemd.sandbox import Sandbox
+
+SERVICE = "sockactd@demo.service"
+SOCKET = "sockactd@demo.socket"
+
+
+def test_first_connection_starts_the_service_and_is_answered(sandbox: Sandbox) -> None:
+    sandbox.write_config({"module": "sockactd.demo:app", "processes": 2})
+    sandbox.systemctl("start", SOCKET)
+    assert sandbox.prop(SOCKET, "ActiveState") == "active"
+    assert sandbox.prop(SERVICE, "ActiveState") == "inactive"  # nothing runs before a client
+    reply = get(sandbox.port, "/hello", timeout=30)
+    assert reply.status == 200, sandbox.log(SERVICE)
+    assert reply.body["path"] == "/hello"
+    assert reply.body["generation"] >= 1
+    assert sandbox.prop(SERVICE, "ActiveState") == "active"
+    assert reply.body["pid"] != int(sandbox.prop(SERVICE, "MainPID"))  # a worker answered
+
+
+def test_start_returns_only_when_workers_serve(sandbox: Sandbox) -> None:
+    delay = 2.0
+    sandbox.write_code(APP_MODULE, app_source(version=1, import_delay=delay))
+    sandbox.write_config(app_settings())
+    began = time.monotonic()
+    sandbox.systemctl("start", SERVICE)
+    assert time.monotonic() - began >= delay, "READY=1 came before the app was imported"
+    assert sandbox.prop(SERVICE, "ActiveState") == "active"
+    asked = time.monotonic()
+    assert get(sandbox.port, timeout=30).status == 200
+    assert time.monotonic() - asked < delay / 2, "the first request waited for a worker to boot"
+
+
+def test_status_text_is_live(sandbox: Sandbox) -> None:
+    sandbox.write_code(APP_MODULE, app_source(version=1))
+    sandbox.write_config(app_settings())
+    sandbox.systemctl("start", SERVICE)
+    serving = sandbox.prop(SERVICE, "StatusText")
+    assert serving, "no STATUS= after start"
+    sandbox.write_code(APP_MODULE, app_source(version=2, import_delay=3.0))
+    reload = sandbox.systemctl_background("reload", SERVICE)
+    try:
+        wait_until(
+            lambda: sandbox.prop(SERVICE, "StatusText") not in ("", serving),
+            10,
+            f"StatusText to show the reload (still {serving!r})",
+            interval=0.05,
+        )
+    finally:
+        assert reload.wait(timeout=120) == 0, sandbox.log(SERVICE)
+    assert sandbox.prop(SERVICE, "StatusText"), "no STATUS= after the reload"
+    assert get(sandbox.port).body["version"] == 2
