@@ -82,7 +82,7 @@ class IllegalMove(SockactdError):
 
 
 class ReloadRefused(SockactdError):
-    """A reload that cannot be done in this configuration (e.g. workers mode with a preloaded app)."""
+    """A reload this configuration cannot do (e.g. workers mode with a preloaded app)."""
 
 
 class ControlError(SockactdError):

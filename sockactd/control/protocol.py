@@ -93,6 +93,7 @@ class WorkerStatusData(TypedDict):
     generation: int
     state: str  # a WorkerState value: "booting", "serving", "draining", ...
     requests: int  # requests served (from the worker's Board)
+    busy: int  # requests in progress right now
     rss_bytes: int | None  # resident memory, None when /proc could not be read
     uptime: float  # seconds since the worker was forked
 

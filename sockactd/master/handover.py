@@ -75,11 +75,26 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
         import signal
 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, list(signal.Signals))
+        _undo_fd_moves([fd for fd, _ in listeners], moved)
         master.control.cancel_exec()
         if master.config.chdir:
             os.chdir(master.config.chdir)
         for fd in keep:
             os.set_inheritable(fd, False)
+
+
+def _undo_fd_moves(listener_fds: list[int], moved: dict[int, int]) -> None:
+    """Put fds back where our objects expect them after a failed execve."""
+    first = 3
+    for target in range(first, first + len(listener_fds)):
+        if target in moved:  # something of ours lived here: restore it
+            os.dup2(moved.pop(target), target, inheritable=False)
+        elif target not in listener_fds:  # a free slot we filled with a listener copy
+            os.close(target)
+        else:
+            os.set_inheritable(target, False)
+    for copy in moved.values():  # listeners moved high; originals stay valid
+        os.close(copy)
 
 
 def _worker_record(worker: Worker, moved: dict[int, int]) -> dict[str, object]:

@@ -47,6 +47,7 @@ def status_data(master: Master) -> StatusData:
             "generation": worker.generation,
             "state": worker.state.value,
             "requests": worker.board.read()[0],
+            "busy": worker.board.read()[2],
             "rss_bytes": _rss(worker.pid),
             "uptime": round(now - worker.started, 3),
         }

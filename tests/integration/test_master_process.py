@@ -1,0 +1,262 @@
+"""The master as an operator meets it: a real process, real sockets, a notify socket we bind.
+
+Started by hand and under systemd-socket-activate; checked through what systemd
+would see (READY/STATUS/STOPPING/WATCHDOG), what clients see, and exit codes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.integration.server import Load, NotifyListener, Server, get_json, http_get, running
+from tests.support import ROOT, child_environ, free_port, require, wait_until
+
+APP = "tests.apps.site_app:app"
+
+
+def test_ready_only_after_every_worker_is_up_and_status_follows(tmp_path: Path) -> None:
+    port = free_port()
+    with running(tmp_path, "--http-socket", f"127.0.0.1:{port}", "--processes", "3", APP) as srv:
+        assert srv.notify is not None
+        ready = srv.notify.wait_for("READY", "1")
+        assert "3/3 workers ready" in ready["STATUS"]
+        before = len(srv.notify.poll())
+        for _ in range(5):
+            assert http_get(port)[0] == 200
+        # STATUS= is kept current: the request count shows up without asking
+        srv.notify.wait_for(
+            "STATUS", "serving: 3/3 workers ready, generation 1, 5 requests served", after=before
+        )
+
+
+def test_socket_activation_serves_the_first_connection(tmp_path: Path) -> None:
+    tool = shutil.which("systemd-socket-activate")
+    require(tool is not None, "needs systemd-socket-activate (Debian package systemd)")
+    assert tool is not None
+    port = free_port()
+    notify = NotifyListener(tmp_path / "notify.sock")
+    env = child_environ({"PYTHONPATH": str(ROOT)})
+    argv = [
+        tool,
+        "-l",
+        f"127.0.0.1:{port}",
+        "--fdname=http",
+        "-E",
+        f"NOTIFY_SOCKET={notify.path}",
+        "-E",
+        f"PYTHONPATH={ROOT}",
+        sys.executable,
+        "-m",
+        "sockactd",
+        "--control-socket",
+        str(tmp_path / "ctl.sock"),
+        APP,
+    ]
+    with open(tmp_path / "log", "wb") as log:
+        activator = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=tmp_path)
+    try:
+        wait_until(lambda: _port_open(port), 10, "systemd-socket-activate listening")
+        assert notify.seen("READY") == []  # nothing runs before the first connection
+        status, body = http_get(port, "/env")  # this connection starts sockactd
+        assert status == 200
+        assert json.loads(body) == {"master_only": []}  # workers never see LISTEN_*/NOTIFY_*
+        assert notify.wait_for("READY", "1")
+        activator.send_signal(signal.SIGTERM)
+        assert notify.wait_for("STOPPING", "1")
+        assert activator.wait(15) == 0
+    finally:
+        if activator.poll() is None:
+            activator.kill()
+            activator.wait()
+        notify.close()
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
+    port = free_port()
+    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", APP]).start()
+    try:
+        result: dict[str, object] = {}
+
+        def slow() -> None:
+            result["answer"] = http_get(port, "/sleep?1.5")
+
+        client = threading.Thread(target=slow)
+        client.start()
+        wait_until(lambda: _busy_workers(srv) == 1, 10, "the slow request to be in progress")
+        srv.signal(signal.SIGTERM)
+        assert srv.notify is not None
+        assert srv.notify.wait_for("STOPPING", "1")
+        client.join(15)
+        assert result["answer"] == (200, result["answer"][1])  # type: ignore[index]
+        assert srv.wait() == 0
+    finally:
+        srv.stop()
+
+
+def _busy_workers(srv: Server) -> int:
+    workers = srv.status()["workers"]
+    assert isinstance(workers, list)
+    return sum(int(w["busy"]) for w in workers)
+
+
+def test_watchdog_pings_when_systemd_asks(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"WATCHDOG_USEC": "200000"}
+    with running(tmp_path, "--http-socket", f"127.0.0.1:{port}", APP, env=env) as srv:
+        assert srv.notify is not None
+        srv.notify.wait_for("WATCHDOG", "1")
+        first = len(srv.notify.seen("WATCHDOG"))
+        wait_until(
+            lambda: len(srv.notify.seen("WATCHDOG")) >= first + 3,
+            5,  # type: ignore[union-attr]
+            "three more watchdog pings",
+        )
+
+
+def test_watchdog_is_silent_for_another_pid(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"WATCHDOG_USEC": "100000", "WATCHDOG_PID": "1"}
+    with running(tmp_path, "--http-socket", f"127.0.0.1:{port}", APP, env=env) as srv:
+        assert srv.notify is not None
+        for _ in range(3):
+            http_get(port)
+        assert srv.notify.seen("WATCHDOG") == []
+
+
+def test_app_that_fails_to_import_exits_with_a_clear_reason(tmp_path: Path) -> None:
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('database URL missing')\n")
+    for lazy in ([], ["--lazy-apps"]):
+        srv = Server(
+            tmp_path,
+            [
+                "--http-socket",
+                f"127.0.0.1:{free_port()}",
+                "--pythonpath",
+                str(tmp_path),
+                *lazy,
+                "broken_app:app",
+            ],
+        )
+        srv.start(wait_ready=False)
+        try:
+            assert srv.wait(30) == 4
+            assert "database URL missing" in srv.log()
+            assert srv.notify is not None
+            fatal = srv.notify.wait_for("ERRNO")
+            assert "cannot" in fatal["STATUS"] or "giving up" in fatal["STATUS"]
+            assert srv.notify.seen("READY") == []
+            # the traceback is logged once, not once per attempt
+            assert srv.log().count("Traceback (most recent call last)") == 1
+        finally:
+            srv.stop()
+        (tmp_path / "server.log").unlink()
+        (tmp_path / "notify.sock").unlink()
+
+
+def test_killed_worker_is_replaced_and_only_its_request_fails(tmp_path: Path) -> None:
+    port = free_port()
+    with running(tmp_path, "--http-socket", f"127.0.0.1:{port}", APP) as srv:
+        victim = srv.worker_pids()[0]
+        with Load(port, threads=4, limit=30) as load:
+            load.wait_requests(200)
+            os.kill(victim, signal.SIGKILL)
+            wait_until(
+                lambda: victim not in srv.worker_pids() and len(srv.worker_pids()) == 2,
+                10,
+                "a replacement worker",
+            )
+            load.wait_requests(200)
+        # at most the requests that victim had in flight (one per client thread)
+        assert sum(load.failures.values()) <= 4, load.failures
+        assert get_json(port)["pid"] != victim
+
+
+def test_harakiri_kills_a_hung_request_and_the_worker_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    with running(
+        tmp_path, "--http-socket", f"127.0.0.1:{port}", "--processes", "1", "--harakiri", "1", APP
+    ) as srv:
+        (worker,) = srv.worker_pids()
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            http_get(port, "/sleep?30", timeout=20)
+        assert "harakiri" in srv.log()
+        wait_until(lambda: srv.worker_pids() not in ([], [worker]), 10, "a replacement")
+        assert http_get(port)[0] == 200
+
+
+def test_max_requests_recycles_workers_without_failures(tmp_path: Path) -> None:
+    port = free_port()
+    with running(
+        tmp_path, "--http-socket", f"127.0.0.1:{port}", "--max-requests", "20", APP
+    ) as srv:
+        first = set(srv.worker_pids())
+        with Load(port, threads=2, limit=30) as load:
+            wait_until(lambda: not first & set(srv.worker_pids()), 20, "both workers recycled")
+        assert load.failures == {}
+        assert "recycling" in srv.log()
+
+
+def test_ttin_and_ttou_change_the_number_of_workers(tmp_path: Path) -> None:
+    port = free_port()
+    with running(tmp_path, "--http-socket", f"127.0.0.1:{port}", APP) as srv:
+        srv.signal(signal.SIGTTIN)
+        wait_until(lambda: len(srv.worker_pids()) == 3, 10, "3 workers")
+        # one signal at a time: the kernel merges a signal that is already pending
+        srv.signal(signal.SIGTTOU)
+        wait_until(lambda: len(srv.worker_pids()) == 2, 10, "2 workers")
+        srv.signal(signal.SIGTTOU)
+        wait_until(lambda: len(srv.worker_pids()) == 1, 10, "1 worker")
+        assert http_get(port)[0] == 200
+
+
+def test_fast_stop_on_sigint(tmp_path: Path) -> None:
+    port = free_port()
+    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", APP]).start()
+    try:
+        workers = srv.worker_pids()
+        srv.signal(signal.SIGINT)
+        assert srv.wait(10) == 0
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid)
+    finally:
+        srv.stop()
+
+
+def test_killed_master_leaves_no_orphans(tmp_path: Path) -> None:
+    port = free_port()
+    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", APP]).start()
+    try:
+        workers = srv.worker_pids()
+        os.kill(srv.pid, signal.SIGKILL)
+        srv.wait(10)
+        wait_until(
+            lambda: all(not Path(f"/proc/{pid}").exists() or _is_zombie(pid) for pid in workers),
+            10,
+            "workers to follow the master",
+        )
+    finally:
+        srv.stop()
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
