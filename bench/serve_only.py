@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.apps.hello import app  # noqa: E402
-from tests.integration.serve_child import serving  # noqa: E402
+from tests.apps.hello import app
+from tests.integration.serve_child import serving
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from sockactd.protocols.wsgi import (
     FileWrapper,
@@ -81,6 +81,12 @@ def error_response(status: int, keep_alive: bool = False) -> bytes:
     return head + body
 
 
+class Stopping(Protocol):
+    """Whoever knows the worker is stopping: responses started before still say close."""
+
+    closing: bool
+
+
 class Response:
     """Writes one response. `keep_alive` may turn False while it is written."""
 
@@ -93,6 +99,7 @@ class Response:
         "http10",
         "input_status",
         "keep_alive",
+        "owner",
         "peer_gone",
         "remaining",
         "sent",
@@ -110,8 +117,10 @@ class Response:
         keep_alive: bool,
         http10: bool = False,
         uwsgi: bool = False,
+        owner: Stopping | None = None,
     ) -> None:
         self.channel = channel
+        self.owner = owner
         self.head_only = head_only
         self.chunked_ok = chunked_ok
         self.keep_alive = keep_alive
@@ -166,7 +175,10 @@ class Response:
             raise ResponseError("the app did not call start_response before returning a body")
         framing, add_length = self._framing(status, length)
         self.framing = framing
-        if self.keep_alive and self.body_pending is not None and self.body_pending():
+        if self.keep_alive and (
+            (self.owner is not None and self.owner.closing)
+            or (self.body_pending is not None and self.body_pending())
+        ):
             self.keep_alive = False
         if framing is Framing.CLOSE:
             self.keep_alive = False

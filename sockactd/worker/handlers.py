@@ -144,6 +144,7 @@ class HttpHandler:
             chunked_ok=head.version == "1.1",
             keep_alive=self._keep_alive(head),
             http10=head.version == "1.0",
+            owner=ctx,
         )
         body = _HttpBody(self, head, response)
         response.body_pending = body.pending

@@ -1,0 +1,244 @@
+"""protocols/wsgi.py: environ building, wsgi.input, start_response rules, response heads."""
+
+from __future__ import annotations
+
+import io
+import sys
+from typing import Any
+from wsgiref.validate import validator
+
+import pytest
+
+from sockactd.protocols.wsgi import (
+    FileWrapper,
+    Framing,
+    InputStream,
+    ResponseError,
+    StartResponse,
+    http_environ,
+    render_head,
+    split_target,
+    wsgi_keys,
+)
+from tests.apps import echo, hello, streaming
+
+
+def base() -> dict[str, object]:
+    env = wsgi_keys("http", multithread=False, multiprocess=True)
+    env["SERVER_NAME"], env["SERVER_PORT"] = "127.0.0.1", "8000"
+    return env
+
+
+def environ(
+    target: bytes = b"/", headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, Any]:
+    env = http_environ(
+        base(), "GET", target, "1.1", headers or [(b"Host", b"h")], ("10.0.0.1", "5")
+    )
+    env["wsgi.input"] = InputStream(iter([b""]).__next__)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("target", "path", "query"),
+    [
+        (b"/", "/", ""),
+        (b"/a/b?x=1&y=2", "/a/b", "x=1&y=2"),
+        (b"/caf%C3%A9", "/caf\xc3\xa9", ""),  # UTF-8 bytes, each as one latin-1 char (PEP 3333)
+        (b"/caf\xc3\xa9", "/caf\xc3\xa9", ""),
+        (b"/a%2Fb%3F?q=%2F", "/a/b?", "q=%2F"),  # the query stays encoded
+        (b"/%ff", "/\xff", ""),
+        (b"http://example.com/x?y", "/x", "y"),
+        (b"http://example.com", "/", ""),
+        (b"/p#frag", "/p", ""),
+    ],
+)
+def test_split_target(target: bytes, path: str, query: str) -> None:
+    assert split_target(target)[:2] == (path, query)
+
+
+def test_environ_has_every_pep_3333_key() -> None:
+    headers = [
+        (b"Host", b"h:8"),
+        (b"Content-Type", b"text/plain"),
+        (b"Content-Length", b"3"),
+        (b"X-Two", b"a"),
+        (b"x-two", b"b"),
+        (b"Cookie", b"a=1"),
+        (b"Cookie", b"b=2"),
+        (b"X_Spoof", b"dropped"),
+        (b"X-Latin", b"\xe9"),
+    ]
+    env = environ(b"/p%20q?z=1", headers)
+    assert env["REQUEST_METHOD"] == "GET"
+    assert (env["SCRIPT_NAME"], env["PATH_INFO"], env["QUERY_STRING"]) == ("", "/p q", "z=1")
+    assert (env["SERVER_NAME"], env["SERVER_PORT"]) == ("127.0.0.1", "8000")
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("10.0.0.1", "5")
+    assert env["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert (env["CONTENT_TYPE"], env["CONTENT_LENGTH"]) == ("text/plain", "3")
+    assert "HTTP_CONTENT_TYPE" not in env
+    assert env["HTTP_HOST"] == "h:8"
+    assert env["HTTP_X_TWO"] == "a, b"
+    assert env["HTTP_COOKIE"] == "a=1; b=2"
+    assert env["HTTP_X_LATIN"] == "\xe9"
+    assert "HTTP_X_SPOOF" not in env
+    assert env["wsgi.version"] == (1, 0) and env["wsgi.url_scheme"] == "http"
+    assert env["wsgi.errors"] is sys.stderr
+    assert (env["wsgi.multithread"], env["wsgi.multiprocess"], env["wsgi.run_once"]) == (
+        False,
+        True,
+        False,
+    )
+    assert env["wsgi.file_wrapper"] is FileWrapper
+
+
+def run_validated(app: Any, env: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Call `app` under wsgiref's validator with our environ and start_response."""
+    sent: list[bytes] = []
+    start = StartResponse(sent.append)
+    result = validator(app)(env, start)
+    try:
+        body = b"".join(result)
+    finally:
+        result.close()  # type: ignore[attr-defined]
+    assert start.status is not None
+    return start.status, start.headers, b"".join(sent) + body
+
+
+@pytest.mark.parametrize("app", [hello.app, echo.app, streaming.app])
+def test_apps_pass_wsgiref_validator(app: Any) -> None:
+    status, _, _ = run_validated(app, environ(b"/?how=readline"))
+    assert status.startswith("200")
+
+
+def pieces(*chunks: bytes) -> InputStream:
+    source = iter([*chunks, b""])
+    return InputStream(lambda: next(source))
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"),
+    [
+        (lambda s: s.read(), b"ab\ncd\nef"),
+        (lambda s: s.read(3), b"ab\n"),
+        (lambda s: s.read(100), b"ab\ncd\nef"),
+        (lambda s: s.read(None), b"ab\ncd\nef"),
+        (lambda s: s.readline(), b"ab\n"),
+        (lambda s: s.readline(1), b"a"),
+        (
+            lambda s: [s.readline(), s.readline(), s.readline(), s.readline()],
+            [b"ab\n", b"cd\n", b"ef", b""],
+        ),
+        (lambda s: s.readlines(), [b"ab\n", b"cd\n", b"ef"]),
+        (lambda s: s.readlines(2), [b"ab\n"]),
+        (lambda s: list(s), [b"ab\n", b"cd\n", b"ef"]),
+        (lambda s: [s.read(1), s.read(0), s.read()], [b"a", b"", b"b\ncd\nef"]),
+    ],
+)
+def test_input_stream(call: Any, expected: object) -> None:
+    assert call(pieces(b"a", b"b\nc", b"d\nef")) == expected
+
+
+def test_input_stream_passes_a_cut_short_body_on() -> None:
+    def pull() -> bytes:
+        raise ConnectionResetError("client went away")
+
+    stream = InputStream(pull)
+    with pytest.raises(OSError):
+        stream.read()
+
+
+def ok(headers: list[tuple[str, str]]) -> StartResponse:
+    start = StartResponse(lambda data: None)
+    start("200 OK", headers)
+    return start
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200", []),
+        ("OK", []),
+        ("2000 OK", []),
+        ("200 OK\r\nX: y", []),
+        (b"200 OK", []),
+        ("200 OK", [("Connection", "close")]),
+        ("200 OK", [("Transfer-Encoding", "chunked")]),
+        ("200 OK", [("keep-alive", "5")]),
+        ("200 OK", [("Upgrade", "h2c")]),
+        ("200 OK", [("X-A", "b\r\nSet-Cookie: evil")]),
+        ("200 OK", [("X-A", "b\nc")]),
+        ("200 OK", [("Bad Name", "v")]),
+        ("200 OK", [("X-A", 1)]),
+        ("200 OK", [("X-A",)]),
+        ("200 OK", (("X-A", "b"),)),
+        ("200 OK", [("Content-Length", "ten")]),
+    ],
+)
+def test_start_response_refuses(status: Any, headers: Any) -> None:
+    with pytest.raises(ResponseError):
+        StartResponse(lambda data: None)(status, headers)
+
+
+def test_start_response_records_content_length() -> None:
+    assert ok([("Content-Length", "12")]).content_length == 12
+    assert ok([("X", "y")]).content_length is None
+
+
+def test_start_response_twice_needs_exc_info() -> None:
+    start = ok([])
+    with pytest.raises(ResponseError):
+        start("500 Oops", [])
+    try:
+        raise ValueError("x")
+    except ValueError:
+        start("500 Oops", [], sys.exc_info())
+    assert start.status == "500 Oops"
+
+
+def test_exc_info_after_headers_sent_reraises() -> None:
+    start = ok([])
+    start.headers_sent = True
+    try:
+        raise KeyError("original")
+    except KeyError:
+        info = sys.exc_info()
+    with pytest.raises(KeyError, match="original"):
+        start("500 Oops", [], info)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("framing", "length", "connection", "expected"),
+    [
+        (Framing.LENGTH, 5, None, b"Content-Length: 5\r\n\r\n"),
+        (Framing.CHUNKED, None, None, b"Transfer-Encoding: chunked\r\n\r\n"),
+        (Framing.CLOSE, None, "close", b"Connection: close\r\n\r\n"),
+        (Framing.LENGTH, None, "keep-alive", b"X: y\r\nConnection: keep-alive\r\n\r\n"),
+    ],
+)
+def test_render_head(
+    framing: Framing, length: int | None, connection: str | None, expected: bytes
+) -> None:
+    head = render_head("200 OK", [("X", "y")], framing, length, connection, "DATE")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\nDate: DATE\r\nX: y\r\n")
+    assert head.endswith(expected)
+
+
+def test_file_wrapper_span_and_iteration(tmp_path: Any) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    with path.open("rb") as handle:
+        handle.seek(3)
+        wrapper = FileWrapper(handle, 4)
+        span = wrapper.sendfile_span()
+        assert span is not None and span[1:] == (3, 7)
+        assert list(wrapper) == [b"3456", b"789"]
+    memory = FileWrapper(io.BytesIO(b"abc"), 2)
+    assert memory.sendfile_span() is None
+    assert list(memory) == [b"ab", b"c"]
+
+
+def test_file_wrapper_passes_close_through() -> None:
+    handle = io.BytesIO(b"x")
+    FileWrapper(handle).close()  # type: ignore[attr-defined]
+    assert handle.closed
