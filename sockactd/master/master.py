@@ -74,6 +74,7 @@ EXTEND_BY = 20.0
 FAST_STOP_GRACE = 2.0  # SIGINT to workers, then SIGKILL after this
 YOUNG = 10.0  # a worker dying younger than this counts towards back-off
 STEADY_TICK = 1.0
+DRAIN_ACK_GRACE = 2.0  # longest wait for retired workers to confirm they stopped accepting
 
 
 @dataclass
@@ -204,6 +205,8 @@ class Master:
             deadlines.append(self._next_watchdog)
         for worker in self.pool:
             deadlines += [d for d in (worker.ready_deadline, worker.kill_deadline) if d]
+            if worker.accepting and worker.retired_at is not None:
+                deadlines.append(worker.retired_at + DRAIN_ACK_GRACE)
         if self._stop_deadline:
             deadlines.append(self._stop_deadline)
         if self._deficit() > 0:
@@ -212,6 +215,7 @@ class Master:
 
     def _tick(self, now: float) -> None:
         self.control.expire(now)
+        self._after_strategy()
         if self.triggers is not None:
             for mode in self.triggers.due(now):
                 log.info("trigger file changed: %s reload", mode)
@@ -269,6 +273,9 @@ class Master:
         for frame in worker.reader.feed(data):
             if frame.kind is FrameKind.READY:
                 self._on_ready(worker)
+            elif frame.kind is FrameKind.DRAINING:
+                worker.accepting = False
+                self._after_strategy()
             else:
                 worker.boot_error = frame.text
 
@@ -358,7 +365,7 @@ class Master:
             log.info("worker %d (generation %d) retired: %s", worker.pid, worker.generation, how)
         if self.strategy is not None:
             self.strategy.on_exit(self.pool, worker)
-            self._after_strategy()
+        self._after_strategy()
         if self.phase is Phase.STOPPING and len(self.pool) == 0:
             self._move(AllGone())
 
@@ -526,6 +533,11 @@ class Master:
         if strategy is None or strategy.outcome is Outcome.RUNNING:
             return
         ok = strategy.outcome is Outcome.DONE
+        if ok and self.pool.still_accepting(DRAIN_ACK_GRACE):
+            # "Done" means every new connection reaches the new generation: wait until the
+            # retired workers confirm they stopped accepting (a worker busy in one long
+            # request cannot accept anyway, hence the short bound).
+            return
         mode = self.current.mode if self.current else strategy.mode
         message = (
             f"{mode} reload done: generation {self.pool.generation} serves"

@@ -46,6 +46,8 @@ class Worker:
     boot_error: str = ""
     replacing: Worker | None = None  # set on a replacement spawned for max-requests
     recycling: bool = False  # a replacement for this worker is booting
+    accepting: bool = False  # READY seen, and no DRAINING frame since
+    retired_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<worker {self.pid} g{self.generation} {self.state.value}>"
@@ -111,6 +113,7 @@ class WorkerPool:
     def mark_ready(self, worker: Worker) -> None:
         if worker.state is WorkerState.BOOTING:
             worker.state = WorkerState.SERVING
+            worker.accepting = True
             worker.ready_deadline = None
 
     def retire(self, worker: Worker, mercy: float) -> None:
@@ -119,7 +122,8 @@ class WorkerPool:
             return
         worker.state = WorkerState.DRAINING
         worker.ready_deadline = None
-        worker.kill_deadline = self.kernel.monotonic() + mercy
+        worker.retired_at = self.kernel.monotonic()
+        worker.kill_deadline = worker.retired_at + mercy
         self.kernel.kill(worker.pid, signal.SIGTERM)
 
     def kill(self, worker: Worker, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -171,6 +175,18 @@ class WorkerPool:
 
     def booting(self, generation: int | None = None) -> list[Worker]:
         return self.in_state(WorkerState.BOOTING, generation)
+
+    def still_accepting(self, grace: float) -> list[Worker]:
+        """Retired workers that have not confirmed they stopped accepting (within `grace`)."""
+        now = self.kernel.monotonic()
+        return [
+            w
+            for w in self._workers.values()
+            if w.state is WorkerState.DRAINING
+            and w.accepting
+            and w.retired_at is not None
+            and now - w.retired_at < grace
+        ]
 
     def active(self) -> list[Worker]:
         """Workers that serve or will serve soon (not draining, not gone)."""
