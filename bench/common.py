@@ -1,0 +1,357 @@
+"""Shared pieces of the benchmark scripts: server command lines, process lifetime, wrk, results.
+
+Every server is started here as a child in its own session and stopped by its own PID
+(then its process group, which only it and its workers are in). Nothing here imports
+sockactd: the servers under test run as separate processes, exactly as an operator
+runs them. Pure helpers (wrk output parsing, RESULTS.md section merging, markdown
+tables) have unit tests in tests/unit/test_bench_common.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Final
+
+ROOT: Final = Path(__file__).resolve().parent.parent
+APPS: Final = ROOT / "bench" / "apps"
+RESULTS: Final = ROOT / "bench" / "RESULTS.md"
+VENV_BIN: Final = ROOT / ".venv" / "bin"
+PYTHON: Final = str(VENV_BIN / "python")
+UWSGI: Final = shutil.which("uwsgi") or "/usr/bin/uwsgi"
+WRK: Final = shutil.which("wrk") or "/usr/bin/wrk"
+
+# Variables that would make a child believe systemd started it, or change sockactd's config.
+_SCRUB_PREFIXES: Final = ("SOCKACTD_", "LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "JOURNAL_STREAM")
+
+
+# ---------------------------------------------------------------- command lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """How to start one server under test and how to stop it."""
+
+    name: str  # "sockactd", "gunicorn", "uwsgi" (+ a suffix for a variant)
+    argv: tuple[str, ...]
+    stop_signal: signal.Signals = signal.SIGTERM
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def sockactd(
+    module: str,
+    *,
+    http: str | None = None,
+    uwsgi: str | None = None,
+    processes: int = 2,
+    lazy: bool = False,
+    control: Path | None = None,
+    pythonpath: Path = APPS,
+    extra: Sequence[str] = (),
+) -> Server:
+    argv = [PYTHON, "-m", "sockactd", "--processes", str(processes), "--log-level", "warning"]
+    argv += ["--pythonpath", str(pythonpath)]
+    if http:
+        argv += ["--http-socket", http]
+    if uwsgi:
+        argv += ["--socket", uwsgi]
+    if lazy:
+        argv.append("--lazy-apps")
+    if control is not None:
+        argv += ["--control-socket", str(control)]
+    return Server("sockactd", (*argv, *extra, module), signal.SIGTERM)
+
+
+def gunicorn(module: str, *, bind: str | None, workers: int = 2, chdir: Path = APPS) -> Server:
+    argv = [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--worker-class", "sync"]
+    argv += ["--chdir", str(chdir), "--log-level", "warning"]
+    if bind:
+        argv += ["--bind", bind]
+    return Server("gunicorn", (*argv, module), signal.SIGTERM)
+
+
+def uwsgi(
+    module: str,
+    *,
+    http: str | None = None,
+    uwsgi_socket: str | None = None,
+    processes: int = 2,
+    lazy: bool = False,
+    pythonpath: Path = APPS,
+    fifo: Path | None = None,
+    activated: bool = False,
+) -> Server:
+    argv = [UWSGI, "--plugin", "python3", "--master", "--processes", str(processes)]
+    argv += ["--pythonpath", str(pythonpath), "--chdir", str(pythonpath), "--module", module]
+    argv += ["--disable-logging", "--die-on-term"]
+    if http:
+        argv += ["--http-socket", http]
+    if uwsgi_socket:
+        argv += ["--socket", uwsgi_socket]
+    if activated:
+        # uWSGI takes systemd's fds as uwsgi-protocol sockets unless told the default protocol
+        argv += ["--protocol", "http"]
+    if lazy:
+        argv.append("--lazy-apps")
+    if fifo is not None:
+        argv += ["--master-fifo", str(fifo)]
+    return Server("uwsgi", tuple(argv), signal.SIGINT)
+
+
+def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUB_PREFIXES)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # a rewritten app file must never hit a stale .pyc
+    env.update(extra or {})
+    return env
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Running:
+    """A started server: its Popen, its log file; `stop()` by PID, then its own group."""
+
+    def __init__(self, server: Server, log_path: Path, argv: Sequence[str] | None = None) -> None:
+        self.server = server
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("ab")
+        self.process = subprocess.Popen(
+            list(argv or server.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=clean_environ(dict(server.env)),
+            start_new_session=True,  # its own group: a final SIGKILL reaches its workers too
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, self.server.stop_signal)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # leftovers (a worker that outlived its master, or a master that ignored us)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.wait()
+        self._log.close()
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+@contextlib.contextmanager
+def running(
+    server: Server, log_path: Path, port: int | None, timeout: float = 20.0
+) -> Iterator[Running]:
+    """Start `server`, wait until `port` accepts (when given), stop it on exit."""
+    proc = Running(server, log_path)
+    try:
+        if port is not None:
+            wait_for_port(proc, port, timeout)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def wait_for_port(proc: Running, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.server.name} exited:\n{proc.log_tail()}")
+        if http_ok(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{proc.server.name} did not answer on {port}:\n{proc.log_tail()}")
+
+
+def http_ok(port: int, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            return conn.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (via /proc/PID/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo += [int(child) for child in children.read().split()]
+    return found
+
+
+def pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no Pss line for {pid}")
+
+
+# ---------------------------------------------------------------- wrk
+
+
+@dataclasses.dataclass(frozen=True)
+class WrkResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    socket_errors: tuple[int, int, int, int]  # wrk's connect, read, write, timeout counts
+    non_2xx: int
+
+    def errors_text(self) -> str:
+        """`0`, or what went wrong; wrk counts a server's close after a response as `read`."""
+        parts = [
+            f"{n} {kind}" for kind, n in zip(_ERROR_KINDS, self.socket_errors, strict=True) if n
+        ]
+        if self.non_2xx:
+            parts.append(f"{self.non_2xx} non-2xx")
+        return ", ".join(parts) or "0"
+
+
+_ERROR_KINDS: Final = ("connect", "read", "write", "timeout")
+
+
+_UNIT_MS: Final = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _to_ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(match[1]) * _UNIT_MS[match[2]]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """Requests/s, p50, p99, request count and errors from `wrk --latency` output."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
+    total = re.search(r"(\d+) requests in", output)
+    if not (rps and p50 and p99 and total):
+        raise ValueError(f"cannot parse wrk output:\n{output}")
+    sock = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    counts = (0, 0, 0, 0) if sock is None else tuple(int(n) for n in sock.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return WrkResult(
+        float(rps[1]),
+        _to_ms(p50[1]),
+        _to_ms(p99[1]),
+        int(total[1]),
+        (counts[0], counts[1], counts[2], counts[3]),
+        int(non2xx[1]) if non2xx else 0,
+    )
+
+
+def wrk_argv(url: str, duration: float, connections: int, threads: int, close: bool) -> list[str]:
+    argv = [WRK, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    return [*argv, url]
+
+
+def run_wrk(argv: Sequence[str], duration: float) -> WrkResult:
+    done = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=duration + 30, check=True
+    )
+    return parse_wrk(done.stdout)
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def merge_section(document: str, name: str, body: str) -> str:
+    """Replace the `<!-- bench:NAME -->` ... `<!-- /bench:NAME -->` block, or append it."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    head, found, rest = document.partition(start)
+    if found:
+        _, closed, tail = rest.partition(end)
+        if not closed:
+            raise ValueError(f"section {name} has no end marker")
+        return head + block + tail
+    sep = (
+        ""
+        if not document or document.endswith("\n\n")
+        else ("\n" if document.endswith("\n") else "\n\n")
+    )
+    return document + sep + block + "\n"
+
+
+def write_section(name: str, body: str, path: Path = RESULTS) -> None:
+    document = path.read_text() if path.exists() else "# sockactd benchmark results\n\n"
+    path.write_text(merge_section(document, name, body))
+
+
+def machine_summary() -> str:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    python = subprocess.run([PYTHON, "--version"], capture_output=True, text=True).stdout.strip()
+    uwsgi_version = _version([UWSGI, "--version"])
+    gunicorn_version = _version([str(VENV_BIN / "gunicorn"), "--version"])
+    wrk_version = _version([WRK, "-v"]).split(" [")[0]
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load = "/".join(f"{n:.2f}" for n in os.getloadavg())
+    return (
+        f"{now}; load average {load} (the machine is shared); nproc {os.cpu_count()}, "
+        f"CPU {cpu}, kernel {platform.release()}; "
+        f"{python} (sockactd, gunicorn {gunicorn_version}); uWSGI {uwsgi_version} "
+        f"(Debian, embeds {_version(['/usr/bin/python3', '--version'])}); {wrk_version}"
+    )
+
+
+def _version(argv: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=10)
+    except OSError:
+        return ""
+    return (
+        (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
+    )
