@@ -191,7 +191,10 @@ class _Server:
         timeout = self.ctx.config.socket_timeout
         for _ in range(_ACCEPT_BATCH):
             try:
-                sock, address = port.sock.accept()
+                # _accept skips socket.accept's Python wrapper (family/type enum lookups);
+                # the new fd is blocking, as Channel wants (it passes MSG_DONTWAIT).
+                fd, address = port.sock._accept()  # type: ignore[attr-defined]
+                sock = socket.socket(port.sock.family, socket.SOCK_STREAM, 0, fd)
             except BlockingIOError:
                 return
             except OSError as exc:
