@@ -61,7 +61,14 @@ def test_kill_9_of_the_master_is_restarted_and_queued_clients_are_answered(
         with lock:
             replies.append(reply)
 
+    # the restarted master's workers take 1.5 s to import: clients meanwhile must queue
+    sandbox.write_code(APP_MODULE, app_source(version=2, import_delay=1.5))
+    old_processes = sandbox.host_pids(SERVICE)
     sandbox.nsenter("kill", "-KILL", str(old_main))
+    # connect only once the old workers are gone too, while the new ones still import
+    wait_until(
+        lambda: not set(old_processes) & set(sandbox.host_pids(SERVICE)), 10, "old workers to go"
+    )
     clients = [threading.Thread(target=request) for _ in range(20)]
     for client in clients:
         client.start()
@@ -69,6 +76,7 @@ def test_kill_9_of_the_master_is_restarted_and_queued_clients_are_answered(
         client.join(timeout=90)
     assert [r for r in replies if not isinstance(r, Reply) or r.status != 200] == []
     assert len(replies) == 20
+    assert {r.body["version"] for r in replies if isinstance(r, Reply)} == {2}
     sandbox.wait_for(SERVICE, "ActiveState", "active")
     assert int(sandbox.prop(SERVICE, "MainPID")) != old_main
     assert int(sandbox.prop(SERVICE, "NRestarts")) >= 1
