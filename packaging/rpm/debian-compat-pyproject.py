@@ -41,7 +41,9 @@ def save_files(buildroot: str, sitelib: str, out: str, *names: str) -> None:
     for entry in sorted(root.iterdir()):
         stem = entry.name.split("-")[0] if entry.name.endswith(".dist-info") else entry.name
         if stem.replace("-", "_") in wanted:
-            lines.append(f"{sitelib}/{entry.name}/" if entry.is_dir() else f"{sitelib}/{entry.name}")
+            lines.append(
+                f"{sitelib}/{entry.name}/" if entry.is_dir() else f"{sitelib}/{entry.name}"
+            )
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
