@@ -85,7 +85,14 @@ def _run(spec: WorkerSpec) -> ExitCode:
     # The master recycles workers after max-requests itself, replacement first;
     # a worker that stopped on its own would leave a gap.
     config = dataclasses.replace(spec.config, max_requests=0)
-    serve(spec.listeners, app, config, spec.board, stop_fd)
+    serve(
+        spec.listeners,
+        app,
+        config,
+        spec.board,
+        stop_fd,
+        on_draining=lambda: write_frame(spec.status_fd, FrameKind.DRAINING),
+    )
     return ExitCode.OK
 
 

@@ -73,6 +73,10 @@ class Handler(Protocol):
 
     def idle_deadline(self) -> float: ...
 
+    def between_requests(self) -> bool:
+        """True when idle after a finished request (keep-alive); a stopping worker may close it."""
+        ...
+
 
 class HttpHandler:
     """An HTTP/1.x connection: parses with protocols.http, serves requests as they complete."""
@@ -94,6 +98,9 @@ class HttpHandler:
         if self.requests and not self.parser.in_request:
             return self.parked_at + config.keepalive_timeout
         return self.parked_at + config.header_timeout
+
+    def between_requests(self) -> bool:
+        return bool(self.requests) and not self.parser.in_request
 
     def on_readable(self) -> Next:
         data = self.channel.recv_nowait()
@@ -260,6 +267,9 @@ class UwsgiHandler:
 
     def idle_deadline(self) -> float:
         return self.parked_at + self.ctx.config.header_timeout
+
+    def between_requests(self) -> bool:
+        return False  # one request per connection: a parked one still owes its request
 
     def on_readable(self) -> Next:
         from sockactd.protocols.uwsgi import environ_from_vars

@@ -14,10 +14,13 @@ threads > 1 the loop thread hands readable connections to N handler threads;
 connections are registered EPOLLONESHOT so the loop never sees one that a
 thread is serving, and the thread re-arms it when it parks it again.
 
-Stop: `stop_fd` readable (SIGTERM) or max-requests reached: stop accepting,
-close parked connections, let in-flight requests finish with
-`Connection: close`, return. Listeners are registered EPOLLEXCLUSIVE so one
-connection wakes one worker, not all of them.
+Stop: `stop_fd` readable (SIGTERM) or max-requests reached: stop accepting
+(and say so through `on_draining`, so the master knows every new connection
+now goes to other workers), close idle keep-alive connections that have no
+bytes waiting, serve every connection that was accepted but has not sent its
+request yet (it is owed an answer: closing it would drop a request), let
+in-flight requests finish with `Connection: close`, return. Listeners are
+registered EPOLLEXCLUSIVE so one connection wakes one worker, not all of them.
 
 This module never parses bytes (handlers.py, protocols/) and never raises for
 anything a client does.
@@ -57,11 +60,16 @@ _STOP_TICK: Final = 0.05
 
 
 def serve(
-    listeners: Sequence[Listener], app: WSGIApp, config: Config, board: Board, stop_fd: int
+    listeners: Sequence[Listener],
+    app: WSGIApp,
+    config: Config,
+    board: Board,
+    stop_fd: int,
+    on_draining: Callable[[], None] | None = None,
 ) -> None:
     """Serve requests until stop_fd is readable or max-requests is reached, then drain."""
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
-    server = _Server(listeners, ctx, stop_fd)
+    server = _Server(listeners, ctx, stop_fd, on_draining)
     restore = _flag_on_sigterm(ctx)
     try:
         server.run()
@@ -135,10 +143,17 @@ def _peer(address: Any) -> tuple[str, str]:
 
 
 class _Server:
-    def __init__(self, listeners: Sequence[Listener], ctx: Context, stop_fd: int) -> None:
+    def __init__(
+        self,
+        listeners: Sequence[Listener],
+        ctx: Context,
+        stop_fd: int,
+        on_draining: Callable[[], None] | None = None,
+    ) -> None:
         config = ctx.config
         self.ctx = ctx
         self.stop_fd = stop_fd
+        self.on_draining = on_draining
         self.threads = config.threads
         self.epoll = select.epoll()
         self.conns: dict[int, Handler] = {}
@@ -163,6 +178,9 @@ class _Server:
         next_sweep = time.monotonic() + self.tick
         while not (self.stopping and self._drained()):
             events = poll(_STOP_TICK if self.stopping else self.tick)
+            if len(events) > 1:
+                # A stop must win over an accept that arrived in the same wake-up.
+                events.sort(key=lambda event: event[0] != self.stop_fd)
             for fd, _ in events:
                 handler = conns.get(fd)
                 if handler is not None:
@@ -185,7 +203,9 @@ class _Server:
         return "max-requests reached" if limit and self.ctx.served >= limit else "SIGTERM"
 
     def _drained(self) -> bool:
-        return self.pool is None or self.pool.idle()
+        # Parked connections still owed a request keep the worker alive until served or
+        # past their header-timeout (the sweep closes them).
+        return not self.conns and (self.pool is None or self.pool.idle())
 
     def _accept(self, port: _Port) -> None:
         timeout = self.ctx.config.socket_timeout
@@ -216,7 +236,7 @@ class _Server:
             self._step_inline(handler, registered=True)
 
     def _step_inline(self, handler: Handler, registered: bool) -> None:
-        if step(handler) is Next.PARK and not self.stopping:
+        if step(handler) is Next.PARK and not (self.stopping and handler.between_requests()):
             if not registered:
                 fd = handler.channel.fd
                 self.conns[fd] = handler
@@ -259,9 +279,11 @@ class _Server:
                 self.epoll.unregister(fd)
             except OSError:
                 pass
+        if self.on_draining is not None:
+            self.on_draining()
         busy = self.pool.busy if self.pool is not None else ()
         for fd, handler in list(self.conns.items()):
-            if fd not in busy:
+            if fd not in busy and handler.between_requests() and not _bytes_waiting(handler):
                 if self.pool is not None:
                     self.pool.close_parked(handler)
                 else:
@@ -284,6 +306,16 @@ def step(handler: Handler) -> Next:
     except Exception:
         log.exception("unexpected error on a connection from %s", handler.channel.peer[0])
     return Next.CLOSE
+
+
+def _bytes_waiting(handler: Handler) -> bool:
+    """True when the client already sent more (a request racing our close): serve it."""
+    try:
+        return bool(handler.channel.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False
 
 
 def _log_accept_error(exc: OSError) -> None:
@@ -327,7 +359,7 @@ class _Pool:
             outcome = step(handler)
             with self.lock:
                 self.busy.discard(handler.channel.fd)
-                if outcome is Next.PARK and not server.stopping:
+                if outcome is Next.PARK and not (server.stopping and handler.between_requests()):
                     server.epoll.modify(handler.channel.fd, _ONESHOT)
                 else:
                     server.close_conn(handler)

@@ -233,7 +233,7 @@ class Sandbox:
         assert ":" not in unit_path, unit_path
         assert self.unit_dir.resolve().parent == self.root.resolve(), unit_path
         assert (self.unit_dir / "test.target").is_file(), "minimal targets missing"
-        self._cgroup = _cgroup2_home_checked() / f"sockactd-test-{self.root.name}"
+        self._cgroup = _cgroup2_home_checked() / self.root.name
         self._cgroup.mkdir()
         script = self.root / "boot.sh"
         script.write_text(self._boot_script(unit_path))
@@ -331,8 +331,11 @@ class Sandbox:
     def host_pids(self, unit: str) -> list[int]:
         """Host PIDs of every process in the unit's cgroup (empty when it has none)."""
         assert self._cgroup is not None
-        found = list(self._cgroup.rglob(f"{unit}/cgroup.procs"))
-        return sorted(int(p) for f in found for p in f.read_text().split())
+        pids: list[int] = []
+        for procs in self._cgroup.rglob(f"{unit}/cgroup.procs"):
+            with contextlib.suppress(FileNotFoundError):  # the unit's cgroup went away meanwhile
+                pids += [int(pid) for pid in procs.read_text().split()]
+        return sorted(pids)
 
     # --- teardown -----------------------------------------------------------------------------
     def destroy(self) -> None:
