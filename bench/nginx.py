@@ -1,0 +1,148 @@
+"""Through nginx: uwsgi_pass to sockactd and to uWSGI, proxy_pass to gunicorn, same app, same run.
+
+    .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--write]
+
+One server at a time, 2 workers each, app bench/apps/hello.py, each behind its own
+nginx (tests/integration/nginx.py's NginxProcess: own prefix, pid file and logs in a
+temporary directory, 127.0.0.1 only, 1 worker process). wrk talks keep-alive to nginx;
+nginx opens a new upstream connection per request for uwsgi_pass (the protocol has
+no keep-alive) and keeps a pool for proxy_pass. Reports requests/s and p99.
+`--write` replaces the `nginx` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from tests.integration.nginx import Mode, NginxProcess
+
+MODULE = "hello:app"
+SETUPS = ("sockactd", "uwsgi", "gunicorn")
+
+
+def upstream_server(name: str, port: int, tmp: Path) -> tuple[common.Server, Mode]:
+    address = f"127.0.0.1:{port}"
+    if name == "sockactd":
+        return common.sockactd(MODULE, uwsgi=address, control=tmp / "control.sock"), Mode.UWSGI
+    if name == "uwsgi":
+        return common.uwsgi(MODULE, uwsgi_socket=address), Mode.UWSGI
+    return common.gunicorn(MODULE, bind=address), Mode.HTTP
+
+
+def wait_listening(proc: common.Running, port: int, timeout: float = 20.0) -> None:
+    """Poll until the upstream accepts TCP connections (it may not speak HTTP)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.server.name} exited:\n{proc.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{proc.server.name} never listened on {port}")
+
+
+def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    port = common.free_port()
+    server, mode = upstream_server(name, port, tmp)
+    proc = common.Running(server, tmp / f"{name}.log")
+    try:
+        wait_listening(proc, port)
+        with NginxProcess(tmp / f"nginx-{name}", f"127.0.0.1:{port}", mode) as nginx:
+            if not common.http_ok(nginx.port):
+                raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
+            url = f"http://127.0.0.1:{nginx.port}/"
+            common.run_wrk(common.wrk_argv(url, 2, args.connections, args.threads, False), 2)
+            time.sleep(1)
+            argv = common.wrk_argv(url, args.duration, args.connections, args.threads, False)
+            result = common.run_wrk(argv, args.duration)
+            location = nginx.render_config().split("location / {", 1)[1].split("}", 1)[0]
+        if not proc.alive():
+            raise RuntimeError(f"{name} died under load:\n{proc.log_tail()}")
+    finally:
+        proc.stop()
+    return {
+        "name": name,
+        "mode": mode,
+        "server": server,
+        "wrk": argv,
+        "result": result,
+        "location": " ".join(location.split()),
+    }
+
+
+def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
+    out = [f"Machine: {common.machine_summary()}\n"]
+    out.append(
+        f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency` "
+        "(keep-alive) to nginx-light (1 worker process), 2 app workers each, app "
+        "`bench/apps/hello.py`.\n"
+    )
+    base = next((r["result"] for r in rows if r["name"] == "uwsgi"), None)
+    table = []
+    for row in rows:
+        result = row["result"]
+        assert isinstance(result, common.WrkResult)
+        ratio = "-"
+        if isinstance(base, common.WrkResult) and base.requests_per_s:
+            ratio = f"{result.requests_per_s / base.requests_per_s:.2f}"
+        mode = row["mode"]
+        assert isinstance(mode, Mode)
+        via = "uwsgi_pass" if mode is Mode.UWSGI else "proxy_pass (keepalive pool)"
+        table.append(
+            [
+                row["name"],
+                via,
+                f"{result.requests_per_s:,.0f}",
+                f"{result.p50_ms:.2f}",
+                f"{result.p99_ms:.2f}",
+                result.errors_text(),
+                ratio,
+            ]
+        )
+    header = ["upstream", "nginx", "req/s", "p50 ms", "p99 ms", "errors", "x uWSGI"]
+    out.append(common.markdown_table(header, table))
+    out.append("\nCommands (ports vary per run):\n")
+    for row in rows:
+        server = row["server"]
+        assert isinstance(server, common.Server)
+        text = shlex.join(server.argv).replace(str(common.ROOT) + "/", "")
+        out.append(f"- {row['name']}: `{text}`; nginx `location /`: `{row['location']}`")
+    wrk = rows[0]["wrk"]
+    assert isinstance(wrk, list)
+    out.append(f"- wrk: `{shlex.join(wrk)}`")
+    out.append(f"- this table: `{shlex.join(sys.argv)}`\n")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--only", default=",".join(SETUPS))
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sockactd-nginx-") as tmp_name:
+        for name in args.only.split(","):
+            print(f"# {name} behind nginx", file=sys.stderr, flush=True)
+            rows.append(measure(name, args, Path(tmp_name)))
+    report = render(rows, args)
+    print(report)
+    if args.write:
+        common.write_section("nginx", "## Through nginx\n\n" + report)
+
+
+if __name__ == "__main__":
+    main()
