@@ -81,6 +81,7 @@ class RequestParser:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body_seen = 0
+        self._ended_line = False
 
     @property
     def in_request(self) -> bool:
@@ -94,6 +95,7 @@ class RequestParser:
         in_head = self._in_head
         if in_head:
             self._head_fed += len(data)
+            self._refuse_folding(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -107,6 +109,18 @@ class RequestParser:
             raise ProtocolError(f"bad request: {exc}") from None
         if self._in_head and in_head and self._head_fed > self._head_limit:
             raise ProtocolError("request head too large", 431)
+
+    def _refuse_folding(self, data: bytes) -> None:
+        """RFC 9112 5.2: obsolete line folding must be rejected (some httptools accept it)."""
+        end = data.find(b"\r\n\r\n")
+        head = data if end < 0 else data[: end + 2]
+        if (
+            (self._ended_line and head[:1] in (b" ", b"\t") and self._head_fed > len(data))
+            or b"\n " in head
+            or b"\n\t" in head
+        ):
+            raise ProtocolError("obsolete line folding in a request header")
+        self._ended_line = head.endswith(b"\n")
 
     # --- httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
