@@ -1,0 +1,156 @@
+"""bench/loadgen.py analysis and bench/common.py parsing: pure functions, table tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.common import WrkResult, merge_section, parse_wrk
+from bench.loadgen import (
+    Kind,
+    Outcome,
+    classify,
+    failures,
+    longest_gap,
+    lowest_window_rate,
+    p99,
+    time_to_new,
+)
+
+OK_BODY = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n2 123 1\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (OK_BODY, (Kind.OK, "2")),
+        (b"HTTP/1.1 200 OK\r\n\r\n", (Kind.OK, "")),
+        (b"HTTP/1.1 502 Bad Gateway\r\n\r\nno", (Kind.HTTP_5XX, "")),
+        (b"HTTP/1.1 404 Not Found\r\n\r\n", (Kind.OTHER, "")),
+        (b"", (Kind.RESET, "")),  # closed without a byte: the worker died mid-request
+        (b"HTTP/1.1 200 OK\r\nContent-", (Kind.OTHER, "")),  # truncated head
+        (b"garbage\r\n\r\n", (Kind.OTHER, "")),
+    ],
+)
+def test_classify(raw: bytes, expected: tuple[Kind, str]) -> None:
+    assert classify(raw) == expected
+
+
+def ok(end: float, version: str = "1", start: float | None = None) -> Outcome:
+    return Outcome(end - 0.01 if start is None else start, end, Kind.OK, version)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        ([ok(1.0), ok(5.5), ok(6.0, "2"), ok(7.0, "2")], 0.5),  # last old answer at 5.5
+        ([ok(1.0), ok(6.0, "2"), ok(6.5), ok(7.0, "2")], 1.5),  # an old worker answered late
+        ([ok(1.0), ok(6.0, "2")], 0.0),  # no old answer after the trigger
+        ([ok(1.0), ok(6.0, "2"), ok(7.0)], None),  # old code is still serving at the end
+        ([ok(1.0)], None),  # new code never answered (broken reload)
+        ([], None),
+    ],
+)
+def test_time_to_new(outcomes: list[Outcome], expected: float | None) -> None:
+    assert time_to_new(outcomes, trigger=5.0, new="2") == (
+        None if expected is None else pytest.approx(expected)
+    )
+
+
+def test_failures_counts_every_kind_but_ok() -> None:
+    outcomes = [ok(1.0), Outcome(1, 2, Kind.REFUSED), Outcome(1, 2, Kind.REFUSED)]
+    outcomes.append(Outcome(1, 2, Kind.HTTP_5XX))
+    assert failures(outcomes) == {
+        Kind.REFUSED: 2,
+        Kind.RESET: 0,
+        Kind.TIMEOUT: 0,
+        Kind.HTTP_5XX: 1,
+        Kind.OTHER: 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ends", "start", "stop", "lowest"),
+    [
+        ([0.1 * i for i in range(1, 40)], 0.0, 4.0, 9),  # 10/s, one window edge is open
+        ([0.5, 1.0, 1.5, 3.5], 0.0, 4.0, 0),  # nothing in [2.0, 3.0]
+        ([], 0.0, 0.5, 0),  # run shorter than one window
+    ],
+)
+def test_lowest_window_rate(ends: list[float], start: float, stop: float, lowest: int) -> None:
+    assert lowest_window_rate([ok(e) for e in ends], start, stop) == lowest
+
+
+@pytest.mark.parametrize(
+    ("ends", "expected"),
+    [
+        ([1.0, 2.0, 2.5], 2.0),  # from 2.5 to the end at 4.5
+        ([0.5, 3.5, 4.0], 3.0),
+        ([], 4.0),
+    ],
+)
+def test_longest_gap_counts_only_successes(ends: list[float], expected: float) -> None:
+    outcomes = [ok(e) for e in ends] + [Outcome(2.9, 3.0, Kind.REFUSED)]
+    assert longest_gap(outcomes, 0.5, 4.5) == pytest.approx(expected)
+
+
+def test_p99_uses_requests_started_in_the_window_failures_included() -> None:
+    fast = [Outcome(1.0 + i / 1000, 1.0 + i / 1000 + 0.001, Kind.OK) for i in range(99)]
+    slow = Outcome(1.5, 3.5, Kind.TIMEOUT)
+    assert p99([*fast, slow], 1.0, 2.0) == pytest.approx(2.0)
+    assert p99(fast, 1.0, 2.0) == pytest.approx(0.001)
+    assert p99(fast, 5.0, 6.0) is None
+
+
+WRK_OUTPUT = """\
+Running 3s test @ http://127.0.0.1:1/
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.59ms    1.19ms  13.64ms   84.67%
+  Latency Distribution
+     50%  850.00us
+     75%    1.91ms
+     90%    2.62ms
+     99%    1.20s
+  23836 requests in 2.02s, 1.77MB read
+  Socket errors: connect 1, read 23834, write 0, timeout 2
+  Non-2xx or 3xx responses: 7
+Requests/sec:  11826.12
+Transfer/sec:      0.88MB
+"""
+
+
+def test_parse_wrk() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result == WrkResult(11826.12, 0.85, 1200.0, 23836, (1, 23834, 0, 2), 7)
+    assert result.errors_text() == "1 connect, 23834 read, 2 timeout, 7 non-2xx"
+
+
+def test_parse_wrk_without_errors_and_garbage() -> None:
+    clean = "\n".join(line for line in WRK_OUTPUT.splitlines() if "errors" not in line)
+    assert parse_wrk(clean).errors_text() == "7 non-2xx"
+    with pytest.raises(ValueError, match="cannot parse"):
+        parse_wrk("wrk: connection refused")
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ("", "<!-- bench:x -->\nnew\n<!-- /bench:x -->\n"),
+        ("# T\n", "# T\n\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\n"),
+        (
+            "# T\n\n<!-- bench:x -->\nold\n<!-- /bench:x -->\n\ntail\n",
+            "# T\n\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\n\ntail\n",
+        ),
+        (
+            "<!-- bench:y -->\ny\n<!-- /bench:y -->\n",
+            "<!-- bench:y -->\ny\n<!-- /bench:y -->\n\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\n",
+        ),
+    ],
+)
+def test_merge_section(document: str, expected: str) -> None:
+    assert merge_section(document, "x", "new\n") == expected
+
+
+def test_merge_section_refuses_an_unclosed_block() -> None:
+    with pytest.raises(ValueError, match="no end marker"):
+        merge_section("<!-- bench:x -->\nold\n", "x", "new")
