@@ -18,6 +18,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -278,6 +279,28 @@ def parse_wrk(output: str) -> WrkResult:
         (counts[0], counts[1], counts[2], counts[3]),
         int(non2xx[1]) if non2xx else 0,
     )
+
+
+def median_result(results: Sequence[WrkResult]) -> WrkResult:
+    """One result for repeated runs: median rates and latencies, summed counts."""
+    errors = tuple(sum(r.socket_errors[i] for r in results) for i in range(4))
+    return WrkResult(
+        statistics.median(r.requests_per_s for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.requests for r in results),
+        (errors[0], errors[1], errors[2], errors[3]),
+        sum(r.non_2xx for r in results),
+    )
+
+
+def spread(results: Sequence[WrkResult]) -> str:
+    """`median (min-max)` requests/s, or just the value for one run."""
+    rates = sorted(r.requests_per_s for r in results)
+    median = statistics.median(rates)
+    if len(rates) == 1:
+        return f"{median:,.0f}"
+    return f"{median:,.0f} ({rates[0]:,.0f}-{rates[-1]:,.0f})"
 
 
 def wrk_argv(url: str, duration: float, connections: int, threads: int, close: bool) -> list[str]:

@@ -63,9 +63,11 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]
                 raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
             url = f"http://127.0.0.1:{nginx.port}/"
             common.run_wrk(common.wrk_argv(url, 2, args.connections, args.threads, False), 2)
-            time.sleep(1)
             argv = common.wrk_argv(url, args.duration, args.connections, args.threads, False)
-            result = common.run_wrk(argv, args.duration)
+            results = []
+            for _ in range(args.rounds):
+                time.sleep(1)
+                results.append(common.run_wrk(argv, args.duration))
             location = nginx.render_config().split("location / {", 1)[1].split("}", 1)[0]
         if not proc.alive():
             raise RuntimeError(f"{name} died under load:\n{proc.log_tail()}")
@@ -76,7 +78,8 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]
         "mode": mode,
         "server": server,
         "wrk": argv,
-        "result": result,
+        "result": common.median_result(results),
+        "spread": common.spread(results),
         "location": " ".join(location.split()),
     }
 
@@ -85,7 +88,8 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     out = [f"Machine: {common.machine_summary()}\n"]
     out.append(
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency` "
-        "(keep-alive) to nginx-light (1 worker process), 2 app workers each, app "
+        f"(keep-alive) to nginx-light (1 worker process), {args.rounds} runs each: req/s "
+        "median (min-max), latencies median, errors summed; 2 app workers each, app "
         "`bench/apps/hello.py`.\n"
     )
     base = next((r["result"] for r in rows if r["name"] == "uwsgi"), None)
@@ -103,7 +107,7 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
             [
                 row["name"],
                 via,
-                f"{result.requests_per_s:,.0f}",
+                row["spread"],
                 f"{result.p50_ms:.2f}",
                 f"{result.p99_ms:.2f}",
                 result.errors_text(),
@@ -130,6 +134,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per upstream")
     parser.add_argument("--only", default=",".join(SETUPS))
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()

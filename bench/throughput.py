@@ -60,10 +60,15 @@ def measure_load(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, ob
         row["processes"] = len(members)
         row["pss_mib"] = sum(common.pss_kib(pid) for pid in members) / 1024
         for close in (True, False):
-            time.sleep(1)  # let TIME_WAIT churn and the previous run's backlog settle
+            key = "close" if close else "keepalive"
             argv = common.wrk_argv(url, args.duration, args.connections, args.threads, close)
-            row["close" if close else "keepalive"] = common.run_wrk(argv, args.duration)
-            row["wrk_close" if close else "wrk_keepalive"] = argv
+            row[f"wrk_{key}"] = argv
+            results = []
+            for _ in range(args.rounds):
+                time.sleep(1)  # let TIME_WAIT churn and the previous run's backlog settle
+                results.append(common.run_wrk(argv, args.duration))
+            row[key] = common.median_result(results)
+            row[f"{key}_spread"] = common.spread(results)
         if not proc.alive():
             raise RuntimeError(f"{name} died under load:\n{proc.log_tail()}")
     return row
@@ -118,8 +123,9 @@ def render(
     out = [f"Machine: {common.machine_summary()}\n"]
     out.append(
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency`, "
-        f"2 workers each, app `bench/apps/hello.py`. Cold start: median of {args.cold_runs} "
-        "runs. PSS: master + workers after a 2 s keep-alive warm-up.\n"
+        f"{args.rounds} runs per server and kind: req/s median (min-max), p99 median, "
+        "errors summed; 2 workers each, app `bench/apps/hello.py`. Cold start: median of "
+        f"{args.cold_runs} runs. PSS: master + workers after a 2 s keep-alive warm-up.\n"
     )
     gunicorn_close = _rps(rows, "gunicorn", "close")
     uwsgi_close = _rps(rows, "uwsgi", "close")
@@ -144,10 +150,10 @@ def render(
         table.append(
             [
                 row["server"],
-                f"{close.requests_per_s:,.0f}",
+                row["close_spread"],
                 f"{close.p99_ms:.2f}",
                 close.errors_text(),
-                f"{keep.requests_per_s:,.0f}",
+                row["keepalive_spread"],
                 f"{keep.p99_ms:.2f}",
                 keep.errors_text(),
                 _ratio(close.requests_per_s, gunicorn_close),
@@ -205,6 +211,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cold-runs", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server and kind")
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
