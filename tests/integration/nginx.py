@@ -153,6 +153,10 @@ class NginxProcess:
         assert self._process is not None
         if self._process.poll() is not None:
             raise AssertionError(f"nginx exited with {self._process.returncode}:\n{self.logs()}")
+        # nginx listens before it writes its pid file: wait for both, so `stop` and tests
+        # that read the pid file never see it half-started
+        if not self.pid_file.exists() or not self.pid_file.read_text().strip():
+            return False
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
                 return True

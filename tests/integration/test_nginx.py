@@ -49,7 +49,9 @@ class Sockactd:
             port = free_port()
             self.upstream, self._probe = f"127.0.0.1:{port}", ("127.0.0.1", port)
             listen = ["--http-socket", self.upstream, "--trusted-proxies", "127.0.0.1"]
-        self.argv = sockactd_argv(*listen, "--processes", "2", APP)
+        # its own control socket: the default one is shared by every sockactd on the host
+        control = ["--control-socket", str(workdir / "control.sock")]
+        self.argv = sockactd_argv(*listen, *control, "--processes", "2", APP)
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
