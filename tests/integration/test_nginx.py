@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -37,14 +38,16 @@ _STOP_TIMEOUT = 15.0
 class Sockactd:
     """One sockactd master started by this test, stopped by its PID."""
 
-    def __init__(self, workdir: Path, mode: Mode) -> None:
+    def __init__(self, workdir: Path, mode: Mode, *, unix_http: bool = False) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "sockactd.log"
         self._probe: str | tuple[str, int]
-        if mode is Mode.UWSGI:
+        if mode is Mode.UWSGI or unix_http:
             path = workdir / "app.sock"
             self.upstream, self._probe = f"unix:{path}", str(path)
             listen = ["--socket", str(path)]
+            if unix_http:  # nginx over a UNIX socket has no address: trust "unix" peers
+                listen = ["--http-socket", str(path), "--trusted-proxies", "unix"]
         else:
             port = free_port()
             self.upstream, self._probe = f"127.0.0.1:{port}", ("127.0.0.1", port)
@@ -230,3 +233,53 @@ def test_forwarded_for_from_nginx_is_believed(nginx: NginxProcess, mode: Mode) -
     else:
         # over uwsgi REMOTE_ADDR is the var nginx sends: its own client
         assert seen["remote_addr"] == "127.0.0.1"
+
+
+def test_proxy_pass_over_a_unix_http_socket(tmp_path: Path) -> None:
+    require_nginx()
+    sockactd = Sockactd(tmp_path / "srv", Mode.HTTP, unix_http=True)
+    sockactd.start()
+    try:
+        with nginx_starter(tmp_path) as start:
+            front = start(sockactd.upstream, Mode.HTTP)
+            payload = os.urandom(BIG)
+            status, body = send(
+                front, "POST", "/", body=payload, headers={"X-Forwarded-For": "203.0.113.7"}
+            )
+    finally:
+        assert sockactd.stop() == 0, sockactd.log_text()
+    assert status == 200, body[:300]
+    seen = json.loads(body)
+    assert (seen["length"], seen["sha256"]) == (BIG, hashlib.sha256(payload).hexdigest())
+    # nginx (a trusted "unix" peer) appended the client it saw, 127.0.0.1, which is not
+    # trusted here: that is the client, and the 203.0.113.7 the client wrote is ignored
+    assert seen["remote_addr"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        struct.pack("<BHB", 5, 0, 0),  # modifier1 other than 0
+        struct.pack("<BHB", 0, 65535, 0),  # vars block over buffer-size
+        struct.pack("<BHB", 0, 4, 0) + b"\x09\x00ab",  # key length runs past the block
+    ],
+    ids=["modifier1", "oversize", "truncated"],
+)
+def test_bad_uwsgi_packet_closes_the_connection_and_serving_goes_on(
+    tmp_path: Path, packet: bytes
+) -> None:
+    require_nginx()
+    sockactd = Sockactd(tmp_path / "srv", Mode.UWSGI)
+    sockactd.start()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+            raw.settimeout(10)
+            raw.connect(sockactd.upstream.removeprefix("unix:"))
+            raw.sendall(packet)
+            assert raw.recv(1024) == b""  # closed without an answer
+        with nginx_starter(tmp_path) as start:
+            front = start(sockactd.upstream, Mode.UWSGI)
+            assert send(front, "GET", "/")[0] == 200
+    finally:
+        assert sockactd.stop() == 0, sockactd.log_text()
+    assert "bad uwsgi request" in sockactd.log_text()
