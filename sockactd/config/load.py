@@ -365,8 +365,23 @@ def _check_module(value: object) -> str | None:
     return f"expected package.module or package.module:callable, got {value!r}"
 
 
+def _check_trusted_proxies(value: object) -> str | None:
+    assert isinstance(value, list)
+    if not value:
+        return None
+    from sockactd.errors import ConfigError
+    from sockactd.protocols.proxy import TrustedProxies
+
+    try:
+        TrustedProxies(value)
+    except ConfigError as exc:
+        return exc.message
+    return None
+
+
 _EXTRA_CHECKS: Mapping[str, Callable[[object], str | None]] = {
     "env": _check_env_entries,
+    "trusted-proxies": _check_trusted_proxies,
     "chmod-socket": _check_octal_mode,
     "module": _check_module,
 }

@@ -315,7 +315,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         section=HTTP,
         metavar="ADDR",
         doc="Peer addresses (IP or CIDR) whose X-Forwarded-For and X-Forwarded-Proto "
-        "headers are believed (repeatable).",
+        "headers are believed (repeatable); `unix` trusts peers on UNIX sockets.",
     ),
     # --- reloading ---------------------------------------------------------------
     Setting(

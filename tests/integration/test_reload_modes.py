@@ -197,7 +197,7 @@ def test_sighup_reloads_in_the_default_mode_and_tells_systemd(tmp_path: Path) ->
 
 
 def test_reloads_asked_during_a_reload_are_queued_and_merged(tmp_path: Path) -> None:
-    srv, port, site = start_site(tmp_path)
+    srv, _port, site = start_site(tmp_path)
     try:
         deploy(site, version="v2", import_delay=0.5)
         results: dict[str, int] = {}

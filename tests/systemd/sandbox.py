@@ -51,7 +51,10 @@ __all__ = [
 SYSTEMD: Final = Path("/lib/systemd/systemd")
 PYTHON: Final = "/usr/bin/python3"  # Debian's: readable by a DynamicUser, unlike pyenv under /root
 INSTANCE: Final = "demo"
-UNITS: Final = ROOT / "units"
+# SOCKACTD_UNITS_DIR=/lib/systemd/system: boot the units an installed package put there,
+# running the installed /usr/bin commands (scripts/check-packaging --keep-installed).
+INSTALLED: Final = os.environ.get("SOCKACTD_UNITS_DIR")
+UNITS: Final = Path(INSTALLED) if INSTALLED else ROOT / "units"
 TARGETS: Final = (
     "sysinit", "basic", "sockets", "paths", "timers", "shutdown", "multi-user", "network", "test",
 )  # fmt: skip
@@ -128,8 +131,9 @@ def _command_override(unit_text: str) -> str:
     for key in ("ExecStart", "ExecReload"):
         for match in re.finditer(rf"^{key}=(.*)$", unit_text, flags=re.MULTILINE):
             command = match.group(1)
-            for shipped, here in COMMANDS.items():
-                command = command.replace(shipped, here)
+            if not INSTALLED:
+                for shipped, here in COMMANDS.items():
+                    command = command.replace(shipped, here)
             lines += [f"{key}=", f"{key}={command}"]
     return "[Service]\n" + "\n".join(lines) + "\n"
 
@@ -191,13 +195,14 @@ class Sandbox:
             "service", "10-log.conf",
             f"[Service]\nStandardOutput=append:{INNER}/log/%n.log\nStandardError=inherit\n",
         )  # fmt: skip
-        tcp = (UNITS / "examples" / "tcp.conf").read_text()
+        tcp = (ROOT / "units" / "examples" / "tcp.conf").read_text()
         assert "127.0.0.1:8000" in tcp, "units/examples/tcp.conf changed its example address"
         self.write_dropin("sockactd@.socket", "tcp.conf", tcp.replace("8000", str(self.port)))
-        shutil.copytree(
-            ROOT / "sockactd", self.code_dir / "sockactd",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )  # fmt: skip
+        if not INSTALLED:  # otherwise the package's own copy in /usr/lib/python3 serves
+            shutil.copytree(
+                ROOT / "sockactd", self.code_dir / "sockactd",
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )  # fmt: skip
         self.boot_id_file.write_text(self._boot_id + "\n")
         _make_world_readable(self.root)
 

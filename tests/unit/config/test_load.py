@@ -239,6 +239,7 @@ ERRORS = [
     ([], {"SOCKACTD_ENV": "A=1,JUSTKEY"}, None, "env", "expected KEY=VALUE entries, got 'JUSTKEY'"),
     (["--env", "=value"], {}, None, "env", "expected KEY=VALUE entries, got '=value'"),
     (["--chmod-socket", "999"], {}, None, "chmod-socket", "expected an octal mode"),
+    (["--trusted-proxies", "10.0.0.300"], {}, None, "trusted-proxies", "not an IP address"),
     ([], {}, "chmod-socket = 660", "chmod-socket", "expected a string, got integer 660"),
     ([], {}, "http-socket = [8000]", "http-socket", "expected a string or a list of strings"),
     ([], {}, "socket = { a = 1 }", "socket", "expected a string or a list of strings"),
