@@ -6,6 +6,7 @@ would see (READY/STATUS/STOPPING/WATCHDOG), what clients see, and exit codes.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,8 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
         srv.signal(signal.SIGTERM)
         assert srv.notify is not None
         assert srv.notify.wait_for("STOPPING", "1")
+        # a long drain asks systemd for more time instead of being killed mid-request
+        assert int(srv.notify.wait_for("EXTEND_TIMEOUT_USEC")["EXTEND_TIMEOUT_USEC"]) > 0
         client.join(15)
         assert result["answer"] == (200, result["answer"][1])  # type: ignore[index]
         assert srv.wait() == 0
@@ -260,3 +264,25 @@ def _is_zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except (FileNotFoundError, IndexError):
         return True
+
+
+def test_an_app_crashing_on_every_request_does_not_fork_bomb(tmp_path: Path) -> None:
+    port = free_port()
+    with running(tmp_path, "--http-socket", f"127.0.0.1:{port}", APP) as srv:
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline:  # bounded: every request kills its worker
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                http_get(port, "/crash", timeout=2)
+        spawned = srv.log().count(") ready in ")
+        # back-off doubles the respawn delay while workers keep dying young
+        assert 4 <= spawned <= 25, spawned
+        assert "died" in srv.log()
+        # and the site comes back by itself once the bad requests stop
+        wait_until(lambda: _answers(port), 15, "the site to serve again")
+
+
+def _answers(port: int) -> bool:
+    try:
+        return http_get(port, "/", timeout=2)[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False

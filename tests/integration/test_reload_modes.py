@@ -259,3 +259,19 @@ def test_burst_of_touches_is_one_or_two_reloads(tmp_path: Path) -> None:
         assert answers(port) <= {(2, "v2"), (3, "v2")}
     finally:
         srv.stop()
+
+
+def test_standard_reload_drain_first_works_like_uwsgi(tmp_path: Path) -> None:
+    srv, port, site = start_site(tmp_path, "--drain-first")
+    try:
+        master = srv.pid
+        deploy(site, version="v2")
+        result = srv.ctl("reload", "--mode", "standard", "--wait")
+        assert result.returncode == 0, result.stderr + srv.log()
+        assert answers(port) == {(2, "v2")} and srv.status()["pid"] == master
+        log = srv.log()
+        # uWSGI's order: both old workers are gone before the master re-executes
+        retired = [m.start() for m in re.finditer(r"\(generation 1\) retired", log)]
+        assert len(retired) == 2 and max(retired) < log.index("re-executing master"), log
+    finally:
+        srv.stop()
