@@ -11,7 +11,6 @@ Only fds named here lose FD_CLOEXEC; everything else closes at execve.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -64,6 +63,8 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
     }
     env = dict(os.environ)
     env.update(exec_fds.env)
+    import json
+
     env[ENV] = json.dumps(state)
     argv = [sys.executable, "-m", "sockactd", *master.argv]
     master.inbox.block_for_exec()
@@ -114,6 +115,8 @@ def take_handover(environ: MutableMapping[str, str] = os.environ) -> Handover | 
     raw = environ.pop(ENV, None)
     if raw is None:
         return None
+    import json
+
     state = json.loads(raw)
     workers = []
     for record in state["workers"]:

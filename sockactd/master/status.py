@@ -26,16 +26,17 @@ __all__ = ["status_data", "status_line"]
 
 def status_line(master: Master) -> str:
     pool = master.pool
-    if master.phase is Phase.RELOADING and master.strategy is not None:
-        return master.strategy.progress(pool)
+    progress = master.reloads.progress()
+    if master.phase is Phase.RELOADING and progress is not None:
+        return progress
     ready = len(pool.serving())
     served = sum(worker.board.read()[0] for worker in pool)
     text = (
         f"{master.phase.value}: {ready}/{pool.size} workers ready, "
         f"generation {pool.generation}, {served} requests served"
     )
-    if master.last_reload is not None and not master.last_reload[0]:
-        text += f" (last reload failed: {master.last_reload[1]})"
+    if master.reloads.last is not None and not master.reloads.last[0]:
+        text += f" (last reload failed: {master.reloads.last[1]})"
     return text
 
 
@@ -55,12 +56,13 @@ def status_data(master: Master) -> StatusData:
         if worker.state is not WorkerState.GONE
     ]
     last: LastReloadData | None = None
-    if master.last_reload is not None:
-        ok, message, generation = master.last_reload
+    if master.reloads.last is not None:
+        ok, message, generation = master.reloads.last
         last = {"ok": ok, "message": message, "generation": generation}
     reload: ReloadProgressData | None = None
-    if master.strategy is not None and master.current is not None:
-        reload = {"mode": master.current.mode, "progress": master.strategy.progress(master.pool)}
+    progress, current = master.reloads.progress(), master.reloads.current
+    if progress is not None and current is not None:
+        reload = {"mode": current.mode, "progress": progress}
     return {
         "phase": master.phase.value,
         "generation": master.pool.generation,

@@ -24,6 +24,10 @@ from sockactd.osapi import set_parent_death_signal
 from sockactd.sockets import Listener
 from sockactd.worker.app import WSGIApp, load_app
 from sockactd.worker.board import Board
+
+# Imported here, in the master, so the request path is loaded once and shared
+# copy-on-write by every worker instead of imported again after each fork.
+from sockactd.worker.serve import serve
 from sockactd.worker.status import FrameKind, write_frame
 
 __all__ = ["WorkerSpec", "run_worker"]
@@ -80,8 +84,6 @@ def _run(spec: WorkerSpec) -> ExitCode:
             write_frame(spec.status_fd, FrameKind.BOOT_FAILED, exc.details)
             return ExitCode.APP_IMPORT_FAILED
     write_frame(spec.status_fd, FrameKind.READY)
-    from sockactd.worker.serve import serve
-
     # The master recycles workers after max-requests itself, replacement first;
     # a worker that stopped on its own would leave a gap.
     config = dataclasses.replace(spec.config, max_requests=0)

@@ -216,7 +216,9 @@ def test_reloads_asked_during_a_reload_are_queued_and_merged(tmp_path: Path) -> 
             thread.join(120)
         assert results == {"first": 0, "chain0": 0, "chain1": 0, "chain2": 0, "workers": 0}
         started = re.findall(r"(\w+) reload started", srv.log())
-        assert started == ["chain", "chain", "workers"]  # three merged chains ran once
+        # the first, then one chain for the three merged requests and one workers reload,
+        # in the order the queued requests happened to arrive
+        assert started[0] == "chain" and sorted(started[1:]) == ["chain", "workers"], started
     finally:
         srv.stop()
 

@@ -1,0 +1,111 @@
+"""Keeping the configured number of healthy workers: the master's periodic checks.
+
+Rule 1: a missing worker is replaced, but workers that keep dying young
+        double the delay before the next spawn (up to 5 s), so an app that
+        crashes on every request cannot fork-bomb the machine.
+Rule 2: every deadline is enforced here, never by a sleep: a worker that
+        does not report ready in `ready-timeout`, a retired worker past its
+        mercy, a request past `harakiri` -- each gets SIGKILL.
+Rule 3: `max-requests` recycles replacement first: the new worker is started,
+        and the old one is retired only when the new one is ready.
+While a reload runs, respawning pauses if the reload itself brings the new
+generation up (reloads.pauses_respawn).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sockactd.master.pool import Worker, WorkerState
+
+if TYPE_CHECKING:
+    from sockactd.master.master import Master
+
+__all__ = ["Health"]
+
+log = logging.getLogger(__name__)
+
+YOUNG = 10.0  # a worker dying younger than this counts towards back-off
+MAX_BACKOFF = 5.0
+
+
+class Health:
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.next_spawn = 0.0
+        self._crashes = 0
+        self._last_crash = 0.0
+
+    def count_crash(self, worker: Worker) -> None:
+        now = self.master.kernel.monotonic()
+        if now - worker.started >= YOUNG:
+            return
+        self._crashes = self._crashes + 1 if now - self._last_crash < YOUNG else 1
+        self._last_crash = now
+        delay = 0.0 if self._crashes <= 1 else min(0.1 * 2 ** (self._crashes - 2), MAX_BACKOFF)
+        self.next_spawn = max(self.next_spawn, now + delay)
+
+    def deficit(self) -> int:
+        """How many workers are missing from the configured number (never negative)."""
+        master = self.master
+        if not master.wants_workers() or master.reloads.pauses_respawn():
+            return 0
+        active = [w for w in master.pool.active() if not w.recycling]
+        return max(0, master.pool.size - len(active))
+
+    def keep_capacity(self, now: float) -> None:
+        master, pool = self.master, self.master.pool
+        deficit = self.deficit()
+        if deficit > 0 and now >= self.next_spawn:
+            for _ in range(deficit):
+                pool.spawn()
+        if master.is_serving() and master.reloads.strategy is None:
+            surplus = [w for w in pool.active() if not w.recycling and w.replacing is None]
+            for worker in surplus[pool.size :]:
+                log.info("retiring worker %d: %d workers configured", worker.pid, pool.size)
+                pool.retire(worker, master.config.worker_reload_mercy)
+
+    def check_deadlines(self, now: float) -> None:
+        pool = self.master.pool
+        for worker in pool:
+            if worker.ready_deadline is not None and now >= worker.ready_deadline:
+                worker.boot_error = (
+                    f"did not report ready within {self.master.config.ready_timeout:g}s "
+                    "(ready-timeout)"
+                )
+                worker.ready_deadline = None
+                pool.kill(worker)
+            elif worker.kill_deadline is not None and now >= worker.kill_deadline:
+                log.warning("worker %d still busy after its mercy; killing it", worker.pid)
+                worker.kill_deadline = None
+                pool.kill(worker)
+
+    def check_boards(self, now: float) -> None:
+        config, pool = self.master.config, self.master.pool
+        if not config.harakiri and not config.max_requests:
+            return
+        for worker in pool:
+            served, started, busy = worker.board.read()
+            if config.harakiri and busy and started and now - started > config.harakiri:
+                log.error(
+                    "harakiri: worker %d has run one request for %.1fs (limit %gs); killing it",
+                    worker.pid, now - started, config.harakiri,
+                )  # fmt: skip
+                pool.kill(worker)
+                worker.state = WorkerState.DRAINING  # its exit is expected, not a crash
+            elif (
+                config.max_requests
+                and served >= config.max_requests
+                and self.master.reloads.strategy is None
+                and worker.state is WorkerState.SERVING
+                and not worker.recycling
+            ):
+                log.info("worker %d served %d requests: recycling it", worker.pid, served)
+                worker.recycling = True
+                pool.spawn().replacing = worker
+
+    def scale(self, delta: int) -> None:
+        pool = self.master.pool
+        pool.size = max(1, pool.size + delta)
+        log.info("workers: %d", pool.size)

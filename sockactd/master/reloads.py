@@ -1,0 +1,247 @@
+"""Reload requests: queue them, run one at a time, report every outcome.
+
+Rule 1: reloads never run concurrently. A request that arrives while one
+        runs is queued; queued requests of the same mode are merged, and every
+        caller waiting (`sockactctl reload --wait`) learns the outcome of the
+        reload that covered its request.
+Rule 2: systemd hears RELOADING=1 (with MONOTONIC_USEC) when a reload starts
+        and READY=1 when it ends, success or failure -- otherwise it would hang
+        in "reloading".
+Rule 3: a reload is done only when the retired workers confirmed they stopped
+        accepting: from then on every new connection reaches the new generation.
+
+This module also is the `ReloadHost` the strategies use: the standard reload's
+pre-flight process (`sockactd --check` with our arguments, watched through a
+pidfd, never waited for) and the execve in place. It never forks workers
+itself: strategies ask the pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+from sockactd import log as sockactd_log
+from sockactd.control.protocol import Response
+from sockactd.control.server import Replier
+from sockactd.master import handover
+from sockactd.master.phase import ReloadFinished, ReloadStarted
+from sockactd.master.pool import Worker
+from sockactd.reload.all_workers import AllWorkersReload
+from sockactd.reload.base import Outcome, ReloadStrategy
+from sockactd.reload.chain import ChainReload
+from sockactd.reload.reexec import ReexecReload
+
+if TYPE_CHECKING:
+    import subprocess
+
+    from sockactd.master.master import Master
+
+__all__ = ["PendingReload", "Reloads"]
+
+log = logging.getLogger(__name__)
+
+DRAIN_ACK_GRACE = 2.0  # longest wait for retired workers to confirm they stopped accepting
+
+
+@dataclass
+class PendingReload:
+    mode: str
+    waiters: list[Replier] = field(default_factory=list)
+
+
+@dataclass
+class _Preflight:
+    process: subprocess.Popen[bytes]
+    pidfd: int
+    output: IO[bytes]  # its stdout and stderr
+
+
+class Reloads:
+    def __init__(self, master: Master) -> None:
+        self.master = master
+        self.worker_reload_mercy = master.config.worker_reload_mercy
+        self.strategy: ReloadStrategy | None = None
+        self.current: PendingReload | None = None
+        self.queue: deque[PendingReload] = deque()
+        self.last: tuple[bool, str, int] | None = None  # ok, message, generation
+        self._preflight: _Preflight | None = None
+
+    # --- asking -------------------------------------------------------------
+    def request(self, mode: str | None, replier: Replier | None) -> None:
+        """Queue a reload (merged with a queued one of the same mode) and start it if idle."""
+        mode = mode or self.master.config.reload_mode
+        refusal = self.refusal(mode)
+        if refusal:
+            log.error("%s reload refused: %s", mode, refusal)
+            if replier is not None:
+                replier.send(Response(False, refusal))
+            return
+        for pending in self.queue:
+            if pending.mode == mode:
+                if replier is not None:
+                    pending.waiters.append(replier)
+                break
+        else:
+            self.queue.append(PendingReload(mode, [replier] if replier else []))
+        self.start_next()
+
+    def refusal(self, mode: str) -> str:
+        """Why a `mode` reload cannot be done now, or "" when it can."""
+        if not self.master.accepts_reloads():
+            return "the server is stopping"
+        if mode in ("workers", "chain") and not self.master.config.lazy_apps:
+            return (
+                f"a {mode} reload cannot load new code: the application is preloaded in "
+                "the master (lazy-apps is off). Use a standard reload, or set lazy-apps."
+            )
+        return ""
+
+    # --- running ------------------------------------------------------------
+    def start_next(self) -> None:
+        if self.strategy is not None or not self.queue or not self.master.is_serving():
+            return
+        self.current = self.queue.popleft()
+        mode = self.current.mode
+        strategy: ReloadStrategy
+        if mode == "standard":
+            strategy = ReexecReload(drain_first=self.master.config.drain_first)
+        elif mode == "workers":
+            strategy = AllWorkersReload()
+        else:
+            strategy = ChainReload()
+        self._begin(strategy, mode)
+
+    def resume_standard(self, resumed: handover.Handover) -> None:
+        """Second half of a standard reload, in the new image: renew the adopted workers."""
+        waiters = [self.master.control.resume(fd) for fd in resumed.waiting_fds]
+        self.queue.extend(PendingReload(mode) for mode in resumed.queued)
+        self.current = PendingReload("standard", waiters)
+        self._begin(AllWorkersReload(label="standard"), "standard")
+
+    def _begin(self, strategy: ReloadStrategy, mode: str) -> None:
+        self.strategy = strategy
+        self.master.move(ReloadStarted(mode))
+        log.info("%s reload started", mode)
+        self.master.notifier.reloading(strategy.progress(self.master.pool))
+        strategy.begin(self.master.pool, self)
+        self.settle()
+
+    def settle(self) -> None:
+        """Finish the reload if its strategy reached an outcome (and retired workers agree)."""
+        strategy = self.strategy
+        if strategy is None or strategy.outcome is Outcome.RUNNING:
+            return
+        pool = self.master.pool
+        ok = strategy.outcome is Outcome.DONE
+        if ok and pool.still_accepting(DRAIN_ACK_GRACE):
+            return  # Rule 3; a worker busy in one long request cannot accept, hence the bound
+        mode = self.current.mode if self.current else strategy.mode
+        if ok:
+            message = f"{mode} reload done: generation {pool.generation} serves"
+        else:
+            message = (
+                f"{mode} reload aborted: {strategy.reason}; "
+                f"generation {pool.generation} keeps serving"
+            )
+        (log.info if ok else log.error)("%s", message)
+        sockactd_log.set_generation(pool.generation)
+        waiters = self.current.waiters if self.current else []
+        self.strategy, self.current = None, None
+        self.last = (ok, message, pool.generation)
+        self.master.move(ReloadFinished(ok))
+        self.master.notifier.ready(self.master.status_text() if ok else message)
+        for waiter in waiters:
+            waiter.send(Response(ok, message))
+        self.start_next()
+
+    def fail_all(self, why: str) -> None:
+        """Answer everyone waiting or queued: nothing more will run (the server stops)."""
+        pending = list(self.queue)
+        if self.current is not None:
+            pending.append(self.current)
+        self.queue.clear()
+        self.current, self.strategy = None, None
+        if self._preflight is not None:
+            self._preflight.process.kill()
+        for item in pending:
+            for waiter in item.waiters:
+                waiter.send(Response(False, f"{item.mode} reload not done: {why}"))
+
+    def progress(self) -> str | None:
+        return self.strategy.progress(self.master.pool) if self.strategy else None
+
+    # --- worker events, passed on to the running strategy -------------------------
+    def on_ready(self, worker: Worker) -> None:
+        if self.strategy is not None:
+            self.strategy.on_ready(self.master.pool, worker)
+        self.settle()
+
+    def on_failed(self, worker: Worker, reason: str) -> None:
+        if self.strategy is not None and worker.generation == self.master.pool.pending:
+            self.strategy.on_failed(self.master.pool, worker, reason)
+        self.settle()
+
+    def on_exit(self, worker: Worker) -> None:
+        if self.strategy is not None:
+            self.strategy.on_exit(self.master.pool, worker)
+        self.settle()
+
+    def pauses_respawn(self) -> bool:
+        return self.strategy is not None and self.strategy.pauses_respawn()
+
+    # --- ReloadHost: what a standard reload needs ------------------------------------
+    def start_preflight(self) -> None:
+        import subprocess
+        import tempfile
+
+        master = self.master
+        output = tempfile.TemporaryFile()  # noqa: SIM115 -- closed when the process exits
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_"))
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sockactd", "--check", *master.argv],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            env=env,
+            close_fds=True,
+            cwd=master.start_dir,
+        )
+        pidfd = os.pidfd_open(process.pid)
+        self._preflight = _Preflight(process, pidfd, output)
+        master.selector.register(pidfd, selectors.EVENT_READ, self._on_preflight_exit)
+
+    def _on_preflight_exit(self, fd: int, events: int) -> None:
+        preflight, self._preflight = self._preflight, None
+        assert preflight is not None
+        self.master.selector.unregister(fd)
+        os.close(fd)
+        code = preflight.process.wait()
+        with preflight.output as output:
+            output.seek(0)
+            details = output.read().decode("utf-8", "replace")
+        if code != 0:
+            log.error("pre-flight check of the new code failed (exit %d):\n%s", code, details)
+        if self.strategy is not None:
+            self.strategy.on_preflight(self.master.pool, code == 0, _last_lines(details))
+        self.settle()
+
+    def exec_in_place(self) -> None:
+        """execve the master (same PID); the waiters travel along. Returns only on failure."""
+        log.info("re-executing master %d in place", os.getpid())
+        self.master.notifier.status("standard reload: re-executing the master")
+        handover.exec_in_place(self.master, [p.mode for p in self.queue])
+
+
+def _last_lines(text: str, count: int = 3) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
