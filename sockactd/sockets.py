@@ -75,7 +75,11 @@ def open_listeners(config: Config, inherited: Sequence[InheritedFd]) -> list[Lis
         for text, protocol in _configured(config):
             address = parse_address(text)
             if _address_key(address) in taken:
-                log.info("%s is already passed in by systemd; not binding it again", text)
+                log.info(
+                    "%s is already inherited (systemd or the previous master image); "
+                    "not binding it again",
+                    text,
+                )
                 continue
             listeners.append(_bind(address, protocol, config))
             taken.add(_sockname_key(listeners[-1].sock.getsockname()))

@@ -47,7 +47,7 @@ from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
 from sockactd.master.status import status_data, status_line
 from sockactd.osapi import Kernel, describe_status
-from sockactd.sockets import Listener
+from sockactd.sockets import Listener, close_listeners
 from sockactd.systemd.notify import Notifier, watchdog_interval
 from sockactd.triggers.base import open_trigger_watcher, rules_from_config
 from sockactd.worker.app import WSGIApp
@@ -401,3 +401,4 @@ class Master:
             self.triggers.close()
         self.control.close()
         self.selector.close()
+        close_listeners(self.listeners, unlink=True)  # only UNIX files we bound ourselves

@@ -286,3 +286,15 @@ def _answers(port: int) -> bool:
         return http_get(port, "/", timeout=2)[0] == 200
     except (OSError, http.client.HTTPException):
         return False
+
+
+def test_unix_socket_we_bound_is_removed_on_stop(tmp_path: Path) -> None:
+    path = tmp_path / "app.sock"
+    srv = Server(tmp_path, ["--http-socket", str(path), APP]).start()
+    try:
+        assert path.is_socket()
+        srv.signal(signal.SIGTERM)
+        assert srv.wait() == 0
+        assert not path.exists()
+    finally:
+        srv.stop()
