@@ -37,6 +37,46 @@ WRK: Final = shutil.which("wrk") or "/usr/bin/wrk"
 _SCRUB_PREFIXES: Final = ("SOCKACTD_", "LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "JOURNAL_STREAM")
 
 
+# ---------------------------------------------------------------- the code under test
+
+# The checkout is shared with developers who commit while a benchmark runs, and a
+# standard reload re-executes sockactd from disk: so every run uses an exported copy
+# of one commit, put first on PYTHONPATH (ahead of the editable install's finder).
+_pinned: dict[str, str] = {}
+
+
+def pin_sockactd(tmp: Path, ref: str = "HEAD") -> str:
+    """Export `sockactd/` at `ref` into tmp/src for every sockactd started later; its commit."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    src = tmp / "src"
+    src.mkdir()
+    archive = subprocess.Popen(
+        ["git", "-C", str(ROOT), "archive", commit, "sockactd"], stdout=subprocess.PIPE
+    )
+    subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {commit} failed")
+    _pinned.update(PYTHONPATH=str(src), commit=commit)
+    return commit
+
+
+def sockactd_env() -> tuple[tuple[str, str], ...]:
+    return (("PYTHONPATH", _pinned["PYTHONPATH"]),) if _pinned else ()
+
+
+def sockactd_version() -> str:
+    return f"commit {_pinned['commit']} (exported copy)" if _pinned else "the live checkout"
+
+
+def sockactctl(*args: str) -> list[str]:
+    return [PYTHON, "-m", "sockactd", "ctl", *args]
+
+
 # ---------------------------------------------------------------- command lines
 
 
@@ -71,7 +111,7 @@ def sockactd(
         argv.append("--lazy-apps")
     if control is not None:
         argv += ["--control-socket", str(control)]
-    return Server("sockactd", (*argv, *extra, module), signal.SIGTERM)
+    return Server("sockactd", (*argv, *extra, module), signal.SIGTERM, sockactd_env())
 
 
 def gunicorn(module: str, *, bind: str | None, workers: int = 2, chdir: Path = APPS) -> Server:
@@ -363,7 +403,8 @@ def machine_summary() -> str:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = "/".join(f"{n:.2f}" for n in os.getloadavg())
     return (
-        f"{now}; load average {load} (the machine is shared); nproc {os.cpu_count()}, "
+        f"{now}; sockactd {sockactd_version()}; load average {load} (the machine is shared); "
+        f"nproc {os.cpu_count()}, "
         f"CPU {cpu}, kernel {platform.release()}; "
         f"{python} (sockactd, gunicorn {gunicorn_version}); uWSGI {uwsgi_version} "
         f"(Debian, embeds {_version(['/usr/bin/python3', '--version'])}); {wrk_version}"

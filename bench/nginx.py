@@ -140,6 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sockactd-nginx-") as tmp_name:
+        common.pin_sockactd(Path(tmp_name))
         for name in args.only.split(","):
             print(f"# {name} behind nginx", file=sys.stderr, flush=True)
             rows.append(measure(name, args, Path(tmp_name)))

@@ -53,7 +53,8 @@ def _function(frame: str) -> str:
 
 
 def _short_path(frame: str) -> str:
-    return frame.strip().replace(str(common.ROOT) + "/", "")
+    frame = re.sub(r"/tmp/sockactd-profile-[^/]+/src/", "", frame.strip())
+    return frame.replace(str(common.ROOT) + "/", "")
 
 
 def profile(args: argparse.Namespace, tmp: Path) -> tuple[str, list[str]]:
@@ -118,8 +119,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sockactd-profile-") as tmp_name:
+        common.pin_sockactd(Path(tmp_name))
         raw, commands = profile(args, Path(tmp_name))
-    report = render(raw, commands, args)
+        report = render(raw, commands, args)
     print(report)
     if args.write:
         kind = "keepalive" if args.keepalive else "close"

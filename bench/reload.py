@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common, loadgen
 
-SOCKACTCTL = str(common.VENV_BIN / "sockactctl")
 MODULE = "benchapp:app"
 BROKEN_LINE = 'raise RuntimeError("broken on purpose by bench/reload.py")\n'
 
@@ -96,11 +95,11 @@ def write_app(case: Case, appdir: Path, version: str, broken: bool = False) -> N
 def trigger(case: Case, proc: common.Running, appdir: Path, budget: float) -> Trigger:
     result = Trigger(at=time.monotonic())
     if case.server == "sockactd":
-        argv = [SOCKACTCTL, "--control-socket", str(appdir / "control.sock"), "reload"]
-        argv += ["--mode", case.mode, "--wait", "--timeout", f"{budget:g}"]
-        result.how = shlex.join([*argv[:1], "--control-socket", "PATH", *argv[3:]])
-        result.how = result.how.replace(str(common.VENV_BIN) + "/", "")
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget + 10)
+        options = ["reload", "--mode", case.mode, "--wait", "--timeout", f"{budget:g}"]
+        argv = common.sockactctl("--control-socket", str(appdir / "control.sock"), *options)
+        result.how = shlex.join(["sockactctl", "--control-socket", "PATH", *options])
+        env = common.clean_environ(dict(common.sockactd_env()))
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget + 10, env=env)
         result.exit_code = done.returncode
         result.seconds = time.monotonic() - result.at
         result.message = (done.stdout + done.stderr).strip().replace("\n", " ")
@@ -128,7 +127,7 @@ def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> dict[str, objec
         fired = trigger(case, proc, appdir, budget=args.duration)
         outcomes = load.join()
         alive = proc.alive()
-        log_tail = proc.log_tail(8)
+        log_tail = proc.log_tail(25)
     return {
         "case": case,
         "argv": server.argv,
@@ -270,9 +269,14 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sockactd-reload-") as tmp_name:
+        common.pin_sockactd(Path(tmp_name))
         for case in cases(args.servers.split(","), args.apps.split(",")):
             print(f"# {case}", file=sys.stderr, flush=True)
             rows.append(run_case(case, args, Path(tmp_name)))
+            fired = rows[-1]["trigger"]
+            assert isinstance(fired, Trigger)
+            if not rows[-1]["alive"] or fired.exit_code not in (None, 0):
+                print(f"server log tail:\n{rows[-1]['log_tail']}", file=sys.stderr, flush=True)
             print(common.markdown_table(["x"], [_row(rows[-1])]), file=sys.stderr, flush=True)
             time.sleep(1)  # let TIME_WAIT and the previous server's exit settle
     report = render(rows, args)

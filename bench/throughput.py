@@ -219,6 +219,7 @@ def main() -> None:
     rows, cold = [], {}
     with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        common.pin_sockactd(tmp)
         for name in names:
             print(f"# {name}: load", file=sys.stderr, flush=True)
             rows.append(measure_load(name, args, tmp))
