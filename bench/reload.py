@@ -62,9 +62,11 @@ class Trigger:
     message: str = ""
 
 
-def cases(servers: list[str], apps: list[str]) -> list[Case]:
+def cases(servers: list[str], apps: list[str], control: bool) -> list[Case]:
     modes = {"sockactd": MODES, "uwsgi": MODES, "gunicorn": ("HUP",)}
-    return [Case(s, m, a) for a in apps for s in servers for m in modes[s]]
+    # the control case: same load, no reload -- the noise floor of every column
+    first = [Case("sockactd", "none", "versioned")] if control else []
+    return first + [Case(s, m, a) for a in apps for s in servers for m in modes[s]]
 
 
 MODES = ("standard", "workers", "chain")
@@ -94,7 +96,9 @@ def write_app(case: Case, appdir: Path, version: str, broken: bool = False) -> N
 
 def trigger(case: Case, proc: common.Running, appdir: Path, budget: float) -> Trigger:
     result = Trigger(at=time.monotonic())
-    if case.server == "sockactd":
+    if case.mode == "none":
+        result.how = "(no reload)"
+    elif case.server == "sockactd":
         options = ["reload", "--mode", case.mode, "--wait", "--timeout", f"{budget:g}"]
         argv = common.sockactctl("--control-socket", str(appdir / "control.sock"), *options)
         result.how = shlex.join(["sockactctl", "--control-socket", "PATH", *options])
@@ -123,7 +127,8 @@ def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> dict[str, objec
     with common.running(server, appdir / "server.log", port, timeout=30) as proc:
         load = loadgen.Load(port, args.duration, args.clients)
         time.sleep(max(load.started + args.reload_at - time.monotonic(), 0))
-        write_app(case, appdir, "2", broken=case.app == "broken")
+        if case.mode != "none":
+            write_app(case, appdir, "2", broken=case.app == "broken")
         fired = trigger(case, proc, appdir, budget=args.duration)
         outcomes = load.join()
         alive = proc.alive()
@@ -173,7 +178,8 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "`to new` = trigger to the end of the last response from old code; `lowest 1 s` = "
         "fewest successful responses in any one-second window after the first second; "
         "`gap` = longest time with no successful response; p99 `reload` = requests started "
-        "in [trigger, trigger + max(1 s, to new, sockactctl time)].\n"
+        "in [trigger, trigger + max(1 s, to new, sockactctl time)]. Mode `none` is the "
+        "control: the same load and no reload, i.e. the noise floor of this machine.\n"
     )
     header = [
         "app",
@@ -243,6 +249,8 @@ def _row(row: dict[str, object]) -> list[object]:
 def _seconds(value: object, case: Case, served_new: object) -> str:
     if case.app == "broken":
         return f"n/a ({served_new} from broken code)"
+    if case.mode == "none":
+        return "n/a"
     return "never" if value is None else f"{value:.2f}"
 
 
@@ -265,12 +273,13 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--apps", default="versioned,slow_import,broken")
     parser.add_argument("--servers", default="sockactd,uwsgi,gunicorn")
+    parser.add_argument("--no-control", action="store_true", help="skip the no-reload case")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sockactd-reload-") as tmp_name:
         common.pin_sockactd(Path(tmp_name))
-        for case in cases(args.servers.split(","), args.apps.split(",")):
+        for case in cases(args.servers.split(","), args.apps.split(","), not args.no_control):
             print(f"# {case}", file=sys.stderr, flush=True)
             rows.append(run_case(case, args, Path(tmp_name)))
             fired = rows[-1]["trigger"]
