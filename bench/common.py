@@ -406,7 +406,7 @@ def machine_summary() -> str:
         f"{now}; sockactd {sockactd_version()}; load average {load} (the machine is shared); "
         f"nproc {os.cpu_count()}, "
         f"CPU {cpu}, kernel {platform.release()}; "
-        f"{python} (sockactd, gunicorn {gunicorn_version}); uWSGI {uwsgi_version} "
+        f"{python} (sockactd, {gunicorn_version}); uWSGI {uwsgi_version} "
         f"(Debian, embeds {_version(['/usr/bin/python3', '--version'])}); {wrk_version}"
     )
 
