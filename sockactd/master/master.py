@@ -293,8 +293,9 @@ class Master:
             self._reap(worker)
 
     def _reap(self, worker: Worker) -> None:
-        if worker.state is not WorkerState.GONE:
-            self._read_status(worker)  # a READY or a traceback may still sit in the pipe
+        if worker.state is WorkerState.GONE:
+            return  # SIGCHLD and its pidfd reported the same exit in one select()
+        self._read_status(worker)  # a READY or a traceback may still sit in the pipe
         state = worker.state
         status = self.pool.reap(worker)
         if status is not None:

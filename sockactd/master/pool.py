@@ -135,6 +135,8 @@ class WorkerPool:
 
     def reap(self, worker: Worker) -> int | None:
         """Collect `worker`'s exit status if it exited; remove it from the table."""
+        if self._workers.get(worker.pid) is not worker:
+            return None  # already reaped and forgotten
         status = self.kernel.reap(worker.pid)
         if status is None:
             return None
