@@ -244,6 +244,9 @@ def _bind_and_listen(sock: socket.socket, address: Address, config: Config) -> N
         if address.family == socket.AF_INET6:
             # [::]:PORT and :PORT may both be configured; keep IPv6 sockets IPv6-only.
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        # Hand a connection to accept() only once its first bytes arrived: no worker
+        # accepts, finds nothing to read and parks it (the socket unit's DeferAcceptSec=).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
         sock.bind(address.sockaddr)
     sock.listen(config.listen or kernel_backlog_max())
 

@@ -305,3 +305,9 @@ def test_no_sockets_at_all() -> None:
         open_listeners(Config(), [])
     assert str(caught.value) == NO_SOCKETS
     assert "--http-socket" in NO_SOCKETS and "socket activation" in NO_SOCKETS
+
+
+def test_tcp_sockets_we_bind_defer_accept_until_data(opened: list[Listener]) -> None:
+    opened.extend(open_listeners(Config(http_socket=["127.0.0.1:0"], socket=["127.0.0.1:0"]), []))
+    for listener in opened:
+        assert listener.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT) > 0
