@@ -31,7 +31,6 @@ __all__ = ["HEADER_SIZE", "UwsgiHead", "UwsgiRequestParser", "environ_from_vars"
 
 HEADER_SIZE: Final = 4
 _HEADER: Final = struct.Struct("<BHB")
-_LENGTH: Final = struct.Struct("<H")
 _WSGI_MODIFIER1: Final = 0
 _DIGITS: Final = re.compile(r"[0-9]+")
 # Duplicate request headers arrive as repeated HTTP_* vars; CGI wants one value.
@@ -90,35 +89,39 @@ def _check_header(modifier1: int, size: int, limit: int) -> None:
 
 
 def _parse_vars(block: bytes) -> dict[str, str]:
+    # latin-1 maps every byte to one character, so one decode of the whole block and
+    # slicing by the byte offsets gives each string: no per-string decode or struct call.
+    text = block.decode("latin-1")
+    size = len(block)
     found: dict[str, str] = {}
     pos = 0
-    while pos < len(block):
-        key, pos = _take_string(block, pos, "key")
-        value, pos = _take_string(block, pos, "value")
+    while pos < size:
+        key, pos = _take_string(block, text, pos, size, "key")
+        value, pos = _take_string(block, text, pos, size, "value")
         if not key:
             raise ProtocolError("uwsgi var with an empty name")
-        found[key] = _merge(key, found.get(key), value)
+        previous = found.get(key)
+        found[key] = value if previous is None else _merge(key, previous, value)
     return found
 
 
-def _take_string(block: bytes, pos: int, what: str) -> tuple[str, int]:
-    if pos + _LENGTH.size > len(block):
+def _take_string(block: bytes, text: str, pos: int, size: int, what: str) -> tuple[str, int]:
+    if pos + 2 > size:
         raise ProtocolError(f"truncated uwsgi vars: {what} length cut at byte {pos}")
-    (length,) = _LENGTH.unpack_from(block, pos)
-    start = pos + _LENGTH.size
-    end = start + length
-    if end > len(block):
+    start = pos + 2
+    end = start + (block[pos] | block[pos + 1] << 8)  # u16, little-endian
+    if end > size:
         raise ProtocolError(
-            f"truncated uwsgi vars: {what} of {length} bytes at byte {start} "
-            f"runs past the {len(block)}-byte block"
+            f"truncated uwsgi vars: {what} of {end - start} bytes at byte {start} "
+            f"runs past the {size}-byte block"
         )
-    return block[start:end].decode("latin-1"), end
+    return text[start:end], end
 
 
-def _merge(key: str, previous: str | None, value: str) -> str:
+def _merge(key: str, previous: str, value: str) -> str:
     # nginx passes each repeated request header as its own HTTP_* var; CGI (and
     # the HTTP side of sockactd) fold them into one. Other vars: the last one wins.
-    if previous is None or not key.startswith("HTTP_"):
+    if not key.startswith("HTTP_"):
         return value
     separator = "; " if key == _COOKIE_VAR else ", "
     return previous + separator + value
@@ -139,10 +142,12 @@ def environ_from_vars(head: UwsgiHead) -> dict[str, object]:
         raise ProtocolError("uwsgi request without REQUEST_METHOD")
     _check_content_length(head.vars.get("CONTENT_LENGTH", ""))
     env.setdefault("SCRIPT_NAME", "")
-    path, query = _split_request_uri(head.vars.get("REQUEST_URI", ""))
-    if "PATH_INFO" not in head.vars:
-        env["PATH_INFO"] = _path_below_script(path, head.vars.get("SCRIPT_NAME", ""))
-    env.setdefault("QUERY_STRING", query)
+    if "PATH_INFO" not in head.vars or "QUERY_STRING" not in head.vars:
+        # nginx's uwsgi_params send both; derive them only from a bare REQUEST_URI
+        path, query = _split_request_uri(head.vars.get("REQUEST_URI", ""))
+        if "PATH_INFO" not in head.vars:
+            env["PATH_INFO"] = _path_below_script(path, head.vars.get("SCRIPT_NAME", ""))
+        env.setdefault("QUERY_STRING", query)
     scheme = _url_scheme(head.vars)
     env.setdefault("SERVER_NAME", _host_name(head.vars.get("HTTP_HOST", "")) or "localhost")
     env.setdefault("SERVER_PORT", "443" if scheme == "https" else "80")

@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol
 from sockactd.config.model import Config
 from sockactd.errors import ProtocolError
 from sockactd.protocols.http import END, RequestHead, RequestParser
+from sockactd.protocols.uwsgi import UwsgiRequestParser, environ_from_vars
 from sockactd.protocols.wsgi import (
     BodyTooLarge,
     ClientDisconnected,
@@ -257,8 +258,6 @@ class UwsgiHandler:
     __slots__ = ("base", "channel", "ctx", "parked_at", "parser")
 
     def __init__(self, ctx: Context, channel: Channel, base: dict[str, Any]) -> None:
-        from sockactd.protocols.uwsgi import UwsgiRequestParser
-
         self.ctx = ctx
         self.channel = channel
         self.base = base
@@ -272,8 +271,6 @@ class UwsgiHandler:
         return False  # one request per connection: a parked one still owes its request
 
     def on_readable(self) -> Next:
-        from sockactd.protocols.uwsgi import environ_from_vars
-
         data = self.channel.recv_nowait()
         if data is None:
             return Next.PARK
