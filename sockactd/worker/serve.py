@@ -16,8 +16,9 @@ thread is serving, and the thread re-arms it when it parks it again.
 
 Stop: `stop_fd` readable (SIGTERM) or max-requests reached: stop accepting
 (and say so through `on_draining`, so the master knows every new connection
-now goes to other workers), close idle keep-alive connections that have no
-bytes waiting, serve every connection that was accepted but has not sent its
+now goes to other workers), close keep-alive connections still idle after a
+short grace (a request sent on one meanwhile is served with `Connection:
+close` rather than reset), serve every connection that was accepted but has not sent its
 request yet (it is owed an answer: closing it would drop a request), let
 in-flight requests finish with `Connection: close`, return. Listeners are
 registered EPOLLEXCLUSIVE so one connection wakes one worker, not all of them.
@@ -57,6 +58,10 @@ _ACCEPT_BATCH: Final = 16
 _IN: Final = select.EPOLLIN
 _ONESHOT: Final = select.EPOLLIN | select.EPOLLONESHOT
 _STOP_TICK: Final = 0.05
+# After a stop, an idle keep-alive connection stays open this long (at most the keep-alive
+# timeout): a request the client sends on it meanwhile is served with `Connection: close`,
+# instead of racing our close and getting a reset (clients and nginx retry, but need not).
+_IDLE_GRACE: Final = 1.0
 
 
 def serve(
@@ -159,6 +164,7 @@ class _Server:
         self.conns: dict[int, Handler] = {}
         self.ports: dict[int, _Port] = {}
         self.stopping = False
+        self._close_idle_at: float | None = None
         multithread = self.threads > 1
         for listener in listeners:
             port = _port(listener, multithread, config.processes > 1)
@@ -194,6 +200,8 @@ class _Server:
             if self.ctx.closing and not self.stopping:
                 self._begin_stop(self._why_closing())
             now = time.monotonic()
+            if self._close_idle_at is not None and now >= self._close_idle_at:
+                self._close_idle()
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + self.tick
@@ -281,6 +289,12 @@ class _Server:
                 pass
         if self.on_draining is not None:
             self.on_draining()
+        grace = min(_IDLE_GRACE, self.ctx.config.keepalive_timeout)
+        self._close_idle_at = time.monotonic() + grace
+
+    def _close_idle(self) -> None:
+        """Close keep-alive connections idle since the stop (fresh ones are still owed)."""
+        self._close_idle_at = None
         busy = self.pool.busy if self.pool is not None else ()
         for fd, handler in list(self.conns.items()):
             if fd not in busy and handler.between_requests() and not _bytes_waiting(handler):

@@ -50,6 +50,17 @@ def test_reload_through_nginx_has_no_bad_gateway(
             statuses = [line.split()[0] for line in front.access_lines()]
             assert statuses and set(statuses) == {"200"}, sorted(set(statuses))
             errors = [line for line in front.logs().splitlines() if "[error]" in line]
+            if mode is Mode.HTTP:
+                # HTTP keep-alive's inherent race (RFC 9112 9.3.1): an idle upstream connection
+                # closed by a retiring worker just as nginx reuses it. nginx retries such a
+                # request on a new connection (every status above is 200); the worker's stop
+                # grace makes it rare. Anything else nginx logs is a failure.
+                errors = [line for line in errors if not _retried_keepalive_reset(line)]
             assert errors == [], "\n".join(errors)
+
     finally:
         srv.stop()
+
+
+def _retried_keepalive_reset(line: str) -> bool:
+    return "(104: Connection reset by peer) while reading response header from upstream" in line
