@@ -314,6 +314,7 @@ class Master:
             self._boot_failures = 0
             self.move(AllReady())
             self.notifier.ready(self.status_text())
+            self.reloads.start_next()  # one asked for while starting waited until now
         self.reloads.on_ready(worker)
 
     def _on_worker_exit(self, worker: Worker, state: WorkerState, status: int) -> None:

@@ -277,3 +277,22 @@ def test_standard_reload_drain_first_works_like_uwsgi(tmp_path: Path) -> None:
         assert len(retired) == 2 and max(retired) < log.index("re-executing master"), log
     finally:
         srv.stop()
+
+
+def test_reload_asked_while_starting_runs_once_serving(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    source = (ROOT / "tests" / "apps" / "site_app.py").read_text()
+    (site / "site_app.py").write_text(source.replace("IMPORT_DELAY = 0.0", "IMPORT_DELAY = 1.5"))
+    port = free_port()
+    args = ["--http-socket", f"127.0.0.1:{port}", "--pythonpath", str(site), "--lazy-apps",
+            "site_app:app"]  # fmt: skip
+    srv = Server(tmp_path, args).start(wait_ready=False)
+    try:
+        wait_until(lambda: Path(srv.control).exists(), 10, "the control socket")
+        assert srv.status()["phase"] == "starting"
+        result = srv.ctl("reload", "--mode", "chain", "--wait")
+        assert result.returncode == 0, result.stderr + srv.log()
+        assert answers(port, 4) == {(2, "v1")}
+    finally:
+        srv.stop()
