@@ -61,6 +61,9 @@ def pin_sockactd(tmp: Path, ref: str = "HEAD") -> str:
     subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
     if archive.wait() != 0:
         raise RuntimeError(f"git archive {commit} failed")
+    # Byte-compile once, as an installed package is: the servers run with
+    # PYTHONDONTWRITEBYTECODE=1, so without this every start would compile sockactd anew.
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(src)], check=True)
     _pinned.update(PYTHONPATH=str(src), commit=commit)
     return commit
 
