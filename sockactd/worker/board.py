@@ -17,6 +17,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
 import time
 
 __all__ = ["Board"]
@@ -28,6 +29,9 @@ class Board:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._map = mmap.mmap(fd, _LAYOUT.size)
+        # --threads: handler threads update the same counters (read-modify-write)
+        self._lock = threading.Lock()
+        self._starts: dict[int, float] = {}  # thread -> start of its request in progress
 
     @classmethod
     def create(cls) -> Board:
@@ -37,13 +41,21 @@ class Board:
 
     # --- worker side ---------------------------------------------------------
     def request_started(self) -> None:
-        served, _, busy = _LAYOUT.unpack_from(self._map)
-        _LAYOUT.pack_into(self._map, 0, served, time.monotonic(), busy + 1)
+        with self._lock:
+            self._starts[threading.get_ident()] = time.monotonic()
+            self._publish(0)
 
     def request_finished(self) -> None:
-        served, started, busy = _LAYOUT.unpack_from(self._map)
-        busy = max(busy - 1, 0)
-        _LAYOUT.pack_into(self._map, 0, served + 1, started if busy else 0.0, busy)
+        with self._lock:
+            self._starts.pop(threading.get_ident(), None)
+            self._publish(1)
+
+    def _publish(self, finished: int) -> None:
+        # The master's harakiri looks at the oldest request still in progress, so one
+        # hung thread is seen even while its siblings keep serving.
+        served = _LAYOUT.unpack_from(self._map)[0] + finished
+        starts = self._starts.values()
+        _LAYOUT.pack_into(self._map, 0, served, min(starts, default=0.0), len(self._starts))
 
     # --- master side ---------------------------------------------------------
     def read(self) -> tuple[int, float, int]:
