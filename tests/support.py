@@ -20,6 +20,7 @@ __all__ = [
     "ROOT",
     "child_environ",
     "free_port",
+    "port_open",
     "require",
     "sockactd_argv",
     "wait_until",
@@ -53,6 +54,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def port_open(port: int) -> bool:
+    """True when an IPv4 TCP socket listens on `port`, judged without connecting.
+
+    A probe connection would itself start a socket-activated service; the kernel's
+    socket table (/proc/net/tcp, state 0A = LISTEN) answers without touching it.
+    """
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
 
 
 def wait_until(

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.server import Load, NotifyListener, Server, get_json, http_get, running
-from tests.support import ROOT, child_environ, free_port, require, wait_until
+from tests.support import ROOT, child_environ, free_port, port_open, require, wait_until
 
 APP = "tests.apps.site_app:app"
 
@@ -67,7 +67,7 @@ def test_socket_activation_serves_the_first_connection(tmp_path: Path) -> None:
     with open(tmp_path / "log", "wb") as log:
         activator = subprocess.Popen(argv, env=env, stdout=log, stderr=log, cwd=tmp_path)
     try:
-        wait_until(lambda: _port_open(port), 10, "systemd-socket-activate listening")
+        wait_until(lambda: port_open(port), 10, "systemd-socket-activate listening")
         assert notify.seen("READY") == []  # nothing runs before the first connection
         status, body = http_get(port, "/env")  # this connection starts sockactd
         assert status == 200
@@ -81,13 +81,6 @@ def test_socket_activation_serves_the_first_connection(tmp_path: Path) -> None:
             activator.kill()
             activator.wait()
         notify.close()
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:

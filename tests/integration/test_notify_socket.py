@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from sockactd.systemd.notify import Backend, Notifier
-from tests.support import child_environ, require
+from tests.support import child_environ, port_open, require, wait_until
 
 
 class NotifyListener:
@@ -218,15 +218,10 @@ def test_under_systemd_socket_activate(
 
 def first_reply(port: int, deadline: float) -> bytes:
     """Connect (this launches the service) and read until the server closes."""
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-                chunks = []
-                while chunk := conn.recv(4096):
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except ConnectionRefusedError:
-            # systemd-socket-activate has not bound the port yet
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    # systemd-socket-activate binds the port shortly after it starts
+    wait_until(lambda: port_open(port), max(deadline - time.monotonic(), 0.1), "the port")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        chunks = []
+        while chunk := conn.recv(4096):
+            chunks.append(chunk)
+        return b"".join(chunks)
