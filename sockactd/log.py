@@ -1,48 +1,45 @@
 """Logging to stderr, in the form journald understands when stderr is the journal.
 
-setup_logging() installs one handler on the root logger, so the application's
-own log records come out in the same shape as sockactd's. Each line carries the
-process role, its pid and the worker generation:
+setup_logging() gives the root logger one handler (logfmt.py), so the
+application's own records come out in the same shape as sockactd's, each line
+naming the process role, its pid and the worker generation.
 
-    2026-11-27 12:00:00 INFO [master 1234 g1] message      (a terminal, a file)
-    <6>INFO [worker 1240 g2] message                       (journald: it adds the time)
-
-Role and generation live in module state read by a filter at format time, so
-set_role()/set_generation() after fork change every later line. Nothing here
-may be called from a signal handler (logging takes locks); this module never
-opens files and needs no reopen: stderr is whatever systemd or the shell gave.
+The standard `logging` package costs more start-up time than the whole request
+path, and under socket activation a client waits while we start. So sockactd's
+modules log through `get_logger()`, which imports `logging` only when a record
+at an enabled level is written, and setup_logging() configures `logging` at
+the moment anything -- sockactd or the application -- first imports it (a
+meta-path hook), so the application sees a configured root logger exactly as
+if it had been set up eagerly. Nothing here may be called from a signal
+handler (logging takes locks); stderr is whatever systemd or the shell gave.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import Final
+from importlib.machinery import ModuleSpec, PathFinder
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Sequence
+    from types import ModuleType
 
 __all__ = [
     "ACCESS_LOGGER",
-    "JournalPriorityFormatter",
+    "Logger",
+    "get_logger",
     "set_generation",
     "set_role",
     "setup_logging",
     "use_journal_prefix",
 ]
 
-ACCESS_LOGGER: Final = "sockactd.access"
-
-_PLAIN_FORMAT: Final = (
-    "%(asctime)s %(levelname)s [%(role)s %(process)d g%(generation)d] %(message)s"
-)
-_JOURNAL_FORMAT: Final = "%(levelname)s [%(role)s %(process)d g%(generation)d] %(message)s"
-_DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
-_LEVELS: Final = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
+ACCESS_LOGGER = "sockactd.access"
+DEBUG, INFO, WARNING, ERROR, CRITICAL = 10, 20, 30, 40, 50
+_LEVELS = {"debug": DEBUG, "info": INFO, "warning": WARNING, "error": ERROR}
 
 
 class _Context:
@@ -50,34 +47,34 @@ class _Context:
 
     role = "master"
     generation = 0
+    level = INFO  # records below this are dropped without importing logging
+    journal = False
+    pending = False  # setup_logging() ran before logging was imported
 
 
-class _ContextFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.role = _Context.role
-        record.generation = _Context.generation
-        return True
+context = _Context()
 
 
-class JournalPriorityFormatter(logging.Formatter):
-    """Prefix '<N>' (sd-daemon(3)) so journald keeps the level when stderr is the journal."""
-
-    _PRIORITY: Final = {
-        logging.CRITICAL: 2,
-        logging.ERROR: 3,
-        logging.WARNING: 4,
-        logging.INFO: 6,
-        logging.DEBUG: 7,
-    }
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        prefix = f"<{self._PRIORITY.get(record.levelno, 6)}>"
-        # journald splits on newlines: prefix each line of a traceback so none becomes INFO
-        return "\n".join(prefix + line for line in text.split("\n"))
+def setup_logging(level: str, *, role: str) -> None:
+    """Send every record at `level` or above to stderr. Safe to call again."""
+    context.role = role
+    context.level = _LEVELS.get(level, INFO)
+    context.journal = use_journal_prefix()
+    if "logging" in sys.modules:
+        _configure()
+    elif not context.pending:
+        context.pending = True
+        sys.meta_path.insert(0, _ConfigureOnImport())
 
 
-_handler: logging.Handler | None = None
+def set_role(role: str) -> None:
+    """Name the process in later lines: "master", "worker", ... (called after fork)."""
+    context.role = role
+
+
+def set_generation(generation: int) -> None:
+    """The worker generation shown as g<N> in later lines."""
+    context.generation = generation
 
 
 def use_journal_prefix(environ: Mapping[str, str] | None = None) -> bool:
@@ -96,29 +93,85 @@ def use_journal_prefix(environ: Mapping[str, str] | None = None) -> bool:
     return dev_ino == f"{st.st_dev}:{st.st_ino}"
 
 
-def setup_logging(level: str, *, role: str) -> None:
-    """Send every log record at `level` or above to stderr. Safe to call again."""
-    global _handler
-    set_role(role)
-    root = logging.getLogger()
-    if _handler is not None:
-        root.removeHandler(_handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ContextFilter())
-    if use_journal_prefix():
-        handler.setFormatter(JournalPriorityFormatter(_JOURNAL_FORMAT))
-    else:
-        handler.setFormatter(logging.Formatter(_PLAIN_FORMAT, _DATE_FORMAT))
-    root.addHandler(handler)
-    root.setLevel(_LEVELS.get(level, logging.INFO))
-    _handler = handler
+def _configure() -> None:
+    context.pending = False
+    from sockactd import logfmt
+
+    logfmt.install(context.level, journal=context.journal)
 
 
-def set_role(role: str) -> None:
-    """Name the process in later lines: "master", "worker", ... (called after fork)."""
-    _Context.role = role
+class _ConfigureOnImport:
+    """Meta-path finder: whoever imports `logging` first gets it configured."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if name != "logging":
+            return None
+        sys.meta_path.remove(self)
+        spec = PathFinder.find_spec(name, path)
+        loader: Any = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec  # not a plain source package: configure on our next record instead
+        exec_module = loader.exec_module
+
+        def exec_then_configure(module: ModuleType) -> None:
+            exec_module(module)
+            _configure()
+
+        loader.exec_module = exec_then_configure
+        return spec
 
 
-def set_generation(generation: int) -> None:
-    """The worker generation shown as g<N> in later lines."""
-    _Context.generation = generation
+class Logger:
+    """The part of logging.Logger sockactd uses, importing `logging` on first real use."""
+
+    __slots__ = ("_name", "_real")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._real: logging.Logger | None = None
+
+    def _logger(self, level: int) -> logging.Logger | None:
+        real = self._real
+        if real is None:
+            if level < context.level and "logging" not in sys.modules:
+                return None
+            import logging
+
+            if context.pending:
+                _configure()
+            real = self._real = logging.getLogger(self._name)
+        return real
+
+    def log(self, level: int, msg: str, *args: object, **kwargs: Any) -> None:
+        real = self._logger(level)
+        if real is not None:
+            real.log(level, msg, *args, **kwargs)
+
+    def debug(self, msg: str, *args: object, **kwargs: Any) -> None:
+        self.log(DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: object, **kwargs: Any) -> None:
+        self.log(INFO, msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: object, **kwargs: Any) -> None:
+        self.log(WARNING, msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: object, **kwargs: Any) -> None:
+        self.log(ERROR, msg, *args, **kwargs)
+
+    def critical(self, msg: str, *args: object, **kwargs: Any) -> None:
+        self.log(CRITICAL, msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: object, **kwargs: Any) -> None:
+        kwargs.setdefault("exc_info", True)
+        self.log(ERROR, msg, *args, **kwargs)
+
+    def isEnabledFor(self, level: int) -> bool:
+        real = self._logger(level)
+        return real is not None and real.isEnabledFor(level)
+
+
+def get_logger(name: str) -> Logger:
+    return Logger(name)

@@ -16,7 +16,6 @@ This module does not accept connections; the workers do.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import socket
 import stat
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from sockactd.errors import ActivationError
+from sockactd.log import get_logger
 
 if TYPE_CHECKING:
     from sockactd.config.model import Config
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Listener", "close_listeners", "open_listeners", "parse_address"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SOMAXCONN_PATH: Final = "/proc/sys/net/core/somaxconn"
 NO_SOCKETS: Final = (

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import logging
 import os
 import selectors
 import socket
@@ -53,10 +52,11 @@ from sockactd.control.protocol import (
     encode_response,
 )
 from sockactd.errors import ControlError
+from sockactd.log import get_logger
 
 __all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ACCEPTS_PER_EVENT: Final = 16  # bound one loop turn's work

@@ -11,7 +11,6 @@ Only fds named here lose FD_CLOEXEC; everything else closes at execve.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
 from sockactd.systemd.activation import prepare_exec_fds
 from sockactd.worker.board import Board
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Handover", "exec_in_place", "take_handover"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 ENV = "SOCKACTD_HANDOVER"
 
 

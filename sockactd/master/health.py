@@ -14,9 +14,9 @@ generation up (reloads.pauses_respawn).
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
+from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Health"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 YOUNG = 10.0  # a worker dying younger than this counts towards back-off
 MAX_BACKOFF = 5.0

@@ -18,8 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import gc
-import logging
 import os
 import selectors
 import signal
@@ -31,6 +29,7 @@ from sockactd.config.model import Config
 from sockactd.control.protocol import Command, ControlRequest, Response
 from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ExitCode
+from sockactd.log import get_logger
 from sockactd.master import handover
 from sockactd.master.health import Health
 from sockactd.master.phase import (
@@ -52,7 +51,7 @@ from sockactd.systemd.notify import Notifier, watchdog_interval
 from sockactd.triggers.base import open_trigger_watcher, rules_from_config
 from sockactd.worker.app import WSGIApp
 from sockactd.worker.board import Board
-from sockactd.worker.entry import WorkerSpec, run_worker
+from sockactd.worker.entry import fork_worker
 from sockactd.worker.status import FrameKind
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Master"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 EXTEND_EVERY = 5.0  # seconds between EXTEND_TIMEOUT_USEC while reloading or stopping
 EXTEND_BY = 20.0
@@ -79,6 +78,7 @@ class Master:
         argv: Sequence[str],
         resumed: handover.Handover | None = None,
         start_dir: str | None = None,
+        first_workers: Sequence[tuple[int, int, Board]] = (),
     ) -> None:
         self.config = config
         self.listeners = list(listeners)
@@ -108,6 +108,8 @@ class Master:
         self.selector.register(self.inbox.fileno(), selectors.EVENT_READ, self._on_signals)
         self.control = self._open_control(resumed)
         self.triggers = self._open_triggers()
+        for pid, status_fd, board in first_workers:
+            self.pool.track(pid, status_fd, board, self.pool.generation)
         if resumed is not None:
             self.pool.generation = resumed.generation
             for worker in resumed.workers:
@@ -232,20 +234,8 @@ class Master:
 
     # --- workers ------------------------------------------------------------
     def _fork_worker(self, generation: int) -> tuple[int, int, Board]:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        board = Board.create()
-        # Objects that exist now stay shared with the worker: untracked by the collector,
-        # their pages are not copied on write when it runs in the worker.
-        gc.freeze()
-        pid = self.kernel.fork()
-        if pid == 0:
-            os.close(read_fd)
-            spec = WorkerSpec(self.config, self.listeners, self.app, generation, write_fd,
-                              board, os.getppid(), self.notifier.close_in_child)  # fmt: skip
-            run_worker(spec)
-        os.close(write_fd)
-        os.set_blocking(read_fd, False)
-        return pid, read_fd, board
+        return fork_worker(self.kernel.fork, self.config, self.listeners, self.app,
+                           generation, self.notifier.close_in_child)  # fmt: skip
 
     def _watch_worker(self, worker: Worker) -> None:
         self.selector.register(worker.status_fd, selectors.EVENT_READ, self._on_status(worker))

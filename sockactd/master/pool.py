@@ -9,19 +9,19 @@ and it never blocks: exits and frames arrive through the master's selector.
 from __future__ import annotations
 
 import enum
-import logging
 import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from sockactd.log import get_logger
 from sockactd.osapi import Kernel
 from sockactd.worker.board import Board
 from sockactd.worker.status import FrameReader
 
 __all__ = ["Worker", "WorkerPool", "WorkerState"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 class WorkerState(enum.Enum):
@@ -88,7 +88,10 @@ class WorkerPool:
     # --- changes -------------------------------------------------------------
     def spawn(self, generation: int | None = None) -> Worker:
         gen = self.spawn_generation if generation is None else generation
-        pid, status_fd, board = self._spawner(gen)
+        return self.track(*self._spawner(gen), gen)
+
+    def track(self, pid: int, status_fd: int, board: Board, gen: int) -> Worker:
+        """Start supervising a worker that was just forked (by spawn() or before the master)."""
         now = self.kernel.monotonic()
         worker = Worker(
             pid=pid,

@@ -18,7 +18,6 @@ itself: strategies ask the pool.
 
 from __future__ import annotations
 
-import logging
 import os
 import selectors
 import sys
@@ -29,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 from sockactd import log as sockactd_log
 from sockactd.control.protocol import Response
 from sockactd.control.server import Replier
+from sockactd.log import get_logger
 from sockactd.master import handover
 from sockactd.master.phase import ReloadFinished, ReloadStarted
 from sockactd.master.pool import Worker
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PendingReload", "Reloads"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DRAIN_ACK_GRACE = 2.0  # longest wait for retired workers to confirm they stopped accepting
 

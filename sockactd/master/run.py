@@ -3,33 +3,41 @@
 Called by cli.py after the configuration is valid. Errors raise SockactdError
 subclasses after telling systemd why (STATUS= + ERRNO=); cli.py maps them to
 exit codes.
+
+Cold start is on the clock: under socket activation a client is waiting for
+its first response while we start. So the first workers are forked as soon as
+the sockets and the app are ready, and only then does the master import its
+own machinery (the loop, reloads, the control socket, triggers) -- while the
+workers already serve that first request.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from sockactd import log as sockactd_log
-from sockactd.config.model import Config
 from sockactd.errors import ActivationError, AppImportError, ExitCode
-from sockactd.master.handover import take_handover
-from sockactd.master.master import Master
-from sockactd.osapi import RealKernel
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
 from sockactd.worker.app import WSGIApp, load_app, prepare_process
+from sockactd.worker.entry import fork_worker
+
+if TYPE_CHECKING:
+    from sockactd.config.model import Config
 
 __all__ = ["run"]
 
-log = logging.getLogger(__name__)
+log = sockactd_log.get_logger(__name__)
+
+HANDOVER_ENV = "SOCKACTD_HANDOVER"  # set by a standard reload's execve (master/handover.py)
 
 
 def run(config: Config, argv: list[str] | None = None) -> ExitCode:
     sockactd_log.setup_logging(config.log_level, role="master")
-    resumed = take_handover()
+    resuming = HANDOVER_ENV in os.environ
     notifier = Notifier.from_environ()
     try:
         listeners = open_listeners(config, take_inherited_fds())
@@ -46,6 +54,16 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
         except AppImportError as exc:
             notifier.fatal(f"cannot start: {exc}", 22)
             raise
+    first_workers = []
+    if not resuming:  # after a standard reload the old workers serve while the new ones boot
+        first_workers = [
+            fork_worker(os.fork, config, listeners, app, 1, notifier.close_in_child)
+            for _ in range(config.processes)
+        ]
+    from sockactd.master.handover import take_handover
+    from sockactd.master.master import Master
+    from sockactd.osapi import RealKernel
+
     master = Master(
         config,
         listeners,
@@ -53,8 +71,9 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
         app,
         RealKernel(),
         argv if argv is not None else sys.argv[1:],
-        resumed,
+        take_handover(),
         start_dir,
+        first_workers,
     )
     log.debug("master pid %d", os.getpid())
     return master.run()

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import enum
 import errno
-import logging
 import os
 import time
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
+from sockactd.log import DEBUG, WARNING, get_logger
+
 __all__ = ["Backend", "Notifier", "watchdog_interval"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 STATUS_MAX: Final = 4096  # systemd accepts 16 KiB; a status line this long is already a bug
 
@@ -181,7 +182,7 @@ class Notifier:
         try:
             self._sender.send(message)
         except OSError as exc:
-            level = logging.DEBUG if self._warned else logging.WARNING
+            level = DEBUG if self._warned else WARNING
             log.log(level, "cannot notify systemd at %s: %s", self.address, exc)
             self._warned = True
         else:

@@ -10,7 +10,7 @@ no master code (atexit handlers, finalizers of master objects) runs here.
 from __future__ import annotations
 
 import dataclasses
-import logging
+import gc
 import os
 import signal
 from collections.abc import Callable, Sequence
@@ -20,6 +20,7 @@ from typing import NoReturn
 from sockactd import log as sockactd_log
 from sockactd.config.model import Config
 from sockactd.errors import AppImportError, ExitCode
+from sockactd.log import get_logger
 from sockactd.osapi import set_parent_death_signal
 from sockactd.sockets import Listener
 from sockactd.worker.app import WSGIApp, load_app
@@ -30,9 +31,9 @@ from sockactd.worker.board import Board
 from sockactd.worker.serve import serve
 from sockactd.worker.status import FrameKind, write_frame
 
-__all__ = ["WorkerSpec", "run_worker"]
+__all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # Variables that belong to the master's conversation with systemd.
 _MASTER_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOCKACTD_HANDOVER")
@@ -48,6 +49,30 @@ class WorkerSpec:
     board: Board
     master_pid: int
     close_in_child: Callable[[], None]  # drops the master's notify socket etc.
+
+
+def fork_worker(
+    fork: Callable[[], int],
+    config: Config,
+    listeners: Sequence[Listener],
+    app: WSGIApp | None,
+    generation: int,
+    close_in_child: Callable[[], None],
+) -> tuple[int, int, Board]:
+    """Fork one worker; in the parent return (pid, status pipe read end, board)."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    board = Board.create()
+    # Objects that exist now stay shared with the worker: untracked by the collector,
+    # their pages are not copied on write when it runs in the worker.
+    gc.freeze()
+    pid = fork()
+    if pid == 0:
+        os.close(read_fd)
+        run_worker(WorkerSpec(config, listeners, app, generation, write_fd, board,
+                              os.getppid(), close_in_child))  # fmt: skip
+    os.close(write_fd)
+    os.set_blocking(read_fd, False)
+    return pid, read_fd, board
 
 
 def run_worker(spec: WorkerSpec) -> NoReturn:

@@ -14,11 +14,11 @@ Rule 2: a client that goes away or stalls is not an app error: it is logged at
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, Final, Protocol
 
+from sockactd.log import ACCESS_LOGGER, get_logger
 from sockactd.protocols.wsgi import (
     FileWrapper,
     Framing,
@@ -33,8 +33,8 @@ from sockactd.worker.channel import Channel
 
 __all__ = ["Response", "error_response", "http_date", "run_app"]
 
-log = logging.getLogger(__name__)
-access_log = logging.getLogger("sockactd.access")
+log = get_logger(__name__)
+access_log = get_logger(ACCESS_LOGGER)
 
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 

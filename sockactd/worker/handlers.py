@@ -15,7 +15,6 @@ serve.py does.
 from __future__ import annotations
 
 import enum
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any, Final, Protocol
 
 from sockactd.config.model import Config
 from sockactd.errors import ProtocolError
+from sockactd.log import get_logger
 from sockactd.protocols.http import END, RequestHead, RequestParser
 from sockactd.protocols.uwsgi import UwsgiRequestParser, environ_from_vars
 from sockactd.protocols.wsgi import (
@@ -37,7 +37,7 @@ from sockactd.worker.exchange import Response, WSGIApp, error_response, log_acce
 
 __all__ = ["Context", "Handler", "HttpHandler", "Next", "UwsgiHandler"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DRAIN_LIMIT: Final = 65536  # unread body up to this size is discarded to keep the connection

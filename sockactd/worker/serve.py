@@ -30,7 +30,6 @@ anything a client does.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import queue
 import select
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sockactd.config.model import Config
+from sockactd.log import get_logger
 from sockactd.protocols.wsgi import wsgi_keys
 from sockactd.sockets import Listener
 from sockactd.worker.board import Board
@@ -52,7 +52,7 @@ from sockactd.worker.handlers import Context, Handler, HttpHandler, Next, UwsgiH
 
 __all__ = ["serve"]
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _ACCEPT_BATCH: Final = 16
 _IN: Final = select.EPOLLIN

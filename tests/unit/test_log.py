@@ -13,12 +13,13 @@ import pytest
 
 from sockactd.log import (
     ACCESS_LOGGER,
-    JournalPriorityFormatter,
+    get_logger,
     set_generation,
     set_role,
     setup_logging,
     use_journal_prefix,
 )
+from sockactd.logfmt import JournalPriorityFormatter
 from tests.support import child_environ
 
 
@@ -167,3 +168,51 @@ def test_access_lines_go_through_the_same_handler(capsys: pytest.CaptureFixture[
     assert (
         f'INFO [worker {os.getpid()} g0] 127.0.0.1 "GET / HTTP/1.1" 200' in capsys.readouterr().err
     )
+
+
+def test_our_logger_writes_through_the_same_handler(capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("info", role="master")
+    get_logger("sockactd.test").warning("disk %s", "full")
+    get_logger("sockactd.test").debug("hidden")
+    err = capsys.readouterr().err
+    assert f"WARNING [master {os.getpid()} g0] disk full" in err
+    assert "hidden" not in err
+
+
+def _run_probe(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=child_environ(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return done.stdout + done.stderr
+
+
+def test_a_record_below_the_level_does_not_import_logging() -> None:
+    out = _run_probe(
+        "import sys; from sockactd.log import setup_logging, get_logger\n"
+        "setup_logging('info', role='master'); get_logger('x').debug('quiet')\n"
+        "print('logging' in sys.modules)\n"
+    )
+    assert out == "False\n"
+
+
+def test_a_record_at_the_level_imports_and_configures_logging() -> None:
+    out = _run_probe(
+        "from sockactd.log import setup_logging, get_logger\n"
+        "setup_logging('info', role='worker'); get_logger('x').info('first line')\n"
+    )
+    assert " INFO [worker " in out and out.endswith("] first line\n"), out
+
+
+def test_an_app_importing_logging_later_finds_it_configured() -> None:
+    # The app is imported after setup_logging; its own basicConfig must not add a second handler.
+    out = _run_probe(
+        "from sockactd.log import setup_logging\n"
+        "setup_logging('info', role='worker')\n"
+        "import logging; logging.basicConfig(); logging.getLogger('app').info('from the app')\n"
+    )
+    assert out.count("from the app") == 1 and " INFO [worker " in out, out

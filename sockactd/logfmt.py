@@ -1,0 +1,65 @@
+"""The one stderr handler and its line format; imported only once logging is.
+
+    2026-11-27 12:00:00 INFO [master 1234 g1] message      (a terminal, a file)
+    <6>INFO [worker 1240 g2] message                       (journald: it adds the time)
+
+Role and generation are read from log.py's module state at format time, so
+set_role()/set_generation() after fork change every later line.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from sockactd import log as _state
+
+__all__ = ["JournalPriorityFormatter", "install"]
+
+_PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(role)s %(process)d g%(generation)d] %(message)s"
+_JOURNAL_FORMAT = "%(levelname)s [%(role)s %(process)d g%(generation)d] %(message)s"
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+_PRIORITY = {  # syslog priorities journald reads from the '<N>' prefix
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.role = _state.context.role
+        record.generation = _state.context.generation
+        return True
+
+
+class JournalPriorityFormatter(logging.Formatter):
+    """Prefix '<N>' (sd-daemon(3)) so journald keeps the level when stderr is the journal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
+        # journald splits on newlines: prefix each line of a traceback so none becomes INFO
+        return "\n".join(prefix + line for line in text.split("\n"))
+
+
+_handler: logging.Handler | None = None
+
+
+def install(level: int, *, journal: bool) -> None:
+    """Give the root logger our one stderr handler at `level`, replacing an earlier one."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ContextFilter())
+    if journal:
+        handler.setFormatter(JournalPriorityFormatter(_JOURNAL_FORMAT))
+    else:
+        handler.setFormatter(logging.Formatter(_PLAIN_FORMAT, _DATE_FORMAT))
+    root.addHandler(handler)
+    root.setLevel(level)
+    _handler = handler
