@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 from importlib.machinery import ModuleSpec, PathFinder
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
     import logging
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from types import ModuleType
+    from typing import Any
 
 __all__ = [
     "ACCESS_LOGGER",

@@ -20,13 +20,14 @@ import os
 import socket
 import stat
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
 
 from sockactd.errors import ActivationError
 from sockactd.log import get_logger
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
+    from typing import Any
+
     from sockactd.config.model import Config
     from sockactd.systemd.activation import InheritedFd
 
@@ -34,28 +35,52 @@ __all__ = ["Listener", "close_listeners", "open_listeners", "parse_address"]
 
 log = get_logger(__name__)
 
-SOMAXCONN_PATH: Final = "/proc/sys/net/core/somaxconn"
-NO_SOCKETS: Final = (
-    "no sockets: pass --http-socket/--socket or start under systemd socket activation"
-)
-PROTOCOL_BY_NAME: Final = {"uwsgi": "uwsgi"}  # FileDescriptorName= -> protocol; others: http
+SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
+NO_SOCKETS = "no sockets: pass --http-socket/--socket or start under systemd socket activation"
+PROTOCOL_BY_NAME = {"uwsgi": "uwsgi"}  # FileDescriptorName= -> protocol; others: http
 
 
-@dataclass(frozen=True, slots=True)
+# Plain classes, not dataclasses: this module is on the cold-start path, and
+# importing dataclasses (inspect, ast, dis, ...) costs more than the whole module.
 class Listener:
-    sock: socket.socket  # listening, non-blocking, FD_CLOEXEC
-    protocol: str  # "http" or "uwsgi"
-    address: str  # for logs: "127.0.0.1:8000", "/run/sockactd/app.sock", "fd 3 (http)"
-    inherited: bool  # True when systemd (or our own pre-exec self) passed it in
+    __slots__ = ("address", "inherited", "protocol", "sock")
+
+    def __init__(self, sock: socket.socket, protocol: str, address: str, inherited: bool) -> None:
+        self.sock = sock  # listening, non-blocking, FD_CLOEXEC
+        self.protocol = protocol  # "http" or "uwsgi"
+        self.address = (
+            address  # for logs: "127.0.0.1:8000", "/run/sockactd/app.sock", "fd 3 (http)"
+        )
+        self.inherited = inherited  # True when systemd (or our own pre-exec self) passed it in
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.address} ({self.protocol})>"
 
 
-@dataclass(frozen=True, slots=True)
 class Address:
     """A parsed bind address: `sockaddr` is what socket.bind() takes."""
 
-    family: socket.AddressFamily
-    sockaddr: str | tuple[str, int]
-    text: str  # as the user wrote it, for messages
+    __slots__ = ("family", "sockaddr", "text")
+
+    def __init__(
+        self, family: socket.AddressFamily, sockaddr: str | tuple[str, int], text: str
+    ) -> None:
+        self.family = family
+        self.sockaddr = sockaddr
+        self.text = text  # as the user wrote it, for messages
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Address) and (self.family, self.sockaddr, self.text) == (
+            other.family,
+            other.sockaddr,
+            other.text,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.family, self.sockaddr, self.text))
+
+    def __repr__(self) -> str:
+        return f"Address({self.family!r}, {self.sockaddr!r}, {self.text!r})"
 
     @property
     def is_unix(self) -> bool:

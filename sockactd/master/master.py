@@ -45,7 +45,7 @@ from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
 from sockactd.master.status import status_data, status_line
-from sockactd.osapi import Kernel, describe_status
+from sockactd.osapi import describe_status
 from sockactd.sockets import Listener, close_listeners
 from sockactd.systemd.notify import Notifier, watchdog_interval
 from sockactd.triggers.base import open_trigger_watcher, rules_from_config
@@ -55,6 +55,7 @@ from sockactd.worker.entry import fork_worker
 from sockactd.worker.status import FrameKind
 
 if TYPE_CHECKING:
+    from sockactd.osapi import Kernel
     from sockactd.triggers.base import TriggerSource
 
 __all__ = ["Master"]

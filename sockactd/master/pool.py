@@ -13,11 +13,14 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
-from sockactd.osapi import Kernel
 from sockactd.worker.board import Board
 from sockactd.worker.status import FrameReader
+
+if TYPE_CHECKING:
+    from sockactd.osapi import Kernel
 
 __all__ = ["Worker", "WorkerPool", "WorkerState"]
 

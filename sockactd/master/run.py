@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from sockactd import log as sockactd_log
 from sockactd.errors import ActivationError, AppImportError, ExitCode
@@ -25,6 +24,7 @@ from sockactd.systemd.notify import Notifier
 from sockactd.worker.app import WSGIApp, load_app, prepare_process
 from sockactd.worker.entry import fork_worker
 
+TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
     from sockactd.config.model import Config
 

@@ -16,29 +16,42 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from collections.abc import MutableMapping, Sequence
-from dataclasses import dataclass, field
-from typing import Final
 
 from sockactd.errors import ActivationError
 
+TYPE_CHECKING = False  # typing is not imported at run time: cold start
+if TYPE_CHECKING:
+    from collections.abc import MutableMapping, Sequence
+
 __all__ = ["LISTEN_FDS_START", "ExecFds", "InheritedFd", "prepare_exec_fds", "take_inherited_fds"]
 
-LISTEN_FDS_START: Final = 3  # SD_LISTEN_FDS_START
-LISTEN_VARS: Final = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
-UNKNOWN_NAME: Final = "unknown"  # what sd_listen_fds_with_names() reports for an unnamed fd
+LISTEN_FDS_START = 3  # SD_LISTEN_FDS_START
+LISTEN_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+UNKNOWN_NAME = "unknown"  # what sd_listen_fds_with_names() reports for an unnamed fd
 # Fds moved out of the way for a re-exec go at or above this number, far from 3..3+n-1.
-HIGH_FD: Final = 100
-MAX_FDS: Final = 65_536  # sanity bound on LISTEN_FDS; each fd is still checked to be open
+HIGH_FD = 100
+MAX_FDS = 65_536  # sanity bound on LISTEN_FDS; each fd is still checked to be open
 
 
-@dataclass(frozen=True, slots=True)
+# Plain classes rather than dataclasses: this module runs before the first worker
+# answers, and importing dataclasses costs more cold-start time than all of it.
 class InheritedFd:
-    fd: int
-    name: str  # FileDescriptorName= of the socket unit, "unknown" when unnamed
+    __slots__ = ("fd", "name")
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd = fd
+        self.name = name  # FileDescriptorName= of the socket unit, "unknown" when unnamed
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InheritedFd) and (self.fd, self.name) == (other.fd, other.name)
+
+    def __hash__(self) -> int:
+        return hash((self.fd, self.name))
+
+    def __repr__(self) -> str:
+        return f"InheritedFd({self.fd}, {self.name!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class ExecFds:
     """What `prepare_exec_fds` did, for the caller about to execve.
 
@@ -48,8 +61,11 @@ class ExecFds:
         (sockets, pipes, selectors) must be re-pointed before they are used again.
     """
 
-    env: dict[str, str]
-    moved: dict[int, int] = field(default_factory=dict)
+    __slots__ = ("env", "moved")
+
+    def __init__(self, env: dict[str, str], moved: dict[int, int] | None = None) -> None:
+        self.env = env
+        self.moved = {} if moved is None else moved
 
 
 def take_inherited_fds(

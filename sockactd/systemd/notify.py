@@ -22,28 +22,31 @@ import errno
 import os
 import time
 import warnings
-from collections.abc import Mapping
-from typing import Any, Final, Protocol
 
 from sockactd.log import DEBUG, WARNING, get_logger
+
+TYPE_CHECKING = False  # typing is not imported at run time: cold start
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Protocol
+
+    class _Sender(Protocol):
+        def send(self, message: str) -> None:
+            """Send one datagram; raise OSError on failure."""
+
+        def close(self) -> None: ...
+
 
 __all__ = ["Backend", "Notifier", "watchdog_interval"]
 
 log = get_logger(__name__)
 
-STATUS_MAX: Final = 4096  # systemd accepts 16 KiB; a status line this long is already a bug
+STATUS_MAX = 4096  # systemd accepts 16 KiB; a status line this long is already a bug
 
 
 class Backend(enum.Enum):
     LIBSYSTEMD = "libsystemd"  # systemd.daemon.notify (systemd-python, C extension)
     SDNOTIFY = "sdnotify"  # sdnotify.SystemdNotifier (pure Python)
-
-
-class _Sender(Protocol):
-    def send(self, message: str) -> None:
-        """Send one datagram; raise OSError on failure."""
-
-    def close(self) -> None: ...
 
 
 class _LibsystemdSender:

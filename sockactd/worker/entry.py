@@ -13,16 +13,11 @@ import dataclasses
 import gc
 import os
 import signal
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import NoReturn
 
 from sockactd import log as sockactd_log
-from sockactd.config.model import Config
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import get_logger
 from sockactd.osapi import set_parent_death_signal
-from sockactd.sockets import Listener
 from sockactd.worker.app import WSGIApp, load_app
 from sockactd.worker.board import Board
 
@@ -30,6 +25,14 @@ from sockactd.worker.board import Board
 # copy-on-write by every worker instead of imported again after each fork.
 from sockactd.worker.serve import serve
 from sockactd.worker.status import FrameKind, write_frame
+
+TYPE_CHECKING = False  # typing is not imported at run time: cold start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import NoReturn
+
+    from sockactd.config.model import Config
+    from sockactd.sockets import Listener
 
 __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 
@@ -39,16 +42,31 @@ log = get_logger(__name__)
 _MASTER_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOCKACTD_HANDOVER")
 
 
-@dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    config: Config
-    listeners: Sequence[Listener]
-    app: WSGIApp | None  # None: import it here (--lazy-apps)
-    generation: int
-    status_fd: int  # write end of this worker's status pipe
-    board: Board
-    master_pid: int
-    close_in_child: Callable[[], None]  # drops the master's notify socket etc.
+    """Everything a freshly forked worker needs (a plain class: no dataclasses at start-up)."""
+
+    __slots__ = ("app", "board", "close_in_child", "config", "generation", "listeners",
+                 "master_pid", "status_fd")  # fmt: skip
+
+    def __init__(
+        self,
+        config: Config,
+        listeners: Sequence[Listener],
+        app: WSGIApp | None,
+        generation: int,
+        status_fd: int,
+        board: Board,
+        master_pid: int,
+        close_in_child: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.app = app  # None: import it here (--lazy-apps)
+        self.generation = generation
+        self.status_fd = status_fd  # write end of this worker's status pipe
+        self.board = board
+        self.master_pid = master_pid
+        self.close_in_child = close_in_child  # drops the master's notify socket etc.
 
 
 def fork_worker(
