@@ -41,12 +41,19 @@ _SCRUB_PREFIXES: Final = ("SOCKACTD_", "LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", 
 
 # The checkout is shared with developers who commit while a benchmark runs, and a
 # standard reload re-executes sockactd from disk: so every run uses an exported copy
-# of one commit, put first on PYTHONPATH (ahead of the editable install's finder).
+# of one commit, installed into a virtualenv of its own (pin_sockactd).
 _pinned: dict[str, str] = {}
 
 
 def pin_sockactd(tmp: Path, ref: str = "HEAD") -> str:
-    """Export `sockactd/` at `ref` into tmp/src for every sockactd started later; its commit."""
+    """Install sockactd at `ref` into tmp for every server started later; its commit.
+
+    The copy is byte-compiled and put in a virtualenv of its own whose other packages
+    (httptools, gunicorn, ...) come from .venv through a .pth path entry: that is how
+    an installed sockactd looks to Python. .venv itself holds sockactd as an editable
+    install, whose import finder alone adds ~15 ms to every interpreter start-up.
+    sockactd starts through packaging/bin/sockactd, the launcher the packages install.
+    """
     commit = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
         capture_output=True,
@@ -55,29 +62,70 @@ def pin_sockactd(tmp: Path, ref: str = "HEAD") -> str:
     ).stdout.strip()
     src = tmp / "src"
     src.mkdir()
+    has_launcher = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}:packaging/bin/sockactd"],
+        capture_output=True,
+    ).returncode == 0  # fmt: skip
+    paths = ["sockactd", "packaging/bin"] if has_launcher else ["sockactd"]
     archive = subprocess.Popen(
-        ["git", "-C", str(ROOT), "archive", commit, "sockactd"], stdout=subprocess.PIPE
+        ["git", "-C", str(ROOT), "archive", commit, *paths], stdout=subprocess.PIPE
     )
     subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
     if archive.wait() != 0:
         raise RuntimeError(f"git archive {commit} failed")
-    # Byte-compile once, as an installed package is: the servers run with
-    # PYTHONDONTWRITEBYTECODE=1, so without this every start would compile sockactd anew.
-    subprocess.run([PYTHON, "-m", "compileall", "-q", str(src)], check=True)
-    _pinned.update(PYTHONPATH=str(src), commit=commit)
+    # The servers run with PYTHONDONTWRITEBYTECODE=1, so without this every start would
+    # compile sockactd anew; an installed package is compiled once.
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(src / "sockactd")], check=True)
+    python = _installed_python(tmp / "venv", first=src)
+    launcher = src / ("packaging/bin/sockactd" if has_launcher else "sockactd/__main__.py")
+    _pinned.update(python=python, launcher=str(launcher), commit=commit)
     return commit
 
 
+_ASK_PATHS = (
+    "import sys, sysconfig; print(sys._base_executable); print(sysconfig.get_path('purelib'))"
+)
+
+
+def _python_paths(python: str) -> tuple[str, str]:
+    """(base interpreter, site-packages directory) of `python`."""
+    out = subprocess.run([python, "-c", _ASK_PATHS], capture_output=True, text=True, check=True)
+    base, site = out.stdout.splitlines()[:2]
+    return base, site
+
+
+def _installed_python(venv: Path, first: Path) -> str:
+    """A virtualenv on .venv's interpreter that sees `first`, then .venv's packages."""
+    base, site = _python_paths(PYTHON)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(venv)], check=True)
+    own_site = _python_paths(str(venv / "bin" / "python"))[1]
+    # A path line in a .pth file only extends sys.path: .venv's own .pth files (the
+    # editable finder) are not run, as they would not be for an installed package.
+    Path(own_site, "sockactd-bench.pth").write_text(f"{first}\n{site}\n")
+    return str(venv / "bin" / "python")
+
+
+def server_python() -> str:
+    """The interpreter servers run on: the pinned install's, else .venv's."""
+    return _pinned.get("python", PYTHON)
+
+
+def sockactd_command() -> list[str]:
+    if _pinned:
+        return [_pinned["python"], _pinned["launcher"]]
+    return [PYTHON, "-m", "sockactd"]
+
+
 def sockactd_env() -> tuple[tuple[str, str], ...]:
-    return (("PYTHONPATH", _pinned["PYTHONPATH"]),) if _pinned else ()
+    return ()
 
 
 def sockactd_version() -> str:
-    return f"commit {_pinned['commit']} (exported copy)" if _pinned else "the live checkout"
+    return f"commit {_pinned['commit']} (installed copy)" if _pinned else "the live checkout"
 
 
 def sockactctl(*args: str) -> list[str]:
-    return [PYTHON, "-m", "sockactd", "ctl", *args]
+    return [server_python(), "-m", "sockactd", "ctl", *args]
 
 
 # ---------------------------------------------------------------- command lines
@@ -104,7 +152,7 @@ def sockactd(
     pythonpath: Path = APPS,
     extra: Sequence[str] = (),
 ) -> Server:
-    argv = [PYTHON, "-m", "sockactd", "--processes", str(processes), "--log-level", "warning"]
+    argv = [*sockactd_command(), "--processes", str(processes), "--log-level", "warning"]
     argv += ["--pythonpath", str(pythonpath)]
     if http:
         argv += ["--http-socket", http]
@@ -118,7 +166,8 @@ def sockactd(
 
 
 def gunicorn(module: str, *, bind: str | None, workers: int = 2, chdir: Path = APPS) -> Server:
-    argv = [str(VENV_BIN / "gunicorn"), "--workers", str(workers), "--worker-class", "sync"]
+    argv = [server_python(), str(VENV_BIN / "gunicorn"), "--workers", str(workers)]
+    argv += ["--worker-class", "sync"]
     argv += ["--chdir", str(chdir), "--log-level", "warning"]
     if bind:
         argv += ["--bind", bind]
@@ -183,6 +232,9 @@ class Running:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=clean_environ(dict(server.env)),
+            # Not the checkout: `python -m sockactd` (ctl, a standard reload's re-exec) puts the
+            # working directory first on sys.path, and the checkout's sockactd/ would win.
+            cwd=log_path.parent,
             start_new_session=True,  # its own group: a final SIGKILL reaches its workers too
         )
 

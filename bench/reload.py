@@ -103,7 +103,9 @@ def trigger(case: Case, proc: common.Running, appdir: Path, budget: float) -> Tr
         argv = common.sockactctl("--control-socket", str(appdir / "control.sock"), *options)
         result.how = shlex.join(["sockactctl", "--control-socket", "PATH", *options])
         env = common.clean_environ(dict(common.sockactd_env()))
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=budget + 10, env=env)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=budget + 10, env=env, cwd=appdir
+        )
         result.exit_code = done.returncode
         result.seconds = time.monotonic() - result.at
         result.message = (done.stdout + done.stderr).strip().replace("\n", " ")
