@@ -21,12 +21,14 @@ This module knows nothing of WSGI (see wsgi.py) nor of sockets (worker/).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
-
 import httptools
 
 from sockactd.errors import ProtocolError
+
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["END", "RequestHead", "RequestParser"]
 
@@ -47,19 +49,49 @@ _LINE_OVERHEAD: Final = 16
 _HEADER_OVERHEAD: Final = 4  # ": " and CRLF
 
 
-@dataclass(slots=True)
 class RequestHead:
-    """One request's head. `headers` keep the client's names and order, undecoded."""
+    """One request's head. `headers` keep the client's names and order, undecoded.
 
-    method: str
-    target: bytes
-    version: str  # "1.1" or "1.0"
-    headers: list[tuple[bytes, bytes]]
-    keep_alive: bool  # what the client asked for (version default + Connection header)
-    content_length: int | None  # None for chunked bodies
-    chunked: bool
-    expect_continue: bool
-    upgrade: bool  # Upgrade / CONNECT: served once, then the connection closes
+    A plain class, not a dataclass: importing dataclasses costs more start-up time than
+    the whole request path.
+    """
+
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "target",
+        "upgrade",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        version: str,  # "1.1" or "1.0"
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,  # what the client asked for (version default + Connection header)
+        content_length: int | None,  # None for chunked bodies
+        chunked: bool,
+        expect_continue: bool,
+        upgrade: bool,  # Upgrade / CONNECT: served once, then the connection closes
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.content_length = content_length
+        self.chunked = chunked
+        self.expect_continue = expect_continue
+        self.upgrade = upgrade
+
+    def __repr__(self) -> str:
+        return f"RequestHead({self.method} {self.target!r} HTTP/{self.version})"
 
     @property
     def has_body(self) -> bool:

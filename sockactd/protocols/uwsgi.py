@@ -19,29 +19,46 @@ PEP 3333 "native string" rule, so every byte survives the round trip.
 
 from __future__ import annotations
 
-import re
 import struct
-from dataclasses import dataclass
-from typing import Final
-from urllib.parse import unquote_to_bytes
 
 from sockactd.errors import ProtocolError
+
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["HEADER_SIZE", "UwsgiHead", "UwsgiRequestParser", "environ_from_vars"]
 
 HEADER_SIZE: Final = 4
 _HEADER: Final = struct.Struct("<BHB")
 _WSGI_MODIFIER1: Final = 0
-_DIGITS: Final = re.compile(r"[0-9]+")
 # Duplicate request headers arrive as repeated HTTP_* vars; CGI wants one value.
 _COOKIE_VAR: Final = "HTTP_COOKIE"
 
 
-@dataclass(frozen=True, slots=True)
 class UwsgiHead:
-    modifier1: int
-    modifier2: int
-    vars: dict[str, str]
+    """One request's header bytes and vars. A plain class, not a dataclass: importing
+    dataclasses costs more start-up time than this whole module."""
+
+    __slots__ = ("modifier1", "modifier2", "vars")
+
+    def __init__(self, modifier1: int, modifier2: int, vars: dict[str, str]) -> None:
+        self.modifier1 = modifier1
+        self.modifier2 = modifier2
+        self.vars = vars
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UwsgiHead:
+            return NotImplemented
+        return (self.modifier1, self.modifier2, self.vars) == (
+            other.modifier1,
+            other.modifier2,
+            other.vars,
+        )
+
+    def __repr__(self) -> str:
+        return f"UwsgiHead({self.modifier1!r}, {self.modifier2!r}, {self.vars!r})"
 
 
 class UwsgiRequestParser:
@@ -157,7 +174,8 @@ def environ_from_vars(head: UwsgiHead) -> dict[str, object]:
 
 
 def _check_content_length(value: str) -> None:
-    if value and not _DIGITS.fullmatch(value):
+    # isascii: str.isdigit alone would take latin-1 superscripts such as "\xb2"
+    if value and not (value.isascii() and value.isdigit()):
         raise ProtocolError(f"uwsgi CONTENT_LENGTH {value!r} is not a non-negative integer")
 
 
@@ -168,7 +186,12 @@ def _split_request_uri(uri: str) -> tuple[str, str]:
     if "://" in target:  # absolute-form: keep only the path after the authority
         authority_and_path = target.split("://", 1)[1]
         target = "/" + authority_and_path.partition("/")[2]
-    return unquote_to_bytes(target).decode("latin-1"), query
+    if "%" in target:
+        from urllib.parse import unquote_to_bytes  # rare: only paths with escapes
+
+        # back to the raw bytes first: unquote_to_bytes would encode a str as UTF-8
+        target = unquote_to_bytes(target.encode("latin-1")).decode("latin-1")
+    return target, query
 
 
 def _path_below_script(path: str, script_name: str) -> str:

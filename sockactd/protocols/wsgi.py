@@ -21,13 +21,19 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 import stat as stat_mod
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from types import TracebackType
-from typing import IO, Final, TypeAlias
-from urllib.parse import unquote_to_bytes
+
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from types import TracebackType
+    from typing import IO, Final, TypeAlias
+
+    ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+    Headers: TypeAlias = list[tuple[str, str]]
+    Write: TypeAlias = Callable[[bytes], None]
 
 __all__ = [
     "BodyTooLarge",
@@ -45,10 +51,6 @@ __all__ = [
     "wsgi_keys",
 ]
 
-ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
-Headers: TypeAlias = list[tuple[str, str]]
-Write: TypeAlias = Callable[[bytes], None]
-
 HOP_BY_HOP: Final = frozenset(
     {
         "connection",
@@ -62,9 +64,13 @@ HOP_BY_HOP: Final = frozenset(
         "upgrade",
     }
 )
-_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE: Final = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_BAD_STATUS: Final = re.compile(r"[\x00-\x1f\x7f]")
+# Character sets instead of regular expressions: `re` is not needed at start-up, and
+# str.strip / isprintable / frozenset.isdisjoint are as fast on short header strings.
+_TOKEN_CHARS: Final = (
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+_BAD_STATUS_CHARS: Final = frozenset(map(chr, [*range(0x20), 0x7F]))
+_BAD_VALUE_CHARS: Final = _BAD_STATUS_CHARS - {"\t"}  # a header value may hold HTAB
 
 
 class ResponseError(RuntimeError):
@@ -138,7 +144,10 @@ def split_target(target: bytes) -> tuple[str, str, str]:
     path, _, query = raw.partition("?")
     path = path.partition("#")[0]
     if "%" in path:
-        path = unquote_to_bytes(path).decode("latin-1")
+        from urllib.parse import unquote_to_bytes  # rare: most paths have no escapes
+
+        # back to the raw bytes first: unquote_to_bytes would encode a str as UTF-8
+        path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
     return path, query.partition("#")[0], raw
 
 
@@ -322,7 +331,7 @@ def _check_status(status: object) -> None:
         raise ResponseError(f"status must be str, got {type(status).__name__}")
     if len(status) < 4 or not status[:3].isdigit() or status[3] != " ":
         raise ResponseError(f"status {status!r} is not '<3 digits> <reason>'")
-    if _BAD_STATUS.search(status):
+    if not status.isprintable() and not _BAD_STATUS_CHARS.isdisjoint(status):
         raise ResponseError(f"status {status!r} contains control characters")
 
 
@@ -337,7 +346,13 @@ def _check_headers(headers: object) -> int | None:
         name, value = item
         if type(name) is not str or type(value) is not str:
             raise ResponseError(f"header {item!r}: name and value must be str")
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+        # isprintable() is the fast common answer (control characters never are); latin-1
+        # text beyond ASCII is not printable either, so look closer before refusing it.
+        if (
+            not name
+            or name.strip(_TOKEN_CHARS)
+            or (not value.isprintable() and not _BAD_VALUE_CHARS.isdisjoint(value))
+        ):
             raise ResponseError(f"header {item!r} has forbidden characters")
         lname = name.lower()
         if lname in HOP_BY_HOP:

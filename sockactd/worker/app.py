@@ -8,19 +8,26 @@ application code and nothing else: it never forks, binds or logs.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Callable
-from typing import Any
 
-from sockactd.config.model import Config
 from sockactd.errors import AppImportError
 
-__all__ = ["WSGIApp", "load_app", "prepare_process"]
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+# traceback and importlib.util are imported on the paths that need them (a failed
+# import, --wsgi-file).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-WSGIApp = Callable[..., Any]
+    from sockactd.config.model import Config
+
+    WSGIApp = Callable[..., Any]
+else:
+    WSGIApp = Callable  # others import the name at run time; only annotations use it
+
+__all__ = ["WSGIApp", "load_app", "prepare_process"]
 
 
 def prepare_process(config: Config) -> None:
@@ -48,6 +55,8 @@ def load_app(config: Config) -> WSGIApp:
     try:
         obj = _import_target(config)
     except Exception:
+        import traceback
+
         raise AppImportError(target, traceback.format_exc()) from None
     if not callable(obj):
         raise AppImportError(target, f"{target} is a {type(obj).__name__}, not a WSGI callable\n")
@@ -67,6 +76,8 @@ def _import_target(config: Config) -> object:
 
 
 def _import_file(path: str) -> object:
+    import importlib.util
+
     # os.path, not pathlib: pathlib costs ~10 ms of start-up for this one call
     stem = os.path.splitext(os.path.basename(path))[0]
     name = "sockactd_wsgi_file_" + stem.replace("-", "_")

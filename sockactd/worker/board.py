@@ -14,10 +14,10 @@ max-requests and statistics.
 
 from __future__ import annotations
 
+import _thread
 import mmap
 import os
 import struct
-import threading
 import time
 
 __all__ = ["Board"]
@@ -29,8 +29,9 @@ class Board:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._map = mmap.mmap(fd, _LAYOUT.size)
-        # --threads: handler threads update the same counters (read-modify-write)
-        self._lock = threading.Lock()
+        # --threads: handler threads update the same counters (read-modify-write).
+        # _thread, not threading: a worker with one thread never needs threading's import.
+        self._lock = _thread.allocate_lock()
         self._starts: dict[int, float] = {}  # thread -> start of its request in progress
 
     @classmethod
@@ -42,12 +43,12 @@ class Board:
     # --- worker side ---------------------------------------------------------
     def request_started(self) -> None:
         with self._lock:
-            self._starts[threading.get_ident()] = time.monotonic()
+            self._starts[_thread.get_ident()] = time.monotonic()
             self._publish(0)
 
     def request_finished(self) -> None:
         with self._lock:
-            self._starts.pop(threading.get_ident(), None)
+            self._starts.pop(_thread.get_ident(), None)
             self._publish(1)
 
     def _publish(self, finished: int) -> None:

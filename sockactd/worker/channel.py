@@ -15,7 +15,11 @@ from __future__ import annotations
 import os
 import select
 import socket
-from typing import Final
+
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["Channel"]
 

@@ -15,8 +15,6 @@ Rule 2: a client that goes away or stalls is not an app error: it is logged at
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, Final, Protocol
 
 from sockactd.log import ACCESS_LOGGER, get_logger
 from sockactd.protocols.wsgi import (
@@ -28,15 +26,28 @@ from sockactd.protocols.wsgi import (
     no_body_status,
     render_head,
 )
-from sockactd.worker.board import Board
-from sockactd.worker.channel import Channel
+
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any, Final, Protocol
+
+    from sockactd.worker.board import Board
+    from sockactd.worker.channel import Channel
+
+    WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+    class Stopping(Protocol):
+        """Whoever knows the worker is stopping: responses started before still say close."""
+
+        closing: bool
+
 
 __all__ = ["Response", "error_response", "http_date", "run_app"]
 
 log = get_logger(__name__)
 access_log = get_logger(ACCESS_LOGGER)
-
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS: Final = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
@@ -79,12 +90,6 @@ def error_response(status: int, keep_alive: bool = False) -> bytes:
         http_date(),
     )
     return head + body
-
-
-class Stopping(Protocol):
-    """Whoever knows the worker is stopping: responses started before still say close."""
-
-    closing: bool
 
 
 class Response:

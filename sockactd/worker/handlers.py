@@ -16,11 +16,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
 
-from sockactd.config.model import Config
 from sockactd.errors import ProtocolError
 from sockactd.log import get_logger
 from sockactd.protocols.http import END, RequestHead, RequestParser
@@ -31,11 +27,34 @@ from sockactd.protocols.wsgi import (
     InputStream,
     http_environ,
 )
-from sockactd.worker.board import Board
-from sockactd.worker.channel import Channel
-from sockactd.worker.exchange import Response, WSGIApp, error_response, log_access, run_app
+from sockactd.worker.exchange import Response, error_response, log_access, run_app
 
-__all__ = ["Context", "Handler", "HttpHandler", "Next", "UwsgiHandler"]
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Final, Protocol
+
+    from sockactd.config.model import Config
+    from sockactd.worker.board import Board
+    from sockactd.worker.channel import Channel
+    from sockactd.worker.exchange import WSGIApp
+
+    class Handler(Protocol):
+        channel: Channel
+        parked_at: float
+
+        def on_readable(self) -> Next: ...
+
+        def idle_deadline(self) -> float: ...
+
+        def between_requests(self) -> bool:
+            """True when idle after a finished request (keep-alive); a stopping worker may
+            close it."""
+            ...
+
+
+__all__ = ["Context", "HttpHandler", "Next", "UwsgiHandler"]
 
 log = get_logger(__name__)
 
@@ -48,35 +67,34 @@ class Next(enum.Enum):
     CLOSE = "close"
 
 
-@dataclass
 class Context:
-    """What every handler of a worker shares. `closing` makes responses say Connection: close."""
+    """What every handler of a worker shares. `closing` makes responses say Connection: close.
 
-    app: WSGIApp
-    config: Config
-    board: Board
-    apply_forwarded: Callable[[dict[str, Any]], None] | None = None
-    closing: bool = False
-    served: int = 0
+    A plain class, not a dataclass: importing dataclasses costs more start-up time than
+    the whole request path.
+    """
+
+    __slots__ = ("app", "apply_forwarded", "board", "closing", "config", "served")
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: Config,
+        board: Board,
+        apply_forwarded: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.board = board
+        self.apply_forwarded = apply_forwarded
+        self.closing = False
+        self.served = 0
 
     def count_request(self) -> None:
         self.served += 1
         limit = self.config.max_requests
         if limit and self.served >= limit:
             self.closing = True
-
-
-class Handler(Protocol):
-    channel: Channel
-    parked_at: float
-
-    def on_readable(self) -> Next: ...
-
-    def idle_deadline(self) -> float: ...
-
-    def between_requests(self) -> bool:
-        """True when idle after a finished request (keep-alive); a stopping worker may close it."""
-        ...
 
 
 class HttpHandler:

@@ -31,24 +31,28 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
 import select
 import signal
 import socket
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
 
-from sockactd.config.model import Config
 from sockactd.log import get_logger
 from sockactd.protocols.wsgi import wsgi_keys
-from sockactd.sockets import Listener
-from sockactd.worker.board import Board
 from sockactd.worker.channel import Channel
-from sockactd.worker.exchange import WSGIApp
-from sockactd.worker.handlers import Context, Handler, HttpHandler, Next, UwsgiHandler
+from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
+
+# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+# queue and threading are imported by _Pool, i.e. only with --threads > 1.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, Final
+
+    from sockactd.config.model import Config
+    from sockactd.sockets import Listener
+    from sockactd.worker.board import Board
+    from sockactd.worker.exchange import WSGIApp
+    from sockactd.worker.handlers import Handler
 
 __all__ = ["serve"]
 
@@ -100,8 +104,6 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
     The wakeup pipe only wakes the loop; a response being written inline at that
     moment must already know the worker is stopping.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: Any) -> None:
@@ -109,7 +111,10 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
         if callable(previous):
             previous(signum, frame)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (tests serve on threads): nothing to chain
+        return lambda: None
 
     def restore() -> None:
         signal.signal(signal.SIGTERM, previous)
@@ -117,14 +122,22 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
     return restore
 
 
-@dataclass(frozen=True, slots=True)
 class _Port:
-    """One listener with what its connections need."""
+    """One listener with what its connections need (a plain class: see handlers.Context)."""
 
-    sock: socket.socket
-    base: dict[str, Any]
-    factory: Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler]
-    tcp: bool
+    __slots__ = ("base", "factory", "sock", "tcp")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        base: dict[str, Any],
+        factory: Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler],
+        tcp: bool,
+    ) -> None:
+        self.sock = sock
+        self.base = base
+        self.factory = factory
+        self.tcp = tcp
 
 
 def _port(listener: Listener, multithread: bool, multiprocess: bool) -> _Port:
@@ -343,11 +356,14 @@ class _Pool:
     """N handler threads fed by the loop thread. A lock orders park/close/dispatch."""
 
     def __init__(self, server: _Server) -> None:
+        import queue  # only --threads > 1 needs these: keep them off the start-up path
+        import threading
+
         self.server = server
         self.busy: set[int] = set()
         self.lock = threading.Lock()
         self.queue: queue.SimpleQueue[Handler | None] = queue.SimpleQueue()
-        self.threads = [
+        self.threads: list[threading.Thread] = [
             threading.Thread(target=self._work, name=f"sockactd-handler-{n}", daemon=True)
             for n in range(server.threads)
         ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import enum
 import os
 import struct
-from dataclasses import dataclass
 
 __all__ = ["Frame", "FrameKind", "FrameReader", "write_frame"]
 
@@ -31,10 +30,26 @@ class FrameKind(enum.Enum):
     DRAINING = b"D"
 
 
-@dataclass(frozen=True, slots=True)
 class Frame:
-    kind: FrameKind
-    text: str = ""
+    """One frame read from the pipe. A plain class: the worker imports this module before
+    it serves, and dataclasses would cost it more start-up time than the request path."""
+
+    __slots__ = ("kind", "text")
+
+    def __init__(self, kind: FrameKind, text: str = "") -> None:
+        self.kind = kind
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Frame:
+            return NotImplemented
+        return (self.kind, self.text) == (other.kind, other.text)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.text))
+
+    def __repr__(self) -> str:
+        return f"Frame({self.kind!r}, {self.text!r})"
 
 
 def write_frame(fd: int, kind: FrameKind, text: str = "") -> None:

@@ -177,6 +177,9 @@ GET = [("REQUEST_METHOD", "GET")]
         ([*GET, ("REQUEST_URI", "/a%20b?x=%41")], {"QUERY_STRING": "x=%41"}),
         ([*GET, ("REQUEST_URI", "/p?x"), ("QUERY_STRING", "y")], {"QUERY_STRING": "y"}),
         ([*GET, ("REQUEST_URI", "/p%2Fq")], {"PATH_INFO": "/p/q"}),
+        # raw non-ASCII bytes (vars are latin-1) survive, with or without an escape
+        ([*GET, ("REQUEST_URI", "/caf\xc3\xa9")], {"PATH_INFO": "/caf\xc3\xa9"}),
+        ([*GET, ("REQUEST_URI", "/caf\xc3\xa9%20x")], {"PATH_INFO": "/caf\xc3\xa9 x"}),
         ([*GET, ("REQUEST_URI", "http://h:1/abs/p?q")], {"PATH_INFO": "/abs/p"}),
         (
             [*GET, ("REQUEST_URI", "/app/x/y"), ("SCRIPT_NAME", "/app")],
@@ -221,6 +224,7 @@ def test_environ_table(pairs: list[tuple[str, str]], expected: dict[str, object]
         ([*GET, ("CONTENT_LENGTH", "1.5")], "CONTENT_LENGTH"),
         ([*GET, ("CONTENT_LENGTH", " 3")], "CONTENT_LENGTH"),
         ([*GET, ("CONTENT_LENGTH", "\u0663")], "CONTENT_LENGTH"),  # a non-ASCII digit
+        ([*GET, ("CONTENT_LENGTH", "\xb2")], "CONTENT_LENGTH"),  # a latin-1 superscript two
         ([*GET, ("CONTENT_LENGTH", "abc")], "CONTENT_LENGTH"),
     ],
 )

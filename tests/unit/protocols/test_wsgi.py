@@ -46,6 +46,8 @@ def environ(
         (b"/a/b?x=1&y=2", "/a/b", "x=1&y=2"),
         (b"/caf%C3%A9", "/caf\xc3\xa9", ""),  # UTF-8 bytes, each as one latin-1 char (PEP 3333)
         (b"/caf\xc3\xa9", "/caf\xc3\xa9", ""),
+        # raw non-ASCII bytes next to an escape: every byte still one latin-1 char
+        (b"/caf\xc3\xa9%20x", "/caf\xc3\xa9 x", ""),
         (b"/a%2Fb%3F?q=%2F", "/a/b?", "q=%2F"),  # the query stays encoded
         (b"/%ff", "/\xff", ""),
         (b"http://example.com/x?y", "/x", "y"),
@@ -173,11 +175,33 @@ def ok(headers: list[tuple[str, str]]) -> StartResponse:
         ("200 OK", [("X-A",)]),
         ("200 OK", (("X-A", "b"),)),
         ("200 OK", [("Content-Length", "ten")]),
+        ("200 OK\x7f", []),
+        ("200 \xe9\x00", []),  # a control byte after latin-1 text
+        ("200 OK", [("", "v")]),
+        ("200 OK", [("X:A", "v")]),
+        ("200 OK", [("X-\xe9", "v")]),  # names are ASCII tokens
+        ("200 OK", [("X-A", "\xe9\x00")]),
+        ("200 OK", [("X-A", "b\x7f")]),
+        ("200 OK", [("X-A", "\x1f")]),
     ],
 )
 def test_start_response_refuses(status: Any, headers: Any) -> None:
     with pytest.raises(ResponseError):
         StartResponse(lambda data: None)(status, headers)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        ("200 OK", [("X-A", "b\tc")]),  # HTAB is allowed in a value
+        ("200 Caf\xe9", [("X-A", "caf\xe9 \xa0\x85")]),  # latin-1, printable or not
+        ("200 OK", [("!#$%&'*+-.^_`|~09azAZ", "")]),  # every token character, empty value
+    ],
+)
+def test_start_response_accepts(status: str, headers: list[tuple[str, str]]) -> None:
+    start = StartResponse(lambda data: None)
+    start(status, headers)
+    assert (start.status, start.headers) == (status, headers)
 
 
 def test_start_response_records_content_length() -> None:
