@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
 
 from sockactd.errors import AppImportError, ExitCode, SockactdError
 
+TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import NoReturn
+
     from sockactd.config.model import Config
 
 __all__ = ["main"]

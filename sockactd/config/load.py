@@ -18,17 +18,17 @@ cli.py turns a ConfigError into exit status 78.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from functools import cache
-from typing import NoReturn
 
 from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Kind, Setting
 from sockactd.errors import ConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 __all__ = [
     "CONFIG_ENV",
@@ -43,7 +43,9 @@ __all__ = [
 CONFIG_ENV = "SOCKACTD_CONFIG"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_POSITIONAL = "positional module"
+
+# Plain classes with __slots__ below, not dataclasses: `dataclasses` imports inspect
+# and ast, and this module runs on every start, while a socket-activated client waits.
 
 
 class SettingError(ConfigError):
@@ -55,21 +57,32 @@ class SettingError(ConfigError):
         self.args = (f"setting '{setting}' ({source}): {message}",)
 
 
-@dataclass(frozen=True, slots=True)
 class CommandLine:
     """The command line, parsed but not yet converted or validated."""
 
-    values: Mapping[str, object]  # setting name -> str | bool | list[str], only those given
-    config_file: str | None
-    check: bool = False
-    show_help: bool = False
-    show_version: bool = False
+    __slots__ = ("check", "config_file", "show_help", "show_version", "values")
+
+    def __init__(
+        self,
+        values: Mapping[str, object],  # setting name -> str | bool | list[str], only those given
+        config_file: str | None,
+        check: bool = False,
+        show_help: bool = False,
+        show_version: bool = False,
+    ) -> None:
+        self.values = values
+        self.config_file = config_file
+        self.check = check
+        self.show_help = show_help
+        self.show_version = show_version
 
 
-@dataclass(frozen=True, slots=True)
 class _Raw:
-    value: object
-    source: str  # "from --processes", "from SOCKACTD_PROCESSES", ...
+    __slots__ = ("source", "value")
+
+    def __init__(self, value: object, source: str) -> None:
+        self.value = value
+        self.source = source  # "from --processes", "from SOCKACTD_PROCESSES", ...
 
 
 def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
@@ -93,59 +106,179 @@ def config_from(command_line: CommandLine, environ: Mapping[str, str]) -> Config
         )
         values[setting.attr] = _validate(setting, raw)
     _check_application(values, layers)
-    return Config(**values, config_file=os.path.abspath(path) if path else None)  # type: ignore[arg-type]
+    return Config(**values, config_file=os.path.abspath(path) if path else None)
 
 
 # --- command line -------------------------------------------------------------------
+#
+# A small hand-written parser driven by SETTINGS: argparse (with gettext and locale)
+# and building its ~40 actions cost more than the rest of the start-up, so argparse
+# is imported only to render --help. The grammar is argparse's, without prefix
+# abbreviations: `--name VALUE` or `--name=VALUE`; short aliases also as `-sVALUE`;
+# `--flag` / `--no-flag` for booleans; a list option appends each time it is given,
+# any other option keeps its last value; one positional MODULE:CALLABLE; `--` ends
+# the options. A value may not look like an option (a negative number does not).
+# Error messages are argparse's, so scripts and operators see what they always saw.
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing and exiting: cli.py owns the exit."""
+class _Option:
+    """What one option string does: set `dest` to a value it takes, or to `constant`."""
 
-    def error(self, message: str) -> NoReturn:
-        raise ConfigError(None, f"{message} (see 'sockactd --help')")
+    __slots__ = ("constant", "dest", "display", "repeats", "takes_value")
 
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise ConfigError(None, message or f"argument parser exited with status {status}")
+    def __init__(
+        self, dest: str, display: str, *, constant: object = None, repeats: bool = False
+    ) -> None:
+        self.dest = dest  # a setting name, or one of the general options below
+        self.display = display  # every spelling, for messages: "--processes/--workers/-p"
+        self.takes_value = constant is None
+        self.constant = constant
+        self.repeats = repeats
+
+
+_GENERAL_FLAGS = {"help": ("-h", "--help"), "version": ("--version",), "check": ("--check",)}
+
+
+def _option_table() -> dict[str, _Option]:
+    options: dict[str, _Option] = {"--config": _Option("config", "--config")}
+    for dest, spellings in _GENERAL_FLAGS.items():
+        flag = _Option(dest, "/".join(spellings), constant=True)
+        options.update(dict.fromkeys(spellings, flag))
+    for setting in SETTINGS:
+        spellings = (setting.flag, *setting.aliases)
+        if setting.kind is Kind.BOOL:
+            negated = ["--no-" + spelling[2:] for spelling in spellings if spelling[1] == "-"]
+            display = "/".join(spellings + tuple(negated))
+            options.update(dict.fromkeys(spellings, _Option(setting.name, display, constant=True)))
+            options.update(dict.fromkeys(negated, _Option(setting.name, display, constant=False)))
+            continue
+        repeats = setting.kind is Kind.LIST
+        option = _Option(setting.name, "/".join(spellings), repeats=repeats)
+        options.update(dict.fromkeys(spellings, option))
+    return options
+
+
+_OPTIONS = _option_table()
 
 
 def read_command_line(argv: Sequence[str]) -> CommandLine:
     """Parse flags into raw strings; raise ConfigError for unknown or malformed flags."""
-    parsed = vars(_parser().parse_args(list(argv)))
-    positional = parsed.pop(_POSITIONAL, None)
-    if positional is not None:
-        if "module" in parsed:
+    given: dict[str, object] = {}
+    module: str | None = None
+    unrecognized: list[str] = []  # in command-line order, for the one error message
+    options_ended = False
+    args = iter(argv)
+    for arg in args:
+        if arg == "--" and not options_ended:
+            options_ended = True
+            continue
+        found = None if options_ended else _find_option(arg)
+        if found is not None:
+            option, attached = found
+            _store(given, option, _value_for(option, attached, args))
+        elif module is None and (options_ended or not _looks_like_option(arg)):
+            module = arg  # the one positional argument
+        else:
+            unrecognized.append(arg)  # an unknown option, or a second positional
+    if unrecognized:
+        raise _usage_error(f"unrecognized arguments: {' '.join(unrecognized)}")
+    return _command_line(given, module)
+
+
+def _find_option(arg: str) -> tuple[_Option, str | None] | None:
+    """The option `arg` names and the value attached to it (`--name=VALUE`, `-sVALUE`)."""
+    if arg in _OPTIONS:
+        return _OPTIONS[arg], None
+    name, equals, attached = arg.partition("=")
+    if equals and name in _OPTIONS:
+        return _OPTIONS[name], attached
+    if len(arg) > 2 and arg[1] != "-" and arg[:2] in _OPTIONS:
+        return _OPTIONS[arg[:2]], arg[2:]
+    return None
+
+
+def _looks_like_option(arg: str) -> bool:
+    """For an `arg` that names no option: argparse's rule for an unknown option.
+
+    A dash starts an option, except a lone '-', a negative number, or text with a space.
+    """
+    if len(arg) < 2 or arg[0] != "-" or " " in arg:
+        return False
+    return not _is_negative_number(arg[1:])
+
+
+def _is_negative_number(digits: str) -> bool:
+    """`digits` (after the minus sign) is 5, 5.5 or .5."""
+    whole, dot, fraction = digits.partition(".")
+    if not dot:
+        return whole.isdecimal()
+    return (whole == "" or whole.isdecimal()) and fraction.isdecimal()
+
+
+def _value_for(option: _Option, attached: str | None, rest: Iterator[str]) -> object:
+    if not option.takes_value:
+        if attached is not None:
+            raise _usage_error(f"argument {option.display}: ignored explicit argument {attached!r}")
+        return option.constant
+    if attached is not None:
+        return attached
+    value = next(rest, None)
+    if value is None or value == "--" or _find_option(value) or _looks_like_option(value):
+        raise _usage_error(f"argument {option.display}: expected one argument")
+    return value
+
+
+def _store(given: dict[str, object], option: _Option, value: object) -> None:
+    if option.repeats:
+        previous = given.get(option.dest)
+        given[option.dest] = [*previous, value] if isinstance(previous, list) else [value]
+    else:
+        given[option.dest] = value
+
+
+def _command_line(given: dict[str, object], module: str | None) -> CommandLine:
+    if module is not None:
+        if "module" in given:
             raise SettingError(
                 "module",
                 "from the command line",
                 "given both as a positional argument and as --module",
             )
-        parsed["module"] = positional
+        given["module"] = module
+    config_file = given.pop("config", None)
+    flags = {dest: bool(given.pop(dest, False)) for dest in _GENERAL_FLAGS}
     return CommandLine(
-        values={s.name: parsed[s.attr] for s in SETTINGS if s.attr in parsed},
-        config_file=parsed.get("config"),
-        check=bool(parsed.get("check")),
-        show_help=bool(parsed.get("help")),
-        show_version=bool(parsed.get("version")),
+        values=given,
+        config_file=config_file if isinstance(config_file, str) else None,
+        check=flags["check"],
+        show_help=flags["help"],
+        show_version=flags["version"],
     )
 
 
+def _usage_error(message: str) -> ConfigError:
+    return ConfigError(None, f"{message} (see 'sockactd --help')")
+
+
+def _cli_source(name: str) -> str:
+    return f"from --{name}"
+
+
+# --- --help ---------------------------------------------------------------------------
+
+
 def help_text() -> str:
-    return _parser().format_help()
+    """`sockactd --help`, rendered by argparse from the same table the parser reads."""
+    import argparse  # rendering help is the only use: see "command line" above
 
-
-@cache
-def _parser() -> _Parser:
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="sockactd",
         add_help=False,
-        allow_abbrev=False,
         usage="sockactd [OPTIONS] [MODULE:CALLABLE]\n       sockactd ctl [--help] COMMAND ...",
         description="A WSGI application server made for systemd.",
         epilog="Every setting can also be set in the TOML file given by --config (key = long "
         "name) and as SOCKACTD_<NAME> in the environment; the command line wins over "
         "the environment, which wins over the file. `sockactd ctl` is sockactctl.",
-        argument_default=argparse.SUPPRESS,
     )
     general = parser.add_argument_group("General")
     general.add_argument("-h", "--help", action="store_true", help="Show this help and exit.")
@@ -159,30 +292,28 @@ def _parser() -> _Parser:
         help="Validate the configuration and import the application in this "
         "process, then exit (0 ok, 4 import failed, 78 bad config).",
     )
-    general.add_argument(
-        _POSITIONAL, nargs="?", metavar="MODULE:CALLABLE", help="Same as --module."
-    )
+    general.add_argument("module", nargs="?", metavar="MODULE:CALLABLE", help="Same as --module.")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for setting in SETTINGS:
         if setting.section not in groups:
             groups[setting.section] = parser.add_argument_group(setting.section)
         _add_flag(groups[setting.section], setting)
-    return parser
+    return parser.format_help()
 
 
 def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
+    import argparse
+
     flags = [setting.flag, *setting.aliases]
     text = _help_for(setting)
     if setting.kind is Kind.BOOL:
-        group.add_argument(
-            *flags, dest=setting.attr, action=argparse.BooleanOptionalAction, help=text
-        )
+        group.add_argument(*flags, action=argparse.BooleanOptionalAction, help=text)
         return
     metavar = setting.metavar or None
     if setting.kind is Kind.CHOICE:
         metavar = "{" + ",".join(setting.choices) + "}"
     action = "append" if setting.kind is Kind.LIST else "store"
-    group.add_argument(*flags, dest=setting.attr, action=action, metavar=metavar, help=text)
+    group.add_argument(*flags, action=action, metavar=metavar, help=text)
 
 
 def _help_for(setting: Setting) -> str:
@@ -196,10 +327,6 @@ def _show_default(value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _cli_source(name: str) -> str:
-    return f"from --{name}"
 
 
 # --- file and environment ---------------------------------------------------------------

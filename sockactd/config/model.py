@@ -1,54 +1,86 @@
 """The validated configuration every other module reads.
 
-One typed field per entry of settings.SETTINGS (a unit test keeps the two in
-step). Built only by load.py; frozen, so a running generation cannot change it.
+One typed field per entry of settings.SETTINGS, in the table's order, plus
+`config_file`; a unit test keeps the annotations and the table in step. The
+defaults are the table's. Built only by load.py (and by tests); frozen, so a
+running generation cannot change it: derive a changed copy with replace().
+
+Config is a plain class with __slots__ rather than a dataclass because
+`dataclasses` imports inspect, ast and tokenize: several milliseconds that a
+socket-activated start would pay while its first client waits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from sockactd.config.settings import SETTINGS
 
 __all__ = ["Config"]
 
+# Field -> default. Lists are copied per instance in Config.__init__, never shared.
+_DEFAULTS: dict[str, object] = {setting.attr: setting.default for setting in SETTINGS}
+_DEFAULTS["config_file"] = None
 
-@dataclass(frozen=True, slots=True)
+
 class Config:
-    module: str | None = None
-    wsgi_file: str | None = None
-    callable: str = "application"
-    pythonpath: list[str] = field(default_factory=list)
-    chdir: str | None = None
-    env: list[str] = field(default_factory=list)
-    lazy_apps: bool = False
-    http_socket: list[str] = field(default_factory=list)
-    socket: list[str] = field(default_factory=list)
-    listen: int = 0
-    chmod_socket: str | None = None
-    processes: int = 2
-    threads: int = 1
-    harakiri: float = 0.0
-    max_requests: int = 0
-    boot_attempts: int = 3
-    ready_timeout: float = 60.0
-    reload_mercy: float = 30.0
-    worker_reload_mercy: float = 60.0
-    limit_post: int = 0
-    buffer_size: int = 16384
-    header_timeout: float = 10.0
-    socket_timeout: float = 30.0
-    keepalive_timeout: float = 5.0
-    keepalive_requests: int = 1000
-    trusted_proxies: list[str] = field(default_factory=list)
-    reload_mode: str = "chain"
-    drain_first: bool = False
-    touch_reload: list[str] = field(default_factory=list)
-    touch_workers_reload: list[str] = field(default_factory=list)
-    touch_chain_reload: list[str] = field(default_factory=list)
-    control_socket: str | None = None
-    log_level: str = "info"
-    access_log: bool = False
+    __slots__ = tuple(_DEFAULTS)
+
+    module: str | None
+    wsgi_file: str | None
+    callable: str
+    pythonpath: list[str]
+    chdir: str | None
+    env: list[str]
+    lazy_apps: bool
+    http_socket: list[str]
+    socket: list[str]
+    listen: int
+    chmod_socket: str | None
+    processes: int
+    threads: int
+    harakiri: float
+    max_requests: int
+    boot_attempts: int
+    ready_timeout: float
+    reload_mercy: float
+    worker_reload_mercy: float
+    limit_post: int
+    buffer_size: int
+    header_timeout: float
+    socket_timeout: float
+    keepalive_timeout: float
+    keepalive_requests: int
+    trusted_proxies: list[str]
+    reload_mode: str
+    drain_first: bool
+    touch_reload: list[str]
+    touch_workers_reload: list[str]
+    touch_chain_reload: list[str]
+    control_socket: str | None
+    log_level: str
+    access_log: bool
     # Where this config came from, for messages and for a standard reload (not a setting).
-    config_file: str | None = None
+    config_file: str | None
+
+    def __init__(self, **values: object) -> None:
+        """Fields by keyword; a field not given takes the settings table's default."""
+        unknown = values.keys() - _DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"Config has no field {', '.join(map(repr, sorted(unknown)))}")
+        for name, default in _DEFAULTS.items():
+            if name in values:
+                value = values[name]
+            else:
+                value = list(default) if isinstance(default, list) else default
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def fields(cls) -> tuple[str, ...]:
+        """Every field name, in settings.SETTINGS order, then `config_file`."""
+        return cls.__slots__
+
+    def replace(self, **changes: object) -> Config:
+        """A copy with some fields changed (this one stays as it is)."""
+        return Config(**{**self._values(), **changes})
 
     @property
     def app_target(self) -> str:
@@ -56,3 +88,21 @@ class Config:
         if self.wsgi_file:
             return f"{self.wsgi_file}:{self.callable}"
         return self.module or "<none>"
+
+    def _values(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Config is frozen: cannot set {name!r} (use replace())")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Config is frozen: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Config:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in self._values().items())
+        return f"Config({fields})"

@@ -12,9 +12,11 @@ values live in load.py.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+
+TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final
 
 __all__ = ["SETTINGS", "Kind", "Setting", "by_name"]
 
@@ -28,30 +30,83 @@ class Kind(enum.Enum):
     CHOICE = "one of"
 
 
-@dataclass(frozen=True, slots=True)
 class Setting:
+    """One setting: its name, kind, default and documentation. Read-only once made.
+
+    A plain class rather than a dataclass: `dataclasses` imports inspect and ast,
+    milliseconds that every socket-activated start would pay before answering.
+    """
+
+    __slots__ = (
+        "aliases",
+        "applies",
+        "attr",
+        "check",
+        "choices",
+        "default",
+        "doc",
+        "env",
+        "flag",
+        "kind",
+        "metavar",
+        "name",
+        "section",
+    )
+
     name: str  # long option, TOML key; env is SOCKACTD_<NAME_UPPER>
     kind: Kind
     default: object
     doc: str
     section: str
-    aliases: tuple[str, ...] = ()  # other flags, e.g. ("--workers",) or ("-s",)
-    choices: tuple[str, ...] = ()
-    check: Callable[[object], str | None] | None = None  # returns an error message or None
-    applies: str = "on standard reload"  # when a changed value takes effect
-    metavar: str = ""
+    aliases: tuple[str, ...]  # other flags, e.g. ("--workers",) or ("-s",)
+    choices: tuple[str, ...]
+    check: Callable[[object], str | None] | None  # returns an error message or None
+    applies: str  # when a changed value takes effect
+    metavar: str
+    flag: str  # --name
+    env: str  # SOCKACTD_NAME
+    attr: str  # the Config field: name with - replaced by _
 
-    @property
-    def flag(self) -> str:
-        return f"--{self.name}"
+    def __init__(
+        self,
+        name: str,
+        kind: Kind,
+        default: object,
+        *,
+        doc: str,
+        section: str,
+        aliases: tuple[str, ...] = (),
+        choices: tuple[str, ...] = (),
+        check: Callable[[object], str | None] | None = None,
+        applies: str = "on standard reload",
+        metavar: str = "",
+    ) -> None:
+        fields = {
+            "name": name,
+            "kind": kind,
+            "default": default,
+            "doc": doc,
+            "section": section,
+            "aliases": aliases,
+            "choices": choices,
+            "check": check,
+            "applies": applies,
+            "metavar": metavar,
+            "flag": f"--{name}",
+            "env": "SOCKACTD_" + name.upper().replace("-", "_"),
+            "attr": name.replace("-", "_"),
+        }
+        for field, value in fields.items():
+            object.__setattr__(self, field, value)
 
-    @property
-    def env(self) -> str:
-        return "SOCKACTD_" + self.name.upper().replace("-", "_")
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Setting is read-only: cannot set {name!r}")
 
-    @property
-    def attr(self) -> str:
-        return self.name.replace("-", "_")
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Setting is read-only: cannot delete {name!r}")
+
+    def __repr__(self) -> str:
+        return f"Setting({self.name!r}, {self.kind})"
 
 
 def at_least(low: float) -> Callable[[object], str | None]:

@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from sockactd.config.model import Config
@@ -116,7 +116,7 @@ def serving(
     **settings: Any,
 ) -> Iterator[Served]:
     """Fork `workers` children serving `app` on one shared socket; kill them on exit."""
-    config = replace(config or Config(), **settings)
+    config = (config or Config()).replace(**settings)
     own = sock is None
     sock = sock or listening_socket()
     address = sock.getsockname()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -9,8 +11,9 @@ import pytest
 
 from sockactd.config.load import load_config, read_command_line
 from sockactd.config.model import Config
-from sockactd.config.settings import SETTINGS, by_name
+from sockactd.config.settings import SETTINGS, Kind, by_name
 from sockactd.errors import ConfigError, ExitCode
+from tests.support import child_environ
 
 APP = "hello:app"
 
@@ -333,3 +336,128 @@ def test_malformed_command_lines(tmp_path: Path, argv: list[str], fragment: str)
     assert caught.value.setting is None
     assert fragment in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+# --- the command-line grammar (argparse's, parsed without argparse) ----------------------
+
+PARSES = [
+    # (argv, setting values given, config file, check, help, version)
+    ([], {}, None, False, False, False),
+    (["hello:app"], {"module": "hello:app"}, None, False, False, False),
+    (["--processes", "3"], {"processes": "3"}, None, False, False, False),
+    (["--processes=3"], {"processes": "3"}, None, False, False, False),
+    (["--chdir="], {"chdir": ""}, None, False, False, False),
+    (["--env=A=1"], {"env": ["A=1"]}, None, False, False, False),
+    (["-p4"], {"processes": "4"}, None, False, False, False),
+    (["-p=4"], {"processes": "4"}, None, False, False, False),
+    (["-s/run/a.sock"], {"socket": ["/run/a.sock"]}, None, False, False, False),
+    (["-sa=b"], {"socket": ["a=b"]}, None, False, False, False),
+    (["-s", "a", "--socket=b", "-sc"], {"socket": ["a", "b", "c"]}, None, False, False, False),
+    (["--workers", "2", "-p", "3"], {"processes": "3"}, None, False, False, False),
+    (["--lazy-apps"], {"lazy-apps": True}, None, False, False, False),
+    (["--no-lazy-apps"], {"lazy-apps": False}, None, False, False, False),
+    (["--lazy-apps", "--no-lazy-apps"], {"lazy-apps": False}, None, False, False, False),
+    # a value may be a negative number, a lone dash or contain a space, never an option
+    (["-p", "-3"], {"processes": "-3"}, None, False, False, False),
+    (["--harakiri", "-.5"], {"harakiri": "-.5"}, None, False, False, False),
+    (["--chdir", "-"], {"chdir": "-"}, None, False, False, False),
+    (["--chdir", "-a b"], {"chdir": "-a b"}, None, False, False, False),
+    # the positional anywhere, once; after -- everything is positional
+    (["a:b", "--threads", "2"], {"module": "a:b", "threads": "2"}, None, False, False, False),
+    (["--", "-weird"], {"module": "-weird"}, None, False, False, False),
+    (["--threads", "2", "--", "a:b"], {"threads": "2", "module": "a:b"}, None, False, False, False),
+    (["a:b", "--"], {"module": "a:b"}, None, False, False, False),
+    (["-5"], {"module": "-5"}, None, False, False, False),
+    # the general options
+    (["--config", "x.toml", "--check"], {}, "x.toml", True, False, False),
+    (["--config=x.toml"], {}, "x.toml", False, False, False),
+    (["-h"], {}, None, False, True, False),
+    (["--help", "--version"], {}, None, False, True, True),
+    (["--version", "a:b"], {"module": "a:b"}, None, False, False, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "values", "config_file", "check", "show_help", "show_version"),
+    PARSES,
+)
+def test_command_line_grammar(
+    argv: list[str],
+    values: dict[str, object],
+    config_file: str | None,
+    check: bool,
+    show_help: bool,
+    show_version: bool,
+) -> None:
+    parsed = read_command_line(argv)
+    assert dict(parsed.values) == values
+    assert (parsed.config_file, parsed.check) == (config_file, check)
+    assert (parsed.show_help, parsed.show_version) == (show_help, show_version)
+
+
+USAGE_ERRORS = [
+    # (argv, the whole message, as argparse worded it)
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--bogus=1", "a:b", "-q", "c:d"], "unrecognized arguments: --bogus=1 -q c:d"),
+    (["a:b", "c:d", "--bogus"], "unrecognized arguments: c:d --bogus"),
+    (["--", "a:b", "--threads"], "unrecognized arguments: --threads"),
+    (["--processe=3", "a:b"], "unrecognized arguments: --processe=3"),
+    (["--processe", "3", "a:b"], "unrecognized arguments: --processe a:b"),  # 3 is the module
+    (["--no-processes"], "unrecognized arguments: --no-processes"),
+    (["-x"], "unrecognized arguments: -x"),
+    (["--processes"], "argument --processes/--workers/-p: expected one argument"),
+    (["--processes", "--threads", "2"], "argument --processes/--workers/-p: expected one argument"),
+    (["--processes", "--bogus"], "argument --processes/--workers/-p: expected one argument"),
+    (["--processes", "--"], "argument --processes/--workers/-p: expected one argument"),
+    (["-s"], "argument --socket/-s: expected one argument"),
+    (["--config"], "argument --config: expected one argument"),
+    (["--lazy-apps=yes"], "argument --lazy-apps/--no-lazy-apps: ignored explicit argument 'yes'"),
+    (["--no-lazy-apps="], "argument --lazy-apps/--no-lazy-apps: ignored explicit argument ''"),
+    (["--check=1"], "argument --check: ignored explicit argument '1'"),
+    (["-hx"], "argument -h/--help: ignored explicit argument 'x'"),
+    (["--help", "--bogus"], "unrecognized arguments: --bogus"),  # argparse's order, too
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), USAGE_ERRORS)
+def test_command_line_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        read_command_line(argv)
+    assert caught.value.setting is None
+    assert str(caught.value) == f"{message} (see 'sockactd --help')"
+
+
+def test_an_option_where_a_value_belongs_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="argument --env: expected one argument"):
+        read_command_line(["--env", "--x=1"])
+
+
+def test_every_setting_flag_and_alias_is_understood() -> None:
+    for setting in SETTINGS:
+        for flag in (setting.flag, *setting.aliases):
+            argv = [flag] if setting.kind is Kind.BOOL else [flag, "v"]
+            expected: object = {Kind.BOOL: True, Kind.LIST: ["v"]}.get(setting.kind, "v")
+            assert read_command_line(argv).values == {setting.name: expected}, flag
+
+
+def test_loading_a_config_imports_no_slow_module() -> None:
+    # argparse (with gettext, locale), typing, dataclasses and re cost milliseconds each and
+    # a socket-activated client waits for them. -S: without site, whose .pth files import re.
+    probe = (
+        "import sys\n"
+        "from sockactd.config.load import load_config\n"
+        "load_config(['--processes', '3', '-s', '/run/a.sock', 'hello:app'], {})\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        env=child_environ(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    loaded = set(done.stdout.split())
+    slow = ["argparse", "gettext", "locale", "typing", "dataclasses", "inspect", "re", "json",
+            "tomllib", "pathlib"]  # fmt: skip
+    assert [name for name in slow if name in loaded] == []
