@@ -9,7 +9,6 @@ no master code (atexit handlers, finalizers of master objects) runs here.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import signal
@@ -129,7 +128,7 @@ def _run(spec: WorkerSpec) -> ExitCode:
     write_frame(spec.status_fd, FrameKind.READY)
     # The master recycles workers after max-requests itself, replacement first;
     # a worker that stopped on its own would leave a gap.
-    config = dataclasses.replace(spec.config, max_requests=0)
+    config = spec.config.replace(max_requests=0)
     serve(
         spec.listeners,
         app,
