@@ -1,0 +1,132 @@
+"""The first response under socket activation comes from workers that carry no extra weight.
+
+Under socket activation the first client waits while sockactd starts, so every
+module imported before the first workers are forked is on that client's clock
+(bench/throughput.py measures the time; a test never does). The master forks
+the first workers before it loads its own machinery, and the start-up path
+keeps away from modules that cost more than everything sockactd needs. What
+those first workers have loaded when they answer shows both: it is the start-up
+path, plus nothing.
+
+The server runs as the packages run it -- through packaging/bin/sockactd -- but
+with `-S`, so the modules this test's virtualenv loads at start-up (its editable
+install's import finder) are not counted against sockactd.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.integration.server import http_get
+from tests.support import ROOT, child_environ, free_port, port_open, require, wait_until
+
+LAUNCHER = ROOT / "packaging" / "bin" / "sockactd"
+
+# Each costs milliseconds to import, and none is needed to answer a request.
+HEAVY = [
+    "typing",  # plus `re`
+    "dataclasses",  # plus inspect, ast, dis, tokenize
+    "inspect",
+    "logging",  # imported when something is logged, not before
+    "argparse",
+    "json",
+    "tomllib",  # only with --config
+    "pathlib",
+    "traceback",  # only to format an error
+    "urllib.parse",  # only for a path with %-escapes
+]
+# The master's own machinery: loaded after the first workers are forked.
+MASTER_ONLY = [
+    "sockactd.master.master",
+    "sockactd.master.reloads",
+    "sockactd.control.server",
+    "sockactd.triggers.base",
+]
+
+
+class Activated:
+    """sockactd under the real systemd-socket-activate, started by its first connection."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        tool = shutil.which("systemd-socket-activate")
+        require(tool is not None, "needs systemd-socket-activate (Debian package systemd)")
+        assert tool is not None
+        self.port = free_port()
+        self.log = tmp / "log"
+        pythonpath = f"{ROOT}:{sysconfig.get_path('purelib')}"
+        argv = [tool, "-l", f"127.0.0.1:{self.port}", "--fdname=http",
+                "-E", f"PYTHONPATH={pythonpath}", sys.executable, "-S", str(LAUNCHER),
+                "--control-socket", str(tmp / "ctl.sock"), *args,
+                "tests.apps.modules_app:app"]  # fmt: skip
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                argv, env=child_environ(), stdout=log, stderr=log, cwd=ROOT
+            )
+        wait_until(lambda: port_open(self.port), 10, "systemd-socket-activate listening")
+
+    def worker(self) -> tuple[int, set[str]]:
+        """(pid, loaded modules) of the worker that answers a request."""
+        status, body = http_get(self.port)
+        assert status == 200, self.log.read_text()
+        first, *modules = body.decode().split("\n")
+        return int(first.removeprefix("pid:")), set(modules)
+
+    def stop(self) -> None:
+        self.process.terminate()  # systemd-socket-activate exec()s: this is sockactd's master
+        self.process.wait(15)
+
+
+def dependency_modules() -> set[str]:
+    """What importing the request path's dependencies loads by itself (httptools >= 0.6
+    imports typing, for one): sockactd cannot avoid those, so they are not counted."""
+    probe = "import sys, httptools; print(chr(10).join(sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", probe],
+        env=child_environ({"PYTHONPATH": sysconfig.get_path("purelib")}),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("mode", [[], ["--lazy-apps"]], ids=["preloaded", "lazy-apps"])
+def test_first_workers_import_nothing_heavy(tmp_path: Path, mode: list[str]) -> None:
+    server = Activated(tmp_path, *mode)
+    try:
+        _, modules = server.worker()  # this first connection starts sockactd
+    finally:
+        server.stop()
+    assert "sockactd.worker.serve" in modules  # the probe does see sockactd's own modules
+    assert sorted(modules & set(HEAVY) - dependency_modules()) == []
+    assert sorted(modules & set(MASTER_ONLY)) == []
+
+
+def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> None:
+    # The contrast that shows the probe can see them: by the time a worker is replaced,
+    # the master has loaded its machinery, and the replacement is forked from it.
+    server = Activated(tmp_path, "--processes", "1")
+    try:
+        first, _ = server.worker()
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")
+        _, modules = server.worker()
+    finally:
+        server.stop()
+    assert set(MASTER_ONLY) <= modules
+
+
+def _answering_pid(server: Activated) -> int | None:
+    try:
+        return server.worker()[0]
+    except OSError:
+        return None
