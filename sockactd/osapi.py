@@ -24,9 +24,31 @@ if TYPE_CHECKING:
         def monotonic(self) -> float: ...
 
 
-__all__ = ["Kernel", "RealKernel", "describe_status", "set_parent_death_signal"]
+__all__ = [
+    "MASTER_SIGNALS",
+    "Kernel",
+    "RealKernel",
+    "describe_status",
+    "set_parent_death_signal",
+]
 
 PR_SET_PDEATHSIG = 1
+
+# The signals the master acts on (master/signals.py says what each means). run() blocks
+# them first thing and the master's SignalInbox unblocks them once its handlers exist,
+# so one sent while sockactd starts waits instead of ending it by its default action.
+# Workers forked in that window unblock them too, after installing their own handlers.
+MASTER_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,
+)
 
 
 class RealKernel:

@@ -14,10 +14,12 @@ workers already serve that first request.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from sockactd import log as sockactd_log
 from sockactd.errors import ActivationError, AppImportError, ExitCode
+from sockactd.osapi import MASTER_SIGNALS
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
@@ -36,6 +38,8 @@ HANDOVER_ENV = "SOCKACTD_HANDOVER"  # set by a standard reload's execve (master/
 
 
 def run(config: Config, argv: list[str] | None = None) -> ExitCode:
+    # Until the loop's handlers exist (Master.__init__), our signals wait rather than kill.
+    signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
     sockactd_log.setup_logging(config.log_level, role="master")
     resuming = HANDOVER_ENV in os.environ
     notifier = Notifier.from_environ()

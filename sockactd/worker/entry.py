@@ -16,7 +16,7 @@ import signal
 from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import get_logger
-from sockactd.osapi import set_parent_death_signal
+from sockactd.osapi import MASTER_SIGNALS, set_parent_death_signal
 from sockactd.worker.app import WSGIApp, load_app
 from sockactd.worker.board import Board
 
@@ -158,6 +158,8 @@ def _install_signals() -> tuple[int, int]:
     signal.signal(signal.SIGQUIT, _exit_now)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     signal.signal(signal.SIGTERM, _graceful)
+    # Blocked by a master that was still starting when it forked us (osapi.MASTER_SIGNALS).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
     return read_fd, write_fd
 
 

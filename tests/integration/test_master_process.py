@@ -223,6 +223,40 @@ def test_ttin_and_ttou_change_the_number_of_workers(tmp_path: Path) -> None:
         assert http_get(port)[0] == 200
 
 
+GATED_APP = """
+import pathlib, time
+here = pathlib.Path(__file__).parent
+(here / "importing").touch()
+deadline = time.monotonic() + 30
+while not (here / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+"""
+
+
+def test_sigterm_while_starting_waits_for_the_handlers_and_stops_gracefully(
+    tmp_path: Path,
+) -> None:
+    # The master loads its loop only after forking the first workers; a SIGTERM sent
+    # before then must not end it by the default action (exit by signal).
+    (tmp_path / "gated_app.py").write_text(GATED_APP)
+    port = free_port()
+    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", "--pythonpath",
+                            str(tmp_path), "gated_app:app"])  # fmt: skip
+    srv.start(wait_ready=False)
+    try:
+        wait_until(lambda: (tmp_path / "importing").exists(), 20, "the app import to begin")
+        srv.signal(signal.SIGTERM)  # the app is still importing in the master
+        (tmp_path / "go").touch()
+        assert srv.wait(30) == 0, srv.log()
+        assert "graceful stop: SIGTERM received" in srv.log()
+    finally:
+        srv.stop()
+
+
 def test_fast_stop_on_sigint(tmp_path: Path) -> None:
     port = free_port()
     srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", APP]).start()
