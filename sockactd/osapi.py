@@ -35,8 +35,8 @@ __all__ = [
 PR_SET_PDEATHSIG = 1
 
 # The signals the master acts on (master/signals.py says what each means). run() blocks
-# them first thing and the master's SignalInbox unblocks them once its handlers exist,
-# so one sent while sockactd starts waits instead of ending it by its default action.
+# them before it forks the first workers and the master's SignalInbox unblocks them once
+# its handlers exist, so one sent in between waits instead of ending the master.
 # Workers forked in that window unblock them too, after installing their own handlers.
 MASTER_SIGNALS = (
     signal.SIGTERM,

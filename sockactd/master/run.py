@@ -38,8 +38,6 @@ HANDOVER_ENV = "SOCKACTD_HANDOVER"  # set by a standard reload's execve (master/
 
 
 def run(config: Config, argv: list[str] | None = None) -> ExitCode:
-    # Until the loop's handlers exist (Master.__init__), our signals wait rather than kill.
-    signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
     sockactd_log.setup_logging(config.log_level, role="master")
     resuming = HANDOVER_ENV in os.environ
     notifier = Notifier.from_environ()
@@ -58,6 +56,10 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
         except AppImportError as exc:
             notifier.fatal(f"cannot start: {exc}", 22)
             raise
+    # From the first fork until the loop's handlers exist (Master.__init__), our signals
+    # wait rather than kill the master by their default action. Before it, with no worker
+    # yet, the defaults are right: Ctrl-C can still interrupt an app import that hangs.
+    signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
     first_workers = []
     if not resuming:  # after a standard reload the old workers serve while the new ones boot
         first_workers = [

@@ -237,19 +237,20 @@ def app(environ, start_response):
 """
 
 
-def test_sigterm_while_starting_waits_for_the_handlers_and_stops_gracefully(
+def test_sigterm_while_the_first_workers_start_is_a_graceful_stop(
     tmp_path: Path,
 ) -> None:
-    # The master loads its loop only after forking the first workers; a SIGTERM sent
-    # before then must not end it by the default action (exit by signal).
+    # The master forks the first workers before it loads its loop; a SIGTERM sent once a
+    # worker exists must not end the master by the default action (exit by signal) while
+    # the workers live on. Here a worker is importing the app when the signal comes.
     (tmp_path / "gated_app.py").write_text(GATED_APP)
     port = free_port()
     srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", "--pythonpath",
-                            str(tmp_path), "gated_app:app"])  # fmt: skip
+                            str(tmp_path), "--lazy-apps", "gated_app:app"])  # fmt: skip
     srv.start(wait_ready=False)
     try:
-        wait_until(lambda: (tmp_path / "importing").exists(), 20, "the app import to begin")
-        srv.signal(signal.SIGTERM)  # the app is still importing in the master
+        wait_until(lambda: (tmp_path / "importing").exists(), 20, "a worker to import the app")
+        srv.signal(signal.SIGTERM)
         (tmp_path / "go").touch()
         assert srv.wait(30) == 0, srv.log()
         assert "graceful stop: SIGTERM received" in srv.log()
