@@ -26,6 +26,7 @@ from sockactd.errors import ProtocolError
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Final
 
 __all__ = ["HEADER_SIZE", "UwsgiHead", "UwsgiRequestParser", "environ_from_vars"]
@@ -83,19 +84,30 @@ class UwsgiRequestParser:
         """
         if self._done:
             raise RuntimeError("UwsgiRequestParser already returned its head")
-        self._buffer += data
-        if len(self._buffer) < HEADER_SIZE:
+        buffered = bool(self._buffer)
+        if buffered:
+            self._buffer += data
+            data = bytes(self._buffer)
+        # else: the common case, the whole packet in the first read -- parse it in place
+        if len(data) < HEADER_SIZE:
+            self._keep(data, buffered)
             return None
-        modifier1, size, modifier2 = _HEADER.unpack_from(self._buffer)
+        modifier1, size, modifier2 = _HEADER.unpack_from(data)
         _check_header(modifier1, size, self._limit)
         end = HEADER_SIZE + size
-        if len(self._buffer) < end:
+        if len(data) < end:
+            self._keep(data, buffered)
             return None
-        head = UwsgiHead(modifier1, modifier2, _parse_vars(bytes(self._buffer[HEADER_SIZE:end])))
-        self.remainder = bytes(self._buffer[end:])
+        head = UwsgiHead(modifier1, modifier2, _parse_vars(data[HEADER_SIZE:end]))
+        self.remainder = data[end:] if len(data) > end else b""
         self._buffer = bytearray()
         self._done = True
         return head
+
+    def _keep(self, data: bytes, buffered: bool) -> None:
+        """Wait for more: keep what arrived so far."""
+        if not buffered:
+            self._buffer += data
 
 
 def _check_header(modifier1: int, size: int, limit: int) -> None:
@@ -106,9 +118,34 @@ def _check_header(modifier1: int, size: int, limit: int) -> None:
 
 
 def _parse_vars(block: bytes) -> dict[str, str]:
+    """The vars of a well-formed block, fast; anything odd goes to _parse_vars_checked."""
     # latin-1 maps every byte to one character, so one decode of the whole block and
     # slicing by the byte offsets gives each string: no per-string decode or struct call.
+    # This loop runs for every request, so it has no calls: a length cut short raises
+    # IndexError, and the careful parser then says exactly what is wrong.
     text = block.decode("latin-1")
+    size = len(block)
+    found: dict[str, str] = {}
+    count = 0
+    pos = 0
+    try:
+        while pos < size:
+            start = pos + 2
+            end = start + (block[pos] | block[pos + 1] << 8)  # u16, little-endian
+            pos = end + 2 + (block[end] | block[end + 1] << 8)
+            found[text[start:end]] = text[end + 2 : pos]
+            count += 1
+    except IndexError:
+        pass
+    else:
+        # checked once, not per var: the last length ended exactly at the end of the
+        # block, no name was empty, no name came twice (those must be merged)
+        if pos == size and count == len(found) and "" not in found:
+            return found
+    return _parse_vars_checked(block, text)  # raises, or merges repeated vars
+
+
+def _parse_vars_checked(block: bytes, text: str) -> dict[str, str]:
     size = len(block)
     found: dict[str, str] = {}
     pos = 0
@@ -144,39 +181,44 @@ def _merge(key: str, previous: str, value: str) -> str:
     return previous + separator + value
 
 
-def environ_from_vars(head: UwsgiHead) -> dict[str, object]:
-    """The CGI part of a PEP 3333 environ, plus wsgi.url_scheme; the caller adds wsgi.*.
+def environ_from_vars(
+    head: UwsgiHead, base: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The CGI part of a PEP 3333 environ, plus wsgi.url_scheme, laid over a copy of `base`.
 
-    Every var goes through as a CGI variable. Missing ones get PEP 3333 defaults;
-    PATH_INFO and QUERY_STRING are derived from REQUEST_URI when nginx sent only
-    that. Raises ProtocolError without REQUEST_METHOD or with a CONTENT_LENGTH
-    that is not a non-negative integer (an empty one means "no body", as nginx
-    sends for GET).
+    `base` holds what the caller would add anyway (wsgi.* keys), so the whole
+    environ is built in one dict. Every var goes through as a CGI variable.
+    Missing ones get PEP 3333 defaults; PATH_INFO and QUERY_STRING are derived
+    from REQUEST_URI when nginx sent only that. Raises ProtocolError without
+    REQUEST_METHOD or with a CONTENT_LENGTH that is not a non-negative integer
+    (an empty one means "no body", as nginx sends for GET).
     """
-    env: dict[str, object] = dict(head.vars)
-    method = head.vars.get("REQUEST_METHOD", "")
-    if not method:
+    vars_ = head.vars
+    env: dict[str, object] = dict(vars_) if base is None else {**base, **vars_}
+    if not vars_.get("REQUEST_METHOD"):
         raise ProtocolError("uwsgi request without REQUEST_METHOD")
-    _check_content_length(head.vars.get("CONTENT_LENGTH", ""))
-    env.setdefault("SCRIPT_NAME", "")
-    if "PATH_INFO" not in head.vars or "QUERY_STRING" not in head.vars:
+    length = vars_.get("CONTENT_LENGTH")
+    # isascii: str.isdigit alone would take latin-1 superscripts such as "\xb2"
+    if length and not (length.isascii() and length.isdigit()):
+        raise ProtocolError(f"uwsgi CONTENT_LENGTH {length!r} is not a non-negative integer")
+    # Defaults are computed only when missing: nginx's uwsgi_params send them all.
+    if "SCRIPT_NAME" not in vars_:
+        env["SCRIPT_NAME"] = ""
+    if "PATH_INFO" not in vars_ or "QUERY_STRING" not in vars_:
         # nginx's uwsgi_params send both; derive them only from a bare REQUEST_URI
-        path, query = _split_request_uri(head.vars.get("REQUEST_URI", ""))
-        if "PATH_INFO" not in head.vars:
-            env["PATH_INFO"] = _path_below_script(path, head.vars.get("SCRIPT_NAME", ""))
+        path, query = _split_request_uri(vars_.get("REQUEST_URI", ""))
+        if "PATH_INFO" not in vars_:
+            env["PATH_INFO"] = _path_below_script(path, vars_.get("SCRIPT_NAME", ""))
         env.setdefault("QUERY_STRING", query)
-    scheme = _url_scheme(head.vars)
-    env.setdefault("SERVER_NAME", _host_name(head.vars.get("HTTP_HOST", "")) or "localhost")
-    env.setdefault("SERVER_PORT", "443" if scheme == "https" else "80")
-    env.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+    scheme = _url_scheme(vars_) if "HTTPS" in vars_ or "UWSGI_SCHEME" in vars_ else "http"
+    if "SERVER_NAME" not in vars_:
+        env["SERVER_NAME"] = _host_name(vars_.get("HTTP_HOST", "")) or "localhost"
+    if "SERVER_PORT" not in vars_:
+        env["SERVER_PORT"] = "443" if scheme == "https" else "80"
+    if "SERVER_PROTOCOL" not in vars_:
+        env["SERVER_PROTOCOL"] = "HTTP/1.1"
     env["wsgi.url_scheme"] = scheme
     return env
-
-
-def _check_content_length(value: str) -> None:
-    # isascii: str.isdigit alone would take latin-1 superscripts such as "\xb2"
-    if value and not (value.isascii() and value.isdigit()):
-        raise ProtocolError(f"uwsgi CONTENT_LENGTH {value!r} is not a non-negative integer")
 
 
 def _split_request_uri(uri: str) -> tuple[str, str]:

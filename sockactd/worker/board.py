@@ -23,6 +23,8 @@ import time
 __all__ = ["Board"]
 
 _LAYOUT = struct.Struct("=QdQ")
+_SERVED = struct.Struct("=Q")
+_STARTED = struct.Struct("=dQ")  # start and busy, after `served`
 
 
 class Board:
@@ -33,6 +35,7 @@ class Board:
         # _thread, not threading: a worker with one thread never needs threading's import.
         self._lock = _thread.allocate_lock()
         self._starts: dict[int, float] = {}  # thread -> start of its request in progress
+        self._solo = False  # see single_threaded()
 
     @classmethod
     def create(cls) -> Board:
@@ -41,12 +44,27 @@ class Board:
         return cls(fd)
 
     # --- worker side ---------------------------------------------------------
+    def single_threaded(self) -> None:
+        """Only one thread of this process serves: skip the lock and per-thread table.
+
+        These two calls run on every request; without threads they are a plain
+        write to the shared page (what the master reads is unchanged).
+        """
+        self._solo = True
+
     def request_started(self) -> None:
+        if self._solo:
+            _STARTED.pack_into(self._map, _SERVED.size, time.monotonic(), 1)
+            return
         with self._lock:
             self._starts[_thread.get_ident()] = time.monotonic()
             self._publish(0)
 
     def request_finished(self) -> None:
+        if self._solo:
+            served = _SERVED.unpack_from(self._map)[0] + 1
+            _LAYOUT.pack_into(self._map, 0, served, 0.0, 0)
+            return
         with self._lock:
             self._starts.pop(_thread.get_ident(), None)
             self._publish(1)

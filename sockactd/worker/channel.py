@@ -19,7 +19,8 @@ import socket
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from _socket import socket as RawSocket
+    from typing import Any, Final
 
 __all__ = ["Channel"]
 
@@ -29,14 +30,28 @@ _SMALL: Final = 65536  # below this, head and body are joined into one send
 
 
 class Channel:
-    __slots__ = ("_nodelay", "fd", "peer", "sock", "timeout")
+    """`sock` may be a plain _socket.socket: the worker skips socket.socket's Python layer."""
 
-    def __init__(self, sock: socket.socket, peer: tuple[str, str], timeout: float, tcp: bool):
+    __slots__ = ("_address", "_nodelay", "_peer", "fd", "sock", "timeout")
+
+    def __init__(self, sock: RawSocket, address: Any, timeout: float, tcp: bool):
         self.sock = sock
         self.fd = sock.fileno()
-        self.peer = peer
+        self._address = address  # as accept() returned it: (host, port, ...) or a UNIX path
+        self._peer: tuple[str, str] | None = None
         self.timeout = timeout
         self._nodelay = not tcp  # UNIX sockets have no Nagle to turn off
+
+    @property
+    def peer(self) -> tuple[str, str]:
+        """(address, port) as strings; ("", "") on a UNIX socket. Built on first use: a
+        uwsgi request carries its client in its vars and needs this only to log."""
+        peer = self._peer
+        if peer is None:
+            address = self._address
+            tcp = isinstance(address, tuple)
+            peer = self._peer = (str(address[0]), str(address[1])) if tcp else ("", "")
+        return peer
 
     def recv_nowait(self) -> bytes | None:
         """Bytes available now; b"" at end of stream; None when nothing is there yet."""
@@ -55,19 +70,19 @@ class Channel:
 
     def send(self, data: bytes) -> None:
         """Send all of `data`, waiting at most `timeout` each time the kernel is full."""
-        view: memoryview | None = None
+        try:
+            sent = self.sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            sent = 0
         total = len(data)
-        sent = 0
-        while True:
+        if sent >= total:
+            return  # the common case: the kernel took it all at once
+        view = memoryview(data)
+        while sent < total:
             try:
-                sent += self.sock.send(data if view is None else view[sent:], _DONTWAIT)
+                sent += self.sock.send(view[sent:], _DONTWAIT)
             except BlockingIOError:
                 self._wait(select.POLLOUT)
-                continue
-            if sent >= total:
-                return
-            if view is None:
-                view = memoryview(data)
 
     def send_parts(self, head: bytes, body: bytes) -> None:
         """Head and body with one system call where possible."""

@@ -298,18 +298,17 @@ class UwsgiHandler:
             head = self.parser.feed(data)
             if head is None:
                 return Next.PARK
-            environ = environ_from_vars(head)
+            environ = environ_from_vars(head, self.base)
         except ProtocolError as exc:
             log.info("bad uwsgi request from %s: %s", self.channel.peer[0], exc)
             return Next.CLOSE
         self._serve(environ)
         return Next.CLOSE
 
-    def _serve(self, cgi: dict[str, Any]) -> None:
+    def _serve(self, environ: dict[str, Any]) -> None:
         ctx = self.ctx
-        environ = self.base.copy()
-        environ.update(cgi)
-        length = int(str(environ.get("CONTENT_LENGTH") or 0))
+        length = environ.get("CONTENT_LENGTH")  # digits or "" (checked by environ_from_vars)
+        length = int(length) if length else 0
         response = Response(
             self.channel,
             head_only=environ["REQUEST_METHOD"] == "HEAD",
@@ -324,13 +323,20 @@ class UwsgiHandler:
             except OSError:
                 pass
             return
-        body = _UwsgiBody(self.channel, self.parser.remainder, length, response)
-        environ["wsgi.input"] = InputStream(body.pull)
+        if length:
+            body = _UwsgiBody(self.channel, self.parser.remainder, length, response)
+            environ["wsgi.input"] = InputStream(body.pull)
+        else:
+            environ["wsgi.input"] = InputStream(_no_body)
         started = time.monotonic() if ctx.config.access_log else 0.0
         ctx.count_request()
         run_app(ctx.app, environ, response, ctx.board)
         if started:
             log_access(environ, response, started)
+
+
+def _no_body() -> bytes:
+    return b""
 
 
 class _UwsgiBody:

@@ -29,6 +29,7 @@ anything a client does.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
 import select
@@ -61,6 +62,7 @@ log = get_logger(__name__)
 _ACCEPT_BATCH: Final = 16
 _IN: Final = select.EPOLLIN
 _ONESHOT: Final = select.EPOLLIN | select.EPOLLONESHOT
+_STREAM: Final = int(socket.SOCK_STREAM)
 _STOP_TICK: Final = 0.05
 # After a stop, an idle keep-alive connection stays open this long (at most the keep-alive
 # timeout): a request the client sends on it meanwhile is served with `Connection: close`,
@@ -78,6 +80,8 @@ def serve(
 ) -> None:
     """Serve requests until stop_fd is readable or max-requests is reached, then drain."""
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
+    if config.threads <= 1:
+        board.single_threaded()
     server = _Server(listeners, ctx, stop_fd, on_draining)
     restore = _flag_on_sigterm(ctx)
     try:
@@ -125,7 +129,7 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
 class _Port:
     """One listener with what its connections need (a plain class: see handlers.Context)."""
 
-    __slots__ = ("base", "factory", "sock", "tcp")
+    __slots__ = ("base", "factory", "family", "sock", "tcp")
 
     def __init__(
         self,
@@ -135,6 +139,7 @@ class _Port:
         tcp: bool,
     ) -> None:
         self.sock = sock
+        self.family = int(sock.family)  # the property converts to an enum on every read
         self.base = base
         self.factory = factory
         self.tcp = tcp
@@ -152,12 +157,6 @@ def _port(listener: Listener, multithread: bool, multiprocess: bool) -> _Port:
     else:
         base["SERVER_NAME"], base["SERVER_PORT"] = "localhost", "80"
     return _Port(sock, base, HttpHandler, tcp)
-
-
-def _peer(address: Any) -> tuple[str, str]:
-    if isinstance(address, tuple):
-        return str(address[0]), str(address[1])
-    return "", ""
 
 
 class _Server:
@@ -230,20 +229,22 @@ class _Server:
 
     def _accept(self, port: _Port) -> None:
         timeout = self.ctx.config.socket_timeout
+        # _accept skips socket.accept's Python wrapper (family/type enum lookups); the
+        # new fd is blocking, as Channel wants (it passes MSG_DONTWAIT). The connection
+        # is a bare _socket.socket: socket.socket's Python __init__ and close() wrappers
+        # cost time on every request and add nothing a worker uses.
+        accept = port.sock._accept  # type: ignore[attr-defined]
+        family = port.family
         for _ in range(_ACCEPT_BATCH):
             try:
-                # _accept skips socket.accept's Python wrapper (family/type enum lookups);
-                # the new fd is blocking, as Channel wants (it passes MSG_DONTWAIT).
-                fd, address = port.sock._accept()  # type: ignore[attr-defined]
-                sock = socket.socket(port.sock.family, socket.SOCK_STREAM, 0, fd)
+                fd, address = accept()
             except BlockingIOError:
                 return
             except OSError as exc:
                 _log_accept_error(exc)
                 return
-            handler = port.factory(
-                self.ctx, Channel(sock, _peer(address), timeout, port.tcp), port.base
-            )
+            sock = _socket.socket(family, _STREAM, 0, fd)
+            handler = port.factory(self.ctx, Channel(sock, address, timeout, port.tcp), port.base)
             if self.pool is not None:
                 self.conns[handler.channel.fd] = handler
                 self.epoll.register(handler.channel.fd, _ONESHOT)

@@ -238,3 +238,40 @@ def test_environ_does_not_alias_the_head() -> None:
     env = environ_from_vars(head)
     env["PATH_INFO"] = "/changed"
     assert "PATH_INFO" not in head.vars
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        # the listener's keys stay, vars are laid over them, defaults fill what is missing
+        (GET, {"wsgi.version": (1, 0), "SCRIPT_NAME": "", "wsgi.url_scheme": "http"}),
+        ([*GET, ("SCRIPT_NAME", "/app")], {"SCRIPT_NAME": "/app", "wsgi.version": (1, 0)}),
+        ([*GET, ("HTTPS", "on")], {"wsgi.url_scheme": "https", "SERVER_PORT": "443"}),
+        ([*GET, ("SERVER_NAME", "given")], {"SERVER_NAME": "given", "SERVER_PORT": "80"}),
+    ],
+)
+def test_environ_over_a_base(pairs: list[tuple[str, str]], expected: dict[str, object]) -> None:
+    base: dict[str, object] = {"wsgi.version": (1, 0), "wsgi.url_scheme": "http", "SCRIPT_NAME": ""}
+    kept = dict(base)
+    env = environ_from_vars(UwsgiHead(0, 0, dict(pairs)), base)
+    assert {key: env[key] for key in expected} == expected
+    assert env == {**environ(pairs), "wsgi.version": (1, 0)}  # the same as without a base
+    assert base == kept  # the caller's base is copied, never changed
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        # repeated vars anywhere in the block are merged, whatever the fast parse saw
+        ([("A", "1"), ("HTTP_X", "a"), ("B", "2"), ("HTTP_X", "b")], {"HTTP_X": "a, b"}),
+        ([("HTTP_X", "a"), ("HTTP_X", "b"), ("HTTP_X", "c")], {"HTTP_X": "a, b, c"}),
+        ([("X", "1"), ("X", "2")], {"X": "2"}),  # not a header: the last one wins
+        ([("K", "")], {"K": ""}),
+        ([("K", "\xe9\x00\xff")], {"K": "\xe9\x00\xff"}),  # any byte, as latin-1
+    ],
+)
+def test_vars_parse(pairs: list[tuple[str, str]], expected: dict[str, str]) -> None:
+    head, parser = feed_all(header(0, len(encode_vars(pairs))) + encode_vars(pairs) + b"body")
+    assert head is not None
+    assert {key: head.vars[key] for key in expected} == expected
+    assert parser.remainder == b"body"

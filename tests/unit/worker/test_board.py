@@ -47,3 +47,24 @@ def test_start_time_follows_the_requests_still_in_progress() -> None:
         assert board.read() == (2, 0.0, 0)
     finally:
         board.close()
+
+
+def test_single_threaded_board_reads_like_the_locked_one() -> None:
+    boards = [Board.create(), Board.create()]
+    boards[1].single_threaded()
+    try:
+        seen: list[list[tuple[int, bool, int]]] = [[], []]
+        for board, out in zip(boards, seen, strict=True):
+            for _ in range(3):
+                board.request_started()
+                served, started, busy = board.read()
+                out.append((served, started > 0.0, busy))
+                board.request_finished()
+                served, started, busy = board.read()
+                out.append((served, started > 0.0, busy))
+        assert seen[0] == seen[1] == [
+            (0, True, 1), (1, False, 0), (1, True, 1), (2, False, 0), (2, True, 1), (3, False, 0)
+        ]  # fmt: skip
+    finally:
+        for board in boards:
+            board.close()
