@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Final
 
-__all__ = ["HEADER_SIZE", "UwsgiHead", "UwsgiRequestParser", "environ_from_vars"]
+__all__ = [
+    "HEADER_SIZE",
+    "UwsgiHead",
+    "UwsgiRequestParser",
+    "environ_from_vars",
+    "parse_packet",
+]
 
 HEADER_SIZE: Final = 4
 _HEADER: Final = struct.Struct("<BHB")
@@ -68,6 +74,8 @@ class UwsgiRequestParser:
     One parser per request: once `feed` has returned the head, the bytes that
     followed the vars block are in `remainder` (the start of the body) and the
     parser is finished; feeding it again is a caller bug (RuntimeError).
+    A caller that usually has the whole packet in its first read may call
+    `parse_packet` first and make a parser only when that says "need more".
     """
 
     def __init__(self, limit: int) -> None:
@@ -84,30 +92,35 @@ class UwsgiRequestParser:
         """
         if self._done:
             raise RuntimeError("UwsgiRequestParser already returned its head")
-        buffered = bool(self._buffer)
-        if buffered:
+        if self._buffer:
             self._buffer += data
             data = bytes(self._buffer)
         # else: the common case, the whole packet in the first read -- parse it in place
-        if len(data) < HEADER_SIZE:
-            self._keep(data, buffered)
+        parsed = parse_packet(data, self._limit)
+        if parsed is None:
+            if not self._buffer:
+                self._buffer += data
             return None
-        modifier1, size, modifier2 = _HEADER.unpack_from(data)
-        _check_header(modifier1, size, self._limit)
-        end = HEADER_SIZE + size
-        if len(data) < end:
-            self._keep(data, buffered)
-            return None
-        head = UwsgiHead(modifier1, modifier2, _parse_vars(data[HEADER_SIZE:end]))
-        self.remainder = data[end:] if len(data) > end else b""
+        head, self.remainder = parsed
         self._buffer = bytearray()
         self._done = True
         return head
 
-    def _keep(self, data: bytes, buffered: bool) -> None:
-        """Wait for more: keep what arrived so far."""
-        if not buffered:
-            self._buffer += data
+
+def parse_packet(data: bytes, limit: int) -> tuple[UwsgiHead, bytes] | None:
+    """(head, the bytes after the vars block) when `data` holds a whole head, else None.
+
+    Raises ProtocolError as `UwsgiRequestParser.feed` does, as early as `data` proves it.
+    """
+    if len(data) < HEADER_SIZE:
+        return None
+    modifier1, size, modifier2 = _HEADER.unpack_from(data)
+    _check_header(modifier1, size, limit)
+    end = HEADER_SIZE + size
+    if len(data) < end:
+        return None
+    head = UwsgiHead(modifier1, modifier2, _parse_vars(data[HEADER_SIZE:end]))
+    return head, (data[end:] if len(data) > end else b"")
 
 
 def _check_header(modifier1: int, size: int, limit: int) -> None:

@@ -335,6 +335,14 @@ def _check_status(status: object) -> None:
         raise ResponseError(f"status {status!r} contains control characters")
 
 
+# Header pairs already found valid -> their Content-Length (None for other headers). Apps
+# send mostly the same pairs on every response, and a dict lookup is cheaper than the
+# checks; emptied when full, so pairs with changing values cannot crowd out the others.
+_CHECKED: dict[tuple[str, str], int | None] = {}
+_CHECKED_MAX: Final = 512
+_UNCHECKED: Final = -1
+
+
 def _check_headers(headers: object) -> int | None:
     """Validate the app's headers; return its Content-Length if it gave one."""
     if type(headers) is not list:
@@ -346,22 +354,35 @@ def _check_headers(headers: object) -> int | None:
         name, value = item
         if type(name) is not str or type(value) is not str:
             raise ResponseError(f"header {item!r}: name and value must be str")
-        # isprintable() is the fast common answer (control characters never are); latin-1
-        # text beyond ASCII is not printable either, so look closer before refusing it.
-        if (
-            not name
-            or name.strip(_TOKEN_CHARS)
-            or (not value.isprintable() and not _BAD_VALUE_CHARS.isdisjoint(value))
-        ):
-            raise ResponseError(f"header {item!r} has forbidden characters")
-        lname = name.lower()
-        if lname in HOP_BY_HOP:
-            raise ResponseError(f"hop-by-hop header {name!r} is the server's to set")
-        if lname == "content-length":
-            if not value.isdigit():
-                raise ResponseError(f"Content-Length {value!r} is not a number")
-            length = int(value)
+        known = _CHECKED.get(item, _UNCHECKED)
+        if known == _UNCHECKED:
+            known = _check_header(name, value)
+            if len(_CHECKED) >= _CHECKED_MAX:
+                _CHECKED.clear()
+            _CHECKED[item] = known
+        if known is not None:
+            length = known
     return length
+
+
+def _check_header(name: str, value: str) -> int | None:
+    """Raise for a forbidden header; its value as a number if it is Content-Length."""
+    # isprintable() is the fast common answer (control characters never are); latin-1
+    # text beyond ASCII is not printable either, so look closer before refusing it.
+    if (
+        not name
+        or name.strip(_TOKEN_CHARS)
+        or (not value.isprintable() and not _BAD_VALUE_CHARS.isdisjoint(value))
+    ):
+        raise ResponseError(f"header {(name, value)!r} has forbidden characters")
+    lname = name.lower()
+    if lname in HOP_BY_HOP:
+        raise ResponseError(f"hop-by-hop header {name!r} is the server's to set")
+    if lname == "content-length":
+        if not value.isdigit():
+            raise ResponseError(f"Content-Length {value!r} is not a number")
+        return int(value)
+    return None
 
 
 # --- response head ------------------------------------------------------------------------

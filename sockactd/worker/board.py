@@ -36,6 +36,7 @@ class Board:
         self._lock = _thread.allocate_lock()
         self._starts: dict[int, float] = {}  # thread -> start of its request in progress
         self._solo = False  # see single_threaded()
+        self._served = 0
 
     @classmethod
     def create(cls) -> Board:
@@ -51,6 +52,7 @@ class Board:
         write to the shared page (what the master reads is unchanged).
         """
         self._solo = True
+        self._served = _SERVED.unpack_from(self._map)[0]  # only this process writes it
 
     def request_started(self) -> None:
         if self._solo:
@@ -62,8 +64,8 @@ class Board:
 
     def request_finished(self) -> None:
         if self._solo:
-            served = _SERVED.unpack_from(self._map)[0] + 1
-            _LAYOUT.pack_into(self._map, 0, served, 0.0, 0)
+            self._served += 1
+            _LAYOUT.pack_into(self._map, 0, self._served, 0.0, 0)
             return
         with self._lock:
             self._starts.pop(_thread.get_ident(), None)

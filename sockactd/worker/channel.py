@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["Channel"]
 
 _DONTWAIT: Final = socket.MSG_DONTWAIT
+_MORE: Final = socket.MSG_DONTWAIT | socket.MSG_MORE
 _RECV_SIZE: Final = 65536
 _SMALL: Final = 65536  # below this, head and body are joined into one send
 
@@ -32,7 +33,7 @@ _SMALL: Final = 65536  # below this, head and body are joined into one send
 class Channel:
     """`sock` may be a plain _socket.socket: the worker skips socket.socket's Python layer."""
 
-    __slots__ = ("_address", "_nodelay", "_peer", "fd", "sock", "timeout")
+    __slots__ = ("_address", "_nodelay", "_peer", "fd", "sock", "tcp", "timeout")
 
     def __init__(self, sock: RawSocket, address: Any, timeout: float, tcp: bool):
         self.sock = sock
@@ -40,6 +41,7 @@ class Channel:
         self._address = address  # as accept() returned it: (host, port, ...) or a UNIX path
         self._peer: tuple[str, str] | None = None
         self.timeout = timeout
+        self.tcp = tcp
         self._nodelay = not tcp  # UNIX sockets have no Nagle to turn off
 
     @property
@@ -84,13 +86,32 @@ class Channel:
             except BlockingIOError:
                 self._wait(select.POLLOUT)
 
-    def send_parts(self, head: bytes, body: bytes) -> None:
-        """Head and body with one system call where possible."""
+    def send_parts(self, head: bytes, body: bytes, last: bool = False) -> None:
+        """Head and body with one system call where possible.
+
+        `last`: nothing more will be written and the caller closes the connection
+        next. On TCP the bytes are then held back (MSG_MORE) and the write side is
+        shut down at once, so they leave in one segment together with the FIN,
+        instead of data, the peer's ACK, then FIN.
+        """
         if len(body) < _SMALL:
-            self.send(head + body)
-        else:
+            head, body = head + body, b""
+        elif head:
             self.send(head)
-            self.send(body)
+            head, body = body, b""
+        if not last or not self.tcp:
+            self.send(head)
+            return
+        try:
+            sent = self.sock.send(head, _MORE)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(head):
+            self.send(head[sent:])  # rare; sent without MSG_MORE, so pushed at once
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the peer is gone already: the caller is about to close anyway
 
     def nodelay(self) -> None:
         """Turn off Nagle once a response needs several sends (streaming, chunked)."""

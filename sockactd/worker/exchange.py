@@ -49,6 +49,13 @@ __all__ = ["Response", "error_response", "http_date", "run_app"]
 log = get_logger(__name__)
 access_log = get_logger(ACCESS_LOGGER)
 
+# Enum members as module constants: Framing.X is a class attribute lookup (~50 ns in
+# 3.11), and the request path looks at the framing several times per response.
+_LENGTH: Final = Framing.LENGTH
+_CHUNKED: Final = Framing.CHUNKED
+_CLOSE: Final = Framing.CLOSE
+_NONE: Final = Framing.NONE
+
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS: Final = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
                   "Nov", "Dec")  # fmt: skip
@@ -84,7 +91,7 @@ def error_response(status: int, keep_alive: bool = False) -> bytes:
     head = render_head(
         f"{status} {reason}",
         [("Content-Type", "text/plain; charset=utf-8")],
-        Framing.LENGTH,
+        _LENGTH,
         len(body),
         None if keep_alive else "close",
         http_date(),
@@ -132,7 +139,7 @@ class Response:
         self.http10 = http10
         self.uwsgi = uwsgi
         self.start = StartResponse(self.write)
-        self.framing = Framing.NONE
+        self.framing = _NONE
         self.remaining = -1  # body bytes still allowed by Content-Length; -1: no limit
         self.sent = 0  # body bytes written
         self.status = 0  # numeric status once the head went out, for the access log
@@ -153,9 +160,10 @@ class Response:
     def send_result(self, result: Iterable[bytes]) -> None:
         length = iterable_length(result)
         if length is not None and not self.start.headers_sent:
-            assert isinstance(result, list | tuple)
-            body = result[0] if len(result) == 1 else b"".join(result)
-            self._send_head(length, body)
+            # a list or tuple of bytes (iterable_length said so): no isinstance check here
+            items: list[bytes] = result  # type: ignore[assignment]
+            body = items[0] if len(items) == 1 else b"".join(items)
+            self._send_head(length, body, last=True)
         elif type(result) is FileWrapper and self._sendfile(result):
             pass
         else:
@@ -167,13 +175,14 @@ class Response:
 
     def finish(self) -> None:
         if not self.start.headers_sent:
-            self._send_head(0, b"")
-        elif self.framing is Framing.CHUNKED:
+            self._send_head(0, b"", last=True)
+        elif self.framing is _CHUNKED:
             self._wire(b"0\r\n\r\n")
         if self.remaining > 0:
             self.keep_alive = False  # fewer bytes than the app's Content-Length promised
 
-    def _send_head(self, length: int | None, first: bytes) -> None:
+    def _send_head(self, length: int | None, first: bytes, last: bool = False) -> None:
+        """Frame and send the head with `first`; `last`: nothing else of the body follows."""
         start = self.start
         status = start.status
         if status is None:
@@ -185,7 +194,7 @@ class Response:
             or (self.body_pending is not None and self.body_pending())
         ):
             self.keep_alive = False
-        if framing is Framing.CLOSE:
+        if framing is _CLOSE:
             self.keep_alive = False
         connection = None
         if not self.uwsgi:
@@ -196,35 +205,41 @@ class Response:
         head = render_head(status, start.headers, framing, add_length, connection, http_date())
         start.headers_sent = True
         self.status = int(status[:3])
-        if first and framing is not Framing.NONE:
-            self.channel.send_parts(head, self._frame(first))
-        else:
-            self._wire(head)
+        body = self._frame(first) if first and framing is not _NONE else b""
+        # The whole response, and the connection closes next: on TCP these bytes leave
+        # in one segment with our FIN (two segments fewer for both ends to process).
+        last = last and not self.keep_alive and self.remaining <= 0
+        try:
+            self.channel.send_parts(head, body, last)
+        except OSError:
+            self.peer_gone = True
+            self.keep_alive = False
+            raise
 
     def _framing(self, status: str, length: int | None) -> tuple[Framing, int | None]:
         """(framing, Content-Length to add ourselves or None)."""
         app_length = self.start.content_length
         if self.head_only or no_body_status(status):
-            return Framing.NONE, (length if app_length is None and self.head_only else None)
+            return _NONE, (length if app_length is None and self.head_only else None)
         if app_length is not None:
             self.remaining = app_length
-            return Framing.LENGTH, None
+            return _LENGTH, None
         if length is not None:
             self.remaining = length
-            return Framing.LENGTH, length
-        return (Framing.CHUNKED if self.chunked_ok else Framing.CLOSE), None
+            return _LENGTH, length
+        return (_CHUNKED if self.chunked_ok else _CLOSE), None
 
     def _frame(self, data: bytes) -> bytes:
         framing = self.framing
-        if framing is Framing.LENGTH:
+        if framing is _LENGTH:
             if len(data) > self.remaining:
                 log.warning("app sent more than its Content-Length; extra bytes dropped")
                 data = data[: self.remaining]
                 self.keep_alive = False
             self.remaining -= len(data)
-        elif framing is Framing.CHUNKED:
+        elif framing is _CHUNKED:
             data = b"%x\r\n%b\r\n" % (len(data), data)
-        elif framing is Framing.NONE:
+        elif framing is _NONE:
             return b""
         self.sent += len(data)
         return data
@@ -251,7 +266,7 @@ class Response:
         if self.start.content_length is not None:
             count = min(count, self.start.content_length)
         self._send_head(count, b"")
-        if self.framing is not Framing.LENGTH:
+        if self.framing is not _LENGTH:
             return True
         self.channel.nodelay()
         try:

@@ -63,6 +63,8 @@ _ACCEPT_BATCH: Final = 16
 _IN: Final = select.EPOLLIN
 _ONESHOT: Final = select.EPOLLIN | select.EPOLLONESHOT
 _STREAM: Final = int(socket.SOCK_STREAM)
+_PARK: Final = Next.PARK  # a module constant: Next.PARK is a slower class lookup
+_CLOSE: Final = Next.CLOSE
 _STOP_TICK: Final = 0.05
 # After a stop, an idle keep-alive connection stays open this long (at most the keep-alive
 # timeout): a request the client sends on it meanwhile is served with `Connection: close`,
@@ -258,7 +260,7 @@ class _Server:
             self._step_inline(handler, registered=True)
 
     def _step_inline(self, handler: Handler, registered: bool) -> None:
-        if step(handler) is Next.PARK and not (self.stopping and handler.between_requests()):
+        if step(handler) is _PARK and not (self.stopping and handler.between_requests()):
             if not registered:
                 fd = handler.channel.fd
                 self.conns[fd] = handler
@@ -333,7 +335,7 @@ def step(handler: Handler) -> Next:
         log.debug("connection from %s failed: %s", handler.channel.peer[0], exc)
     except Exception:
         log.exception("unexpected error on a connection from %s", handler.channel.peer[0])
-    return Next.CLOSE
+    return _CLOSE
 
 
 def _bytes_waiting(handler: Handler) -> bool:
@@ -390,7 +392,7 @@ class _Pool:
             outcome = step(handler)
             with self.lock:
                 self.busy.discard(handler.channel.fd)
-                if outcome is Next.PARK and not (server.stopping and handler.between_requests()):
+                if outcome is _PARK and not (server.stopping and handler.between_requests()):
                     server.epoll.modify(handler.channel.fd, _ONESHOT)
                 else:
                     server.close_conn(handler)

@@ -209,6 +209,24 @@ def test_start_response_records_content_length() -> None:
     assert ok([("X", "y")]).content_length is None
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Length", "12"), ("X", "y")],
+        [("X", "y"), ("Content-Length", "12")],
+        [("Content-Length", "12")] + [("X-N", str(n)) for n in range(600)],  # fills the memo
+    ],
+)
+def test_start_response_remembers_checked_headers_and_their_length(
+    headers: list[tuple[str, str]],
+) -> None:
+    for _ in range(3):  # the first call checks each pair, later ones find it checked
+        assert ok(list(headers)).content_length == 12
+        for bad in ([("Connection", "close")], [("X", "a\nb")], [("Content-Length", "x")]):
+            with pytest.raises(ResponseError):  # a refused pair is never remembered
+                StartResponse(lambda data: None)("200 OK", headers + bad)
+
+
 def test_start_response_twice_needs_exc_info() -> None:
     start = ok([])
     with pytest.raises(ResponseError):

@@ -75,3 +75,43 @@ def test_recv_nowait_answers_none_when_nothing_is_there() -> None:
             assert channel.recv_nowait() == b""
         finally:
             channel.close()
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname(), timeout=10)
+        accepted, _ = server.accept()
+    return accepted, client
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "last"),
+    [
+        (b"HTTP/1.1 200 OK\r\n\r\n", b"hello", True),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b"", True),
+        (b"HTTP/1.1 200 OK\r\n\r\n", b"x" * 200_000, True),  # over the join limit
+        (b"HTTP/1.1 200 OK\r\n\r\n", b"hello", False),
+    ],
+)
+def test_send_parts_last_ends_the_stream_on_tcp(head: bytes, body: bytes, last: bool) -> None:
+    served, client = _tcp_pair()
+    with client:
+        channel = Channel(served, ("127.0.0.1", 1), 10.0, tcp=True)
+        try:
+            received = bytearray()
+
+            def read_all() -> None:
+                while chunk := client.recv(65536):
+                    received.extend(chunk)
+
+            reader = threading.Thread(target=read_all)
+            reader.start()
+            channel.send_parts(head, body, last)
+            # `last` shuts the write side down at once: the client sees the end of the
+            # stream while our socket is still open; otherwise only when we close it.
+            reader.join(5.0 if last else 0.2)
+            assert reader.is_alive() is not last
+        finally:
+            channel.close()
+            reader.join(10)
+    assert bytes(received) == head + body
