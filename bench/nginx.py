@@ -1,12 +1,15 @@
 """Through nginx: uwsgi_pass to sockactd and to uWSGI, proxy_pass to gunicorn, same app, same run.
 
-    .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--write]
+    .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--transport tcp|unix|both]
+                                    [--write]
 
 One server at a time, 2 workers each, app bench/apps/hello.py, each behind its own
 nginx (tests/integration/nginx.py's NginxProcess: own prefix, pid file and logs in a
 temporary directory, 127.0.0.1 only, 1 worker process). wrk talks keep-alive to nginx;
 nginx opens a new upstream connection per request for uwsgi_pass (the protocol has
 no keep-alive) and keeps a pool for proxy_pass. Reports requests/s and p99.
+`--transport` picks how nginx reaches the servers: TCP on 127.0.0.1 (the default)
+or a UNIX socket (what a systemd deployment usually has); `both` measures each.
 `--write` replaces the `nginx` section of bench/RESULTS.md.
 """
 
@@ -29,36 +32,47 @@ MODULE = "hello:app"
 SETUPS = ("sockactd", "uwsgi", "gunicorn")
 
 
-def upstream_server(name: str, port: int, tmp: Path) -> tuple[common.Server, Mode]:
-    address = f"127.0.0.1:{port}"
+def upstream_server(name: str, address: str, tmp: Path) -> tuple[common.Server, Mode]:
+    """`address`: HOST:PORT or a UNIX socket path."""
     if name == "sockactd":
         return common.sockactd(MODULE, uwsgi=address, control=tmp / "control.sock"), Mode.UWSGI
     if name == "uwsgi":
         return common.uwsgi(MODULE, uwsgi_socket=address), Mode.UWSGI
-    return common.gunicorn(MODULE, bind=address), Mode.HTTP
+    bind = address if ":" in address else f"unix:{address}"
+    return common.gunicorn(MODULE, bind=bind), Mode.HTTP
 
 
-def wait_listening(proc: common.Running, port: int, timeout: float = 20.0) -> None:
-    """Poll until the upstream accepts TCP connections (it may not speak HTTP)."""
+def wait_listening(proc: common.Running, address: str, timeout: float = 20.0) -> None:
+    """Poll until the upstream accepts connections (it may not speak HTTP)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proc.alive():
             raise RuntimeError(f"{proc.server.name} exited:\n{proc.log_tail()}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
+            if ":" in address:
+                host, port = address.rsplit(":", 1)
+                socket.create_connection((host, int(port)), timeout=1.0).close()
+            else:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(1.0)
+                    probe.connect(address)
+            return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"{proc.server.name} never listened on {port}")
+    raise RuntimeError(f"{proc.server.name} never listened on {address}")
 
 
-def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
-    port = common.free_port()
-    server, mode = upstream_server(name, port, tmp)
-    proc = common.Running(server, tmp / f"{name}.log")
+def measure(name: str, transport: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+    if transport == "unix":
+        address = str(tmp / f"{name}-upstream.sock")
+        upstream = f"unix:{address}"
+    else:
+        address = upstream = f"127.0.0.1:{common.free_port()}"
+    server, mode = upstream_server(name, address, tmp)
+    proc = common.Running(server, tmp / f"{name}-{transport}.log")
     try:
-        wait_listening(proc, port)
-        with NginxProcess(tmp / f"nginx-{name}", f"127.0.0.1:{port}", mode) as nginx:
+        wait_listening(proc, address)
+        with NginxProcess(tmp / f"nginx-{name}-{transport}", upstream, mode) as nginx:
             if not common.http_ok(nginx.port):
                 raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
             url = f"http://127.0.0.1:{nginx.port}/"
@@ -75,6 +89,7 @@ def measure(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]
         proc.stop()
     return {
         "name": name,
+        "transport": transport,
         "mode": mode,
         "server": server,
         "wrk": argv,
@@ -92,11 +107,18 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "median (min-max), latencies median, errors summed; 2 app workers each, app "
         "`bench/apps/hello.py`.\n"
     )
-    base = next((r["result"] for r in rows if r["name"] == "uwsgi"), None)
     table = []
     for row in rows:
         result = row["result"]
         assert isinstance(result, common.WrkResult)
+        base = next(
+            (
+                r["result"]
+                for r in rows
+                if r["name"] == "uwsgi" and r["transport"] == row["transport"]
+            ),
+            None,
+        )
         ratio = "-"
         if isinstance(base, common.WrkResult) and base.requests_per_s:
             ratio = f"{result.requests_per_s / base.requests_per_s:.2f}"
@@ -107,6 +129,7 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
             [
                 row["name"],
                 via,
+                row["transport"],
                 row["spread"],
                 f"{result.p50_ms:.2f}",
                 f"{result.p99_ms:.2f}",
@@ -114,14 +137,17 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
                 ratio,
             ]
         )
-    header = ["upstream", "nginx", "req/s", "p50 ms", "p99 ms", "errors", "x uWSGI"]
+    header = ["upstream", "nginx", "to upstream", "req/s", "p50 ms", "p99 ms", "errors", "x uWSGI"]
     out.append(common.markdown_table(header, table))
-    out.append("\nCommands (ports vary per run):\n")
+    out.append("\nCommands (ports and temporary paths vary per run):\n")
     for row in rows:
         server = row["server"]
         assert isinstance(server, common.Server)
         text = shlex.join(server.argv).replace(str(common.ROOT) + "/", "")
-        out.append(f"- {row['name']}: `{text}`; nginx `location /`: `{row['location']}`")
+        out.append(
+            f"- {row['name']} ({row['transport']}): `{text}`; "
+            f"nginx `location /`: `{row['location']}`"
+        )
     wrk = rows[0]["wrk"]
     assert isinstance(wrk, list)
     out.append(f"- wrk: `{shlex.join(wrk)}`")
@@ -136,14 +162,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per upstream")
     parser.add_argument("--only", default=",".join(SETUPS))
+    parser.add_argument("--transport", choices=("tcp", "unix", "both"), default="tcp")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="sockactd-nginx-") as tmp_name:
         common.pin_sockactd(Path(tmp_name))
-        for name in args.only.split(","):
-            print(f"# {name} behind nginx", file=sys.stderr, flush=True)
-            rows.append(measure(name, args, Path(tmp_name)))
+        transports = ("tcp", "unix") if args.transport == "both" else (args.transport,)
+        for transport in transports:
+            for name in args.only.split(","):
+                print(f"# {name} behind nginx ({transport})", file=sys.stderr, flush=True)
+                rows.append(measure(name, transport, args, Path(tmp_name)))
     report = render(rows, args)
     print(report)
     if args.write:
