@@ -90,9 +90,10 @@ class Channel:
         """Head and body with one system call where possible.
 
         `last`: nothing more will be written and the caller closes the connection
-        next. On TCP the bytes are then held back (MSG_MORE) and the write side is
-        shut down at once, so they leave in one segment together with the FIN,
-        instead of data, the peer's ACK, then FIN.
+        right after, without waiting for anything. On TCP the bytes are then held
+        back (MSG_MORE) and leave with the FIN when the socket is closed, in one
+        segment, instead of data, the peer's ACK, then FIN. A caller that might
+        wait before closing must not pass `last`: the bytes would wait with it.
         """
         if len(body) < _SMALL:
             head, body = head + body, b""
@@ -108,10 +109,6 @@ class Channel:
             sent = 0
         if sent < len(head):
             self.send(head[sent:])  # rare; sent without MSG_MORE, so pushed at once
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # the peer is gone already: the caller is about to close anyway
 
     def nodelay(self) -> None:
         """Turn off Nagle once a response needs several sends (streaming, chunked)."""

@@ -106,6 +106,7 @@ class Response:
         "body_pending",
         "channel",
         "chunked_ok",
+        "close_follows",
         "framing",
         "head_only",
         "http10",
@@ -147,6 +148,9 @@ class Response:
         self.input_status = 0  # 4xx when reading the request body failed
         # Set by the handler: True when unread request body makes keep-alive unsafe.
         self.body_pending: Callable[[], bool] | None = None
+        # Set by the handler: a connection that ends with this response is closed at
+        # once after run_app returns (nothing slow, such as an access log line, between).
+        self.close_follows = False
 
     def write(self, data: bytes) -> None:
         """The app's write() callable, also used for each piece of the result."""
@@ -175,7 +179,7 @@ class Response:
 
     def finish(self) -> None:
         if not self.start.headers_sent:
-            self._send_head(0, b"", last=True)
+            self._send_head(0, b"")
         elif self.framing is _CHUNKED:
             self._wire(b"0\r\n\r\n")
         if self.remaining > 0:
@@ -206,9 +210,10 @@ class Response:
         start.headers_sent = True
         self.status = int(status[:3])
         body = self._frame(first) if first and framing is not _NONE else b""
-        # The whole response, and the connection closes next: on TCP these bytes leave
-        # in one segment with our FIN (two segments fewer for both ends to process).
-        last = last and not self.keep_alive and self.remaining <= 0
+        # The whole response of a list or tuple (no close() to run), and the connection
+        # is closed right after (`close_follows`): on TCP these bytes then leave with
+        # our FIN in one segment (two segments fewer for both ends to process).
+        last = last and self.close_follows and not self.keep_alive and self.remaining <= 0
         try:
             self.channel.send_parts(head, body, last)
         except OSError:

@@ -337,6 +337,9 @@ class UwsgiHandler:
             keep_alive=False,
             uwsgi=True,
         )
+        # Bytes still unread when the socket closes turn its FIN into a reset that
+        # discards a held-back response: only a request without a body may hold it.
+        response.close_follows = not length and not self.remainder and not ctx.config.access_log
         if ctx.config.limit_post and length > ctx.config.limit_post:
             log.info("uwsgi request body of %d bytes over limit-post", length)
             try:
