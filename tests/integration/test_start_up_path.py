@@ -76,8 +76,10 @@ class Activated:
         """(pid, loaded modules) of the worker that answers a request."""
         status, body = http_get(self.port)
         assert status == 200, self.log.read_text()
-        first, *modules = body.decode().split("\n")
-        return int(first.removeprefix("pid:")), set(modules)
+        pid, collector, *modules = body.decode().split("\n")
+        # sockactd pauses the garbage collector for its own start-up imports only
+        assert collector == "gc:True"
+        return int(pid.removeprefix("pid:")), set(modules)
 
     def stop(self) -> None:
         self.process.terminate()  # systemd-socket-activate exec()s: this is sockactd's master

@@ -231,3 +231,13 @@ def test_parsing_a_command_line_imports_nothing_heavy() -> None:
     )
     loaded = set(done.stdout.split())
     assert [name for name in HEAVY if name in loaded] == []
+
+
+def test_the_garbage_collector_runs_again_after_a_failed_start() -> None:
+    # The command pauses the collector while it imports its start-up modules.
+    import gc
+
+    from sockactd.cli import _run
+
+    assert _run(["--processes", "none", "app:app"]) == 78
+    assert gc.isenabled()
