@@ -117,7 +117,10 @@ class _ConfigureOnImport:
 
         def exec_then_configure(module: ModuleType) -> None:
             exec_module(module)
-            _configure()
+            try:
+                _configure()
+            except Exception as exc:  # never turn our set-up into the app's ImportError
+                print(f"sockactd: cannot set up logging: {exc!r}", file=sys.stderr)
 
         loader.exec_module = exec_then_configure
         return spec
