@@ -43,6 +43,7 @@ _SCRUB_PREFIXES: Final = ("SOCKACTD_", "LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", 
 # standard reload re-executes sockactd from disk: so every run uses an exported copy
 # of one commit, installed into a virtualenv of its own (pin_sockactd).
 _pinned: dict[str, str] = {}
+_override: list[str] = []  # use_sockactd_command()
 
 
 def pin_sockactd(tmp: Path, ref: str = "HEAD") -> str:
@@ -110,7 +111,14 @@ def server_python() -> str:
     return _pinned.get("python", PYTHON)
 
 
+def use_sockactd_command(argv: Sequence[str]) -> None:
+    """Start sockactd with `argv` from now on, e.g. ["/usr/bin/sockactd"] of an installed .deb."""
+    _override[:] = list(argv)
+
+
 def sockactd_command() -> list[str]:
+    if _override:
+        return list(_override)
     if _pinned:
         return [_pinned["python"], _pinned["launcher"]]
     return [PYTHON, "-m", "sockactd"]

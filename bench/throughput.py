@@ -99,6 +99,24 @@ def cold_start_once(name: str, tmp: Path) -> float:
         proc.stop()
 
 
+def cold_only(names: list[str], args: argparse.Namespace) -> None:
+    """Cold start alone, one run of each server in turn so drifts in load hit all alike."""
+    with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        common.pin_sockactd(tmp)
+        if args.sockactd_command:
+            common.use_sockactd_command(shlex.split(args.sockactd_command))
+        cold: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(args.cold_runs):
+            for name in names:
+                cold[name].append(cold_start_once(name, tmp))
+        rows = [[name, _cold(sorted(times)), _short(server_for(name, None, tmp).argv)]
+                for name, times in cold.items()]  # fmt: skip
+    print(f"Machine: {common.machine_summary()}\n")
+    print(common.markdown_table(["server", "cold start ms (median, min-max)", "argv"], rows))
+    print(f"\n- this table: `{_short(sys.argv)}`")
+
+
 def activation_argv(port: int, argv: Sequence[str]) -> list[str]:
     return ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=http", *argv]
 
@@ -214,8 +232,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server and kind")
     parser.add_argument("--only", default=",".join(SERVERS))
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    parser.add_argument(
+        "--cold-only", action="store_true", help="only the cold start, runs interleaved"
+    )
+    parser.add_argument(
+        "--sockactd-command",
+        help="start sockactd with this command, e.g. /usr/bin/sockactd of an installed .deb",
+    )
     args = parser.parse_args()
     names = [n for n in args.only.split(",") if n]
+    if args.cold_only:
+        if args.write:
+            parser.error("--cold-only does not --write (the table has no load columns)")
+        cold_only(names, args)
+        return
     rows, cold = [], {}
     with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
         tmp = Path(tmp_name)
