@@ -1,13 +1,14 @@
 """Helpers shared by every test directory: skips that CI turns into failures, ports, polling.
 
 Import as `from tests.support import require, free_port, wait_until`. Nothing here
-starts processes or touches sockactd internals; it only serves the tests.
+touches sockactd internals; the only process it starts is run_python's probe.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ __all__ = [
     "free_port",
     "port_open",
     "require",
+    "run_python",
     "sockactd_argv",
     "wait_until",
 ]
@@ -100,3 +102,21 @@ def child_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     environ["PYTHONPATH"] = os.pathsep.join(paths)
     environ.update(extra or {})
     return environ
+
+
+def run_python(
+    code: str, *options: str, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter (this checkout importable); fail if it fails.
+
+    For probes of what a process loads or prints on its own, away from pytest's state.
+    `options` go before -c (e.g. "-S"); `env` adds to child_environ().
+    """
+    return subprocess.run(
+        [sys.executable, *options, "-c", code],
+        env=child_environ(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )

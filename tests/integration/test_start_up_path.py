@@ -26,7 +26,15 @@ from pathlib import Path
 import pytest
 
 from tests.integration.server import http_get
-from tests.support import ROOT, child_environ, free_port, port_open, require, wait_until
+from tests.support import (
+    ROOT,
+    child_environ,
+    free_port,
+    port_open,
+    require,
+    run_python,
+    wait_until,
+)
 
 LAUNCHER = ROOT / "packaging" / "bin" / "sockactd"
 
@@ -90,14 +98,7 @@ def dependency_modules() -> set[str]:
     """What importing the request path's dependencies loads by itself (httptools >= 0.6
     imports typing, for one): sockactd cannot avoid those, so they are not counted."""
     probe = "import sys, httptools; print(chr(10).join(sys.modules))"
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", probe],
-        env=child_environ({"PYTHONPATH": sysconfig.get_path("purelib")}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    done = run_python(probe, "-S", env={"PYTHONPATH": sysconfig.get_path("purelib")})
     return set(done.stdout.split())
 
 

@@ -19,7 +19,7 @@ from sockactd import __version__
 from sockactd.cli import main
 from sockactd.config.settings import SETTINGS
 from sockactd.errors import ExitCode
-from tests.support import child_environ, require, sockactd_argv
+from tests.support import child_environ, require, run_python, sockactd_argv
 
 
 def run_child(
@@ -221,15 +221,7 @@ def test_parsing_a_command_line_imports_nothing_heavy() -> None:
         "load_config(['--processes', '3', 'hello:app'], {})\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [*sockactd_argv()[:1], "-c", probe],
-        env=child_environ(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    loaded = set(done.stdout.split())
+    loaded = set(run_python(probe).stdout.split())
     assert [name for name in HEAVY if name in loaded] == []
 
 

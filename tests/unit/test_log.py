@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +18,7 @@ from sockactd.log import (
     use_journal_prefix,
 )
 from sockactd.logfmt import JournalPriorityFormatter
-from tests.support import child_environ
+from tests.support import run_python
 
 
 @pytest.fixture(autouse=True)
@@ -145,14 +143,7 @@ def test_inherited_journal_stream_is_not_trusted_when_stderr_is_a_pipe() -> None
         "import logging; from sockactd.log import setup_logging\n"
         "setup_logging('info', role='master'); logging.getLogger('x').info('hi')\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=child_environ({"JOURNAL_STREAM": _stderr_journal_stream()}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    done = run_python(probe, env={"JOURNAL_STREAM": _stderr_journal_stream()})
     assert not done.stderr.startswith("<"), done.stderr
     assert " INFO [master " in done.stderr
 
@@ -180,14 +171,7 @@ def test_our_logger_writes_through_the_same_handler(capsys: pytest.CaptureFixtur
 
 
 def _run_probe(code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=child_environ(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    done = run_python(code)
     return done.stdout + done.stderr
 
 

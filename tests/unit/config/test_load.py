@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from sockactd.config.load import load_config, read_command_line
 from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Kind, by_name
 from sockactd.errors import ConfigError, ExitCode
-from tests.support import child_environ
+from tests.support import run_python
 
 APP = "hello:app"
 
@@ -449,15 +447,7 @@ def test_loading_a_config_imports_no_slow_module() -> None:
         "load_config(['--processes', '3', '-s', '/run/a.sock', 'hello:app'], {})\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", probe],
-        env=child_environ(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    loaded = set(done.stdout.split())
+    loaded = set(run_python(probe, "-S").stdout.split())
     slow = ["argparse", "gettext", "locale", "typing", "dataclasses", "inspect", "re", "json",
             "tomllib", "pathlib"]  # fmt: skip
     assert [name for name in slow if name in loaded] == []

@@ -6,13 +6,11 @@ Real datagrams are in tests/integration/test_notify_socket.py.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from sockactd.systemd.notify import Backend, Notifier, watchdog_interval
-from tests.support import child_environ
+from tests.support import run_python
 
 ME = str(os.getpid())
 
@@ -67,11 +65,4 @@ def test_start_up_imports_stay_lean() -> None:
         "heavy = ('systemd.daemon', 'sdnotify', 'pyinotify', 'asyncore')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=child_environ(),
-    )
-    assert out.stdout.strip() == "[]"
+    assert run_python(probe).stdout.strip() == "[]"

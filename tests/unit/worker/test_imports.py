@@ -7,12 +7,9 @@ code imports it inside the rare function that does (see the module headers).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support import child_environ
+from tests.support import run_python
 
 # module -> why the first request does not need it
 _NOT_AT_START = {
@@ -46,15 +43,7 @@ def test_request_path_imports_no_rare_module(statement: str) -> None:
         "import sys, httptools\n"
         f"before = set(sys.modules)\n{statement}\nprint(*set(sys.modules) - before)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        env=child_environ(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    loaded = set(done.stdout.split())
+    loaded = set(run_python(script).stdout.split())
     assert {"sockactd.worker.serve", "sockactd.protocols.wsgi"} & loaded  # it did run
     extra = sorted(loaded & _NOT_AT_START.keys())
     assert not extra, {name: _NOT_AT_START[name] for name in extra}
