@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
+from sockactd.master.run import HANDOVER_ENV
 from sockactd.systemd.activation import prepare_exec_fds
 from sockactd.worker.board import Board
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["Handover", "exec_in_place", "take_handover"]
 
 log = get_logger(__name__)
-ENV = "SOCKACTD_HANDOVER"
+ENV = HANDOVER_ENV
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ __all__ = ["run"]
 
 log = sockactd_log.get_logger(__name__)
 
-HANDOVER_ENV = "SOCKACTD_HANDOVER"  # set by a standard reload's execve (master/handover.py)
+# Set by a standard reload's execve (master/handover.py, which is not imported before the
+# first fork: only whether it is set matters this early).
+HANDOVER_ENV = "SOCKACTD_HANDOVER"
 
 
 def run(config: Config, argv: list[str] | None = None) -> ExitCode:
