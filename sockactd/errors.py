@@ -5,8 +5,6 @@ Only cli.py turns these into exit statuses; everything else raises.
 
 from __future__ import annotations
 
-import enum
-
 __all__ = [
     "ActivationError",
     "AppImportError",
@@ -20,7 +18,9 @@ __all__ = [
 ]
 
 
-class ExitCode(enum.IntEnum):
+class ExitCode:
+    """Exit statuses: plain ints (no enum on the cold-start path: see symbol.py)."""
+
     OK = 0
     FAILURE = 1
     WORKER_BOOT_FAILED = 3  # workers never became ready at start-up
@@ -29,11 +29,16 @@ class ExitCode(enum.IntEnum):
     CONTROL_UNREACHABLE = 6  # sockactctl: no server on the control socket
     CONFIG_INVALID = 78  # EX_CONFIG from sysexits.h
 
+    @classmethod
+    def members(cls) -> dict[str, int]:
+        """Name -> status, for every exit status (the man page lists them all)."""
+        return {name: value for name, value in vars(cls).items() if name.isupper()}
+
 
 class SockactdError(Exception):
     """Base class: an error sockactd expected and can explain in one line."""
 
-    exit_code: ExitCode = ExitCode.FAILURE
+    exit_code: int = ExitCode.FAILURE
 
 
 class ConfigError(SockactdError):

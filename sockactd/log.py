@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.machinery import ModuleSpec, PathFinder
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
     import logging
     from collections.abc import Mapping, Sequence
+    from importlib.machinery import ModuleSpec
     from types import ModuleType
     from typing import Any
 
@@ -109,6 +109,8 @@ class _ConfigureOnImport:
         if name != "logging":
             return None
         sys.meta_path.remove(self)
+        from importlib.machinery import PathFinder  # only now: it is not free to import
+
         spec = PathFinder.find_spec(name, path)
         loader: Any = spec.loader if spec is not None else None
         if loader is None or not hasattr(loader, "exec_module"):

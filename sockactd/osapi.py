@@ -7,13 +7,13 @@ and lets the test decide what the world did.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import signal
 import time
 
 TYPE_CHECKING = False  # typing is not imported at run time: the workers need this module at once
 if TYPE_CHECKING:
+    import signal
+    import signal as _signal
     from typing import Protocol
 
     class Kernel(Protocol):
@@ -22,6 +22,11 @@ if TYPE_CHECKING:
         def reap(self, pid: int) -> int | None: ...
         def pidfd_open(self, pid: int) -> int | None: ...
         def monotonic(self) -> float: ...
+
+else:
+    # The C module under signal.py, which converts every constant to an enum when
+    # imported (with enum itself: milliseconds on the cold-start clock). Same names.
+    import _signal
 
 
 __all__ = [
@@ -39,15 +44,15 @@ PR_SET_PDEATHSIG = 1
 # its handlers exist, so one sent in between waits instead of ending the master.
 # Workers forked in that window unblock them too, after installing their own handlers.
 MASTER_SIGNALS = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGCHLD,
+    _signal.SIGTERM,
+    _signal.SIGINT,
+    _signal.SIGQUIT,
+    _signal.SIGHUP,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+    _signal.SIGTTIN,
+    _signal.SIGTTOU,
+    _signal.SIGCHLD,
 )
 
 
@@ -87,6 +92,8 @@ def describe_status(status: int) -> str:
         return "unknown exit"
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
+        import signal  # the master's reporting path, after start-up
+
         try:
             return f"killed by {signal.Signals(sig).name}"
         except ValueError:
@@ -94,8 +101,10 @@ def describe_status(status: int) -> str:
     return f"exit {os.WEXITSTATUS(status)}"
 
 
-def set_parent_death_signal(sig: signal.Signals) -> None:
+def set_parent_death_signal(sig: int) -> None:
     """Ask the kernel to send `sig` to this process when its parent (the master) dies."""
+    import ctypes  # only here: workers call this once they served their first wake-up
+
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")

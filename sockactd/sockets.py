@@ -15,17 +15,20 @@ This module does not accept connections; the workers do.
 
 from __future__ import annotations
 
+# _socket, not socket: socket.py turns hundreds of constants into enums when imported
+# (with enum, collections, functools and selectors: milliseconds on the cold-start clock,
+# while a client waits). Listener.sock is a __socket.socket (_socket.socket's base class).
+import _socket
 import errno
 import os
-import socket
 import stat
-from collections.abc import Iterable, Iterator, Sequence
 
 from sockactd.errors import ActivationError
 from sockactd.log import get_logger
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
     from typing import Any
 
     from sockactd.config.model import Config
@@ -45,7 +48,7 @@ PROTOCOL_BY_NAME = {"uwsgi": "uwsgi"}  # FileDescriptorName= -> protocol; others
 class Listener:
     __slots__ = ("address", "inherited", "protocol", "sock")
 
-    def __init__(self, sock: socket.socket, protocol: str, address: str, inherited: bool) -> None:
+    def __init__(self, sock: _socket.socket, protocol: str, address: str, inherited: bool) -> None:
         self.sock = sock  # listening, non-blocking, FD_CLOEXEC
         self.protocol = protocol  # "http" or "uwsgi"
         self.address = (
@@ -62,9 +65,7 @@ class Address:
 
     __slots__ = ("family", "sockaddr", "text")
 
-    def __init__(
-        self, family: socket.AddressFamily, sockaddr: str | tuple[str, int], text: str
-    ) -> None:
+    def __init__(self, family: int, sockaddr: str | tuple[str, int], text: str) -> None:
         self.family = family
         self.sockaddr = sockaddr
         self.text = text  # as the user wrote it, for messages
@@ -84,7 +85,7 @@ class Address:
 
     @property
     def is_unix(self) -> bool:
-        return self.family == socket.AF_UNIX
+        return self.family == _socket.AF_UNIX
 
 
 def open_listeners(config: Config, inherited: Sequence[InheritedFd]) -> list[Listener]:
@@ -129,7 +130,7 @@ def close_listeners(listeners: Iterable[Listener], unlink: bool) -> None:
 
 
 def _own_unix_path(listener: Listener) -> str | None:
-    if listener.inherited or listener.sock.family != socket.AF_UNIX:
+    if listener.inherited or listener.sock.family != _socket.AF_UNIX:
         return None
     try:
         name = listener.sock.getsockname()
@@ -152,7 +153,7 @@ def _configured(config: Config) -> Iterator[tuple[str, str]]:
 def _wrap_inherited(inherited: InheritedFd) -> Listener:
     fd, name = inherited.fd, inherited.name
     try:
-        sock = socket.socket(fileno=fd)
+        sock = _socket.socket(fileno=fd)
     except OSError as exc:
         raise ActivationError(
             f"fd {fd} ({name}) from systemd is not a socket: {exc.strerror}",
@@ -161,7 +162,7 @@ def _wrap_inherited(inherited: InheritedFd) -> Listener:
     try:
         _verify_listening(sock, f"fd {fd} ({name})")
         sock.setblocking(False)
-        sock.set_inheritable(False)
+        os.set_inheritable(sock.fileno(), False)
     except BaseException:
         sock.close()
         raise
@@ -169,15 +170,24 @@ def _wrap_inherited(inherited: InheritedFd) -> Listener:
     return Listener(sock, PROTOCOL_BY_NAME.get(name, "http"), address, inherited=True)
 
 
-def _verify_listening(sock: socket.socket, label: str) -> None:
-    if sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
-        raise ActivationError(f"{label} is a {sock.family!r} socket, not IP or UNIX")
-    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) != socket.SOCK_STREAM:
+def _verify_listening(sock: _socket.socket, label: str) -> None:
+    if sock.family not in (_socket.AF_INET, _socket.AF_INET6, _socket.AF_UNIX):
+        raise ActivationError(f"{label} is an {_family_name(sock.family)} socket, not IP or UNIX")
+    if sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_TYPE) != _socket.SOCK_STREAM:
         raise ActivationError(
             f"{label} is not a stream socket (use ListenStream=)", errno.ESOCKTNOSUPPORT
         )
-    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+    if not sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN):
         raise ActivationError(f"{label} is not listening (Accept=yes is not supported)")
+
+
+def _family_name(family: int) -> str:
+    import socket  # the error path only: its enums cost start-up time
+
+    try:
+        return socket.AddressFamily(family).name
+    except ValueError:
+        return f"address family {family}"
 
 
 # --- addresses -------------------------------------------------------------------------
@@ -186,22 +196,22 @@ def _verify_listening(sock: socket.socket, label: str) -> None:
 def parse_address(text: str) -> Address:
     """Parse one --http-socket/--socket value. Raises ActivationError for a bad one."""
     if "/" in text or text.endswith(".sock"):
-        return Address(socket.AF_UNIX, os.path.abspath(text), text)
+        return Address(_socket.AF_UNIX, os.path.abspath(text), text)
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or int(port_text) > 65_535:
         raise ActivationError(f"bad socket address {text!r}: expected HOST:PORT or a path")
     port = int(port_text)
     if host.startswith("[") and host.endswith("]"):
-        return _resolve(host[1:-1], port, text, socket.AF_INET6)
+        return _resolve(host[1:-1], port, text, _socket.AF_INET6)
     if ":" in host:
         raise ActivationError(f"bad socket address {text!r}: write IPv6 as [ADDR]:PORT")
-    return _resolve(host or "0.0.0.0", port, text, socket.AF_UNSPEC)
+    return _resolve(host or "0.0.0.0", port, text, _socket.AF_UNSPEC)
 
 
-def _resolve(host: str, port: int, text: str, family: socket.AddressFamily) -> Address:
+def _resolve(host: str, port: int, text: str, family: int) -> Address:
     try:
-        infos = socket.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+        infos = _socket.getaddrinfo(host, port, family=family, type=_socket.SOCK_STREAM)
+    except _socket.gaierror as exc:
         raise ActivationError(
             f"cannot resolve socket address {text!r}: {exc.strerror}", errno.EADDRNOTAVAIL
         ) from None
@@ -222,8 +232,8 @@ def _sockname_key(sockname: Any) -> tuple[Any, ...]:
     if isinstance(sockname, str | bytes):
         return ("unix", sockname)
     host, port = str(sockname[0]).partition("%")[0], sockname[1]
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return (family, socket.inet_pton(family, host), port)
+    family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+    return (family, _socket.inet_pton(family, host), port)
 
 
 def _format_sockname(sockname: Any) -> str:
@@ -239,7 +249,7 @@ def _format_sockname(sockname: Any) -> str:
 
 
 def _bind(address: Address, protocol: str, config: Config) -> Listener:
-    sock = socket.socket(address.family, socket.SOCK_STREAM)
+    sock = _socket.socket(address.family, _socket.SOCK_STREAM)
     try:
         _bind_and_listen(sock, address, config)
     except OSError as exc:
@@ -256,7 +266,7 @@ def _bind(address: Address, protocol: str, config: Config) -> Listener:
     return Listener(sock, protocol, str(shown), inherited=False)
 
 
-def _bind_and_listen(sock: socket.socket, address: Address, config: Config) -> None:
+def _bind_and_listen(sock: _socket.socket, address: Address, config: Config) -> None:
     if address.is_unix:
         assert isinstance(address.sockaddr, str)
         mode = _parse_mode(config.chmod_socket) if config.chmod_socket else None
@@ -265,13 +275,13 @@ def _bind_and_listen(sock: socket.socket, address: Address, config: Config) -> N
         if mode is not None:
             os.chmod(address.sockaddr, mode)
     else:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if address.family == socket.AF_INET6:
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        if address.family == _socket.AF_INET6:
             # [::]:PORT and :PORT may both be configured; keep IPv6 sockets IPv6-only.
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
         # Hand a connection to accept() only once its first bytes arrived: no worker
         # accepts, finds nothing to read and parks it (the socket unit's DeferAcceptSec=).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+        sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_DEFER_ACCEPT, 1)
         sock.bind(address.sockaddr)
     sock.listen(config.listen or kernel_backlog_max())
 
@@ -284,12 +294,14 @@ def _remove_stale_unix_socket(path: str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise FileExistsError(errno.EEXIST, "exists and is not a socket", path)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)  # left behind by a process that is gone
-            return
+    probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # left behind by a process that is gone
+        return
+    finally:
+        probe.close()
     raise OSError(errno.EADDRINUSE, "another process is listening on it")
 
 
@@ -309,4 +321,4 @@ def kernel_backlog_max() -> int:
         with open(SOMAXCONN_PATH, encoding="ascii") as file:
             return int(file.read())
     except (OSError, ValueError):
-        return socket.SOMAXCONN
+        return _socket.SOMAXCONN

@@ -11,23 +11,33 @@ values live in load.py.
 
 from __future__ import annotations
 
-import enum
+from sockactd.symbol import Symbol
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Final
+    from typing import ClassVar, Final
 
 __all__ = ["SETTINGS", "Kind", "Setting", "by_name"]
 
 
-class Kind(enum.Enum):
-    STR = "string"
-    INT = "integer"
-    FLOAT = "number"
-    BOOL = "boolean"
-    LIST = "list of strings"  # repeatable flag, TOML array, comma-separated in the environment
-    CHOICE = "one of"
+class Kind(Symbol):
+    """A setting's type (a Symbol: settings are read before the first fork, no enum)."""
+
+    STR: ClassVar[Kind]
+    INT: ClassVar[Kind]
+    FLOAT: ClassVar[Kind]
+    BOOL: ClassVar[Kind]
+    LIST: ClassVar[Kind]  # repeatable flag, TOML array, comma-separated in the environment
+    CHOICE: ClassVar[Kind]
+
+
+Kind.STR = Kind("STR", "string")
+Kind.INT = Kind("INT", "integer")
+Kind.FLOAT = Kind("FLOAT", "number")
+Kind.BOOL = Kind("BOOL", "boolean")
+Kind.LIST = Kind("LIST", "list of strings")
+Kind.CHOICE = Kind("CHOICE", "one of")
 
 
 class Setting:

@@ -49,7 +49,6 @@ from sockactd.osapi import describe_status
 from sockactd.sockets import Listener, close_listeners
 from sockactd.systemd.notify import Notifier, watchdog_interval
 from sockactd.triggers.base import open_trigger_watcher, rules_from_config
-from sockactd.worker.app import WSGIApp
 from sockactd.worker.board import Board
 from sockactd.worker.entry import fork_worker
 from sockactd.worker.status import FrameKind
@@ -57,6 +56,7 @@ from sockactd.worker.status import FrameKind
 if TYPE_CHECKING:
     from sockactd.osapi import Kernel
     from sockactd.triggers.base import TriggerSource
+    from sockactd.worker.app import WSGIApp
 
 __all__ = ["Master"]
 
@@ -151,7 +151,7 @@ class Master:
         return status_line(self)
 
     # --- the loop -----------------------------------------------------------
-    def run(self) -> ExitCode:
+    def run(self) -> int:
         log.info(
             "sockactd master %d serving %s on %s",
             os.getpid(),

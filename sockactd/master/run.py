@@ -14,21 +14,25 @@ workers already serve that first request.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from sockactd import log as sockactd_log
-from sockactd.errors import ActivationError, AppImportError, ExitCode
+from sockactd.errors import ActivationError, AppImportError
 from sockactd.osapi import MASTER_SIGNALS
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
-from sockactd.worker.app import WSGIApp, load_app, prepare_process
+from sockactd.worker.app import load_app, prepare_process
 from sockactd.worker.entry import fork_worker
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
+    import signal as _signal
+
     from sockactd.config.model import Config
+    from sockactd.worker.app import WSGIApp
+else:
+    import _signal  # signal.py's enums cost start-up time: see osapi.py
 
 __all__ = ["run"]
 
@@ -39,7 +43,7 @@ log = sockactd_log.get_logger(__name__)
 HANDOVER_ENV = "SOCKACTD_HANDOVER"
 
 
-def run(config: Config, argv: list[str] | None = None) -> ExitCode:
+def run(config: Config, argv: list[str] | None = None) -> int:
     sockactd_log.setup_logging(config.log_level, role="master")
     resuming = HANDOVER_ENV in os.environ
     notifier = Notifier.from_environ()
@@ -61,7 +65,7 @@ def run(config: Config, argv: list[str] | None = None) -> ExitCode:
     # From the first fork until the loop's handlers exist (Master.__init__), our signals
     # wait rather than kill the master by their default action. Before it, with no worker
     # yet, the defaults are right: Ctrl-C can still interrupt an app import that hangs.
-    signal.pthread_sigmask(signal.SIG_BLOCK, MASTER_SIGNALS)
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, MASTER_SIGNALS)
     first_workers = []
     if not resuming:  # after a standard reload the old workers serve while the new ones boot
         first_workers = [

@@ -19,17 +19,18 @@ No sockets, no clocks, no logging here (see worker/).
 
 from __future__ import annotations
 
-import enum
 import os
 import stat as stat_mod
 import sys
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
+from sockactd.symbol import Symbol
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType
-    from typing import IO, Final, TypeAlias
+    from typing import IO, ClassVar, Final, TypeAlias
 
     ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
     Headers: TypeAlias = list[tuple[str, str]]
@@ -85,13 +86,19 @@ class BodyTooLarge(OSError):
     """The request body exceeds limit-post; the worker answers 413 if it still can."""
 
 
-class Framing(enum.Enum):
-    """How the response body is delimited on the wire."""
+class Framing(Symbol):
+    """How the response body is delimited on the wire (a Symbol: no enum at start-up)."""
 
-    LENGTH = "length"  # Content-Length (the app's, or one we computed)
-    CHUNKED = "chunked"  # HTTP/1.1, length unknown
-    CLOSE = "close"  # HTTP/1.0 or uwsgi, length unknown: the connection closes after
-    NONE = "none"  # HEAD, 1xx, 204, 304: no body whatever the headers say
+    LENGTH: ClassVar[Framing]  # Content-Length (the app's, or one we computed)
+    CHUNKED: ClassVar[Framing]  # HTTP/1.1, length unknown
+    CLOSE: ClassVar[Framing]  # HTTP/1.0 or uwsgi, length unknown: the connection closes after
+    NONE: ClassVar[Framing]  # HEAD, 1xx, 204, 304: no body whatever the headers say
+
+
+Framing.LENGTH = Framing("LENGTH", "length")
+Framing.CHUNKED = Framing("CHUNKED", "chunked")
+Framing.CLOSE = Framing("CLOSE", "close")
+Framing.NONE = Framing("NONE", "none")
 
 
 # --- environ ---------------------------------------------------------------------

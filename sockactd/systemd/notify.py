@@ -17,18 +17,17 @@ This module never decides *when* to notify; the master does.
 
 from __future__ import annotations
 
-import enum
 import errno
 import os
 import time
-import warnings
 
 from sockactd.log import DEBUG, WARNING, get_logger
+from sockactd.symbol import Symbol
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from typing import Any, Protocol
+    from typing import Any, ClassVar, Protocol
 
     class _Sender(Protocol):
         def send(self, message: str) -> None:
@@ -44,9 +43,15 @@ log = get_logger(__name__)
 STATUS_MAX = 4096  # systemd accepts 16 KiB; a status line this long is already a bug
 
 
-class Backend(enum.Enum):
-    LIBSYSTEMD = "libsystemd"  # systemd.daemon.notify (systemd-python, C extension)
-    SDNOTIFY = "sdnotify"  # sdnotify.SystemdNotifier (pure Python)
+class Backend(Symbol):
+    """Which library sends our datagrams (a Symbol: no enum before the first fork)."""
+
+    LIBSYSTEMD: ClassVar[Backend]  # systemd.daemon.notify (systemd-python, C extension)
+    SDNOTIFY: ClassVar[Backend]  # sdnotify.SystemdNotifier (pure Python)
+
+
+Backend.LIBSYSTEMD = Backend("LIBSYSTEMD", "libsystemd")
+Backend.SDNOTIFY = Backend("SDNOTIFY", "sdnotify")
 
 
 class _LibsystemdSender:
@@ -92,6 +97,8 @@ class _SdnotifySender:
         # debug=True makes sdnotify raise instead of swallowing, so we can log the cause.
         # When connect() fails it drops its socket unclosed; CPython closes it at once,
         # and the ResourceWarning about it says nothing the caller's log will not.
+        import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             return sdnotify.SystemdNotifier(debug=True)

@@ -7,10 +7,8 @@ application code and nothing else: it never forks, binds or logs.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Callable
 
 from sockactd.errors import AppImportError
 
@@ -19,13 +17,12 @@ from sockactd.errors import AppImportError
 # import, --wsgi-file).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from sockactd.config.model import Config
 
     WSGIApp = Callable[..., Any]
-else:
-    WSGIApp = Callable  # others import the name at run time; only annotations use it
 
 __all__ = ["WSGIApp", "load_app", "prepare_process"]
 
@@ -68,8 +65,10 @@ def _import_target(config: Config) -> object:
         return getattr(_import_file(config.wsgi_file), config.callable)
     assert config.module is not None
     module_name, _, attr = config.module.partition(":")
-    module = importlib.import_module(module_name)
-    obj: object = module
+    # __import__ plus sys.modules is importlib.import_module for an absolute name, without
+    # importing the importlib package (and warnings) on the cold-start path.
+    __import__(module_name)
+    obj: object = sys.modules[module_name]
     for part in (attr or config.callable).split("."):
         obj = getattr(obj, part)
     return obj

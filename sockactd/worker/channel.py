@@ -12,9 +12,9 @@ that means for the request. This module does not log.
 
 from __future__ import annotations
 
+import _socket  # not socket: see sockets.py (its enums cost start-up time)
 import os
 import select
-import socket
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Channel"]
 
-_DONTWAIT: Final = socket.MSG_DONTWAIT
-_MORE: Final = socket.MSG_DONTWAIT | socket.MSG_MORE
+_DONTWAIT: Final = _socket.MSG_DONTWAIT
+_MORE: Final = _socket.MSG_DONTWAIT | _socket.MSG_MORE
 _RECV_SIZE: Final = 65536
 _SMALL: Final = 65536  # below this, head and body are joined into one send
 
@@ -115,7 +115,7 @@ class Channel:
         if not self._nodelay:
             self._nodelay = True
             try:
-                self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
             except OSError:
                 pass
 

@@ -1,9 +1,10 @@
 """The child side of a fork: turn a copy of the master into a worker.
 
 Order matters: signals first (so a SIGTERM during boot is not lost), then
-parent-death, then shedding everything that belongs to the master (notify
+a check that the master is still there, then shedding everything that belongs to the master (notify
 socket and NOTIFY_SOCKET, the master's fds), then the app, then READY on the
-status pipe, then serving. `run_worker` never returns: it ends in os._exit so
+status pipe, then serving. The parent-death signal is set once serving has
+begun (see `_watch_master`). `run_worker` never returns: it ends in os._exit so
 no master code (atexit handlers, finalizers of master objects) runs here.
 """
 
@@ -11,13 +12,12 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
 
 from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import get_logger
 from sockactd.osapi import MASTER_SIGNALS, set_parent_death_signal
-from sockactd.worker.app import WSGIApp, load_app
+from sockactd.worker.app import load_app
 from sockactd.worker.board import Board
 
 # Imported here, in the master, so the request path is loaded once and shared
@@ -27,11 +27,15 @@ from sockactd.worker.status import FrameKind, write_frame
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Callable, Sequence
     from typing import NoReturn
 
     from sockactd.config.model import Config
     from sockactd.sockets import Listener
+    from sockactd.worker.app import WSGIApp
+else:
+    import _signal  # signal.py's enums cost start-up time: see osapi.py
 
 __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 
@@ -102,12 +106,11 @@ def run_worker(spec: WorkerSpec) -> NoReturn:
         os._exit(code)
 
 
-def _run(spec: WorkerSpec) -> ExitCode:
+def _run(spec: WorkerSpec) -> int:
     set_drain_limit(spec.config.worker_reload_mercy)
     stop_fd, wakeup_fd = _install_signals()
-    set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != spec.master_pid:
-        return ExitCode.FAILURE  # the master died between fork and prctl
+        return ExitCode.FAILURE  # the master died right after the fork
     spec.close_in_child()
     for name in _MASTER_ONLY_ENV:
         os.environ.pop(name, None)
@@ -136,8 +139,22 @@ def _run(spec: WorkerSpec) -> ExitCode:
         spec.board,
         stop_fd,
         on_draining=lambda: write_frame(spec.status_fd, FrameKind.DRAINING),
+        settle=lambda: _watch_master(spec.master_pid),
     )
     return ExitCode.OK
+
+
+def _watch_master(master_pid: int) -> None:
+    """From now on die with the master (PR_SET_PDEATHSIG), and now if it is gone already.
+
+    serve() calls this after its first wake-up (at most a second after it starts),
+    not before: it needs ctypes, which costs milliseconds to import, while under socket
+    activation the first client waits for the answer. A master that died in between
+    is seen here, and this worker stops as the parent-death signal would have made it.
+    """
+    set_parent_death_signal(_signal.SIGTERM)
+    if os.getppid() != master_pid:
+        os.kill(os.getpid(), _signal.SIGTERM)
 
 
 def _install_signals() -> tuple[int, int]:
@@ -145,21 +162,21 @@ def _install_signals() -> tuple[int, int]:
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     # Meant for the master: a signal sent to the whole process group must not kill us.
     for sig in (
-        signal.SIGHUP,
-        signal.SIGUSR1,
-        signal.SIGUSR2,
-        signal.SIGTTIN,
-        signal.SIGTTOU,
-        signal.SIGWINCH,
+        _signal.SIGHUP,
+        _signal.SIGUSR1,
+        _signal.SIGUSR2,
+        _signal.SIGTTIN,
+        _signal.SIGTTOU,
+        _signal.SIGWINCH,
     ):
-        signal.signal(sig, signal.SIG_IGN)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGQUIT, _exit_now)
-    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    signal.signal(signal.SIGTERM, _graceful)
+        _signal.signal(sig, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGQUIT, _exit_now)
+    _signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    _signal.signal(_signal.SIGTERM, _graceful)
     # Blocked by a master that was still starting when it forked us (osapi.MASTER_SIGNALS).
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER_SIGNALS)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, MASTER_SIGNALS)
     return read_fd, write_fd
 
 
@@ -167,7 +184,7 @@ def _graceful(signum: int, frame: object) -> None:
     """Present so CPython writes to the wakeup fd; serve() sees it and drains."""
     # Bound the drain even if the master is gone (parent-death signal is SIGTERM):
     # the default SIGALRM action ends the process.
-    signal.alarm(_drain_limit)
+    _signal.alarm(_drain_limit)
 
 
 _drain_limit = 120

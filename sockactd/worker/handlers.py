@@ -14,7 +14,6 @@ serve.py does.
 
 from __future__ import annotations
 
-import enum
 import time
 
 from sockactd.errors import ProtocolError
@@ -27,13 +26,14 @@ from sockactd.protocols.wsgi import (
     InputStream,
     http_environ,
 )
+from sockactd.symbol import Symbol
 from sockactd.worker.exchange import Response, error_response, log_access, run_app
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, Final, Protocol
+    from typing import Any, ClassVar, Final, Protocol
 
     from sockactd.config.model import Config
     from sockactd.protocols.uwsgi import UwsgiHead
@@ -63,9 +63,15 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DRAIN_LIMIT: Final = 65536  # unread body up to this size is discarded to keep the connection
 
 
-class Next(enum.Enum):
-    PARK = "park"  # wait in the selector for the next bytes
-    CLOSE = "close"
+class Next(Symbol):
+    """What the loop does with a connection after a handler's turn (a Symbol: no enum)."""
+
+    PARK: ClassVar[Next]  # wait in the selector for the next bytes
+    CLOSE: ClassVar[Next]
+
+
+Next.PARK = Next("PARK", "park")
+Next.CLOSE = Next("CLOSE", "close")
 
 
 # Members as module constants: Next.X is a class attribute lookup (~50 ns in 3.11).

@@ -29,12 +29,10 @@ anything a client does.
 
 from __future__ import annotations
 
-import _socket
+import _socket  # not socket, nor signal below: their enums cost start-up time (sockets.py)
 import errno
 import os
 import select
-import signal
-import socket
 import time
 
 from sockactd.log import get_logger
@@ -46,6 +44,7 @@ from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
 # queue and threading are imported by _Pool, i.e. only with --threads > 1.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from collections.abc import Callable, Sequence
     from typing import Any, Final
 
@@ -54,6 +53,8 @@ if TYPE_CHECKING:
     from sockactd.worker.board import Board
     from sockactd.worker.exchange import WSGIApp
     from sockactd.worker.handlers import Handler
+else:
+    import _signal
 
 __all__ = ["serve"]
 
@@ -62,7 +63,7 @@ log = get_logger(__name__)
 _ACCEPT_BATCH: Final = 16
 _IN: Final = select.EPOLLIN
 _ONESHOT: Final = select.EPOLLIN | select.EPOLLONESHOT
-_STREAM: Final = int(socket.SOCK_STREAM)
+_STREAM: Final = _socket.SOCK_STREAM
 _PARK: Final = Next.PARK  # a module constant: Next.PARK is a slower class lookup
 _CLOSE: Final = Next.CLOSE
 _STOP_TICK: Final = 0.05
@@ -79,12 +80,17 @@ def serve(
     board: Board,
     stop_fd: int,
     on_draining: Callable[[], None] | None = None,
+    settle: Callable[[], None] | None = None,
 ) -> None:
-    """Serve requests until stop_fd is readable or max-requests is reached, then drain."""
+    """Serve requests until stop_fd is readable or max-requests is reached, then drain.
+
+    `settle` runs once, after the first wake-up has been handled: set-up that can wait
+    until the first waiting client has been served (entry.py's parent-death signal).
+    """
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
     if config.threads <= 1:
         board.single_threaded()
-    server = _Server(listeners, ctx, stop_fd, on_draining)
+    server = _Server(listeners, ctx, stop_fd, on_draining, settle)
     restore = _flag_on_sigterm(ctx)
     try:
         server.run()
@@ -110,7 +116,7 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
     The wakeup pipe only wakes the loop; a response being written inline at that
     moment must already know the worker is stopping.
     """
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = _signal.getsignal(_signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         ctx.closing = True
@@ -118,12 +124,12 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
             previous(signum, frame)
 
     try:
-        signal.signal(signal.SIGTERM, on_sigterm)
+        _signal.signal(_signal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread (tests serve on threads): nothing to chain
         return lambda: None
 
     def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
+        _signal.signal(_signal.SIGTERM, previous)
 
     return restore
 
@@ -135,7 +141,7 @@ class _Port:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: _socket.socket,
         base: dict[str, Any],
         factory: Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler],
         tcp: bool,
@@ -150,7 +156,7 @@ class _Port:
 def _port(listener: Listener, multithread: bool, multiprocess: bool) -> _Port:
     sock = listener.sock
     base = wsgi_keys("http", multithread, multiprocess)
-    tcp = sock.family in (socket.AF_INET, socket.AF_INET6)
+    tcp = sock.family in (_socket.AF_INET, _socket.AF_INET6)
     if listener.protocol == "uwsgi":
         return _Port(sock, base, UwsgiHandler, tcp)
     if tcp:
@@ -168,11 +174,13 @@ class _Server:
         ctx: Context,
         stop_fd: int,
         on_draining: Callable[[], None] | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         config = ctx.config
         self.ctx = ctx
         self.stop_fd = stop_fd
         self.on_draining = on_draining
+        self.settle = settle
         self.threads = config.threads
         self.epoll = select.epoll()
         self.conns: dict[int, Handler] = {}
@@ -211,6 +219,9 @@ class _Server:
                 elif fd == self.stop_fd:
                     self._drain_stop_fd()
                     self._begin_stop("SIGTERM")
+            if self.settle is not None:
+                settle, self.settle = self.settle, None
+                settle()
             if self.ctx.closing and not self.stopping:
                 self._begin_stop(self._why_closing())
             now = time.monotonic()
@@ -341,7 +352,7 @@ def step(handler: Handler) -> Next:
 def _bytes_waiting(handler: Handler) -> bool:
     """True when the client already sent more (a request racing our close): serve it."""
     try:
-        return bool(handler.channel.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        return bool(handler.channel.sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT))
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:

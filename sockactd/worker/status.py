@@ -15,19 +15,33 @@ request would cost a system call each.
 
 from __future__ import annotations
 
-import enum
 import os
 import struct
+
+from sockactd.symbol import Symbol
+
+TYPE_CHECKING = False  # typing is not imported at run time: cold start
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 __all__ = ["Frame", "FrameKind", "FrameReader", "write_frame"]
 
 _HEADER = struct.Struct(">cI")
 
 
-class FrameKind(enum.Enum):
-    READY = b"R"
-    BOOT_FAILED = b"F"
-    DRAINING = b"D"
+class FrameKind(Symbol):
+    """The kind byte of a frame (a Symbol: this module is on the worker's start-up path)."""
+
+    READY: ClassVar[FrameKind]
+    BOOT_FAILED: ClassVar[FrameKind]
+    DRAINING: ClassVar[FrameKind]
+    value: bytes
+
+
+FrameKind.READY = FrameKind("READY", b"R")
+FrameKind.BOOT_FAILED = FrameKind("BOOT_FAILED", b"F")
+FrameKind.DRAINING = FrameKind("DRAINING", b"D")
+_KINDS = {kind.value: kind for kind in (FrameKind.READY, FrameKind.BOOT_FAILED, FrameKind.DRAINING)}
 
 
 class Frame:
@@ -76,5 +90,5 @@ class FrameReader:
                 break
             payload = bytes(self._buffer[_HEADER.size : _HEADER.size + size])
             del self._buffer[: _HEADER.size + size]
-            frames.append(Frame(FrameKind(kind), payload.decode("utf-8", "replace")))
+            frames.append(Frame(_KINDS[kind], payload.decode("utf-8", "replace")))
         return frames

@@ -286,7 +286,7 @@ def test_console_script(loop: Loop, sock_path: str) -> None:
 def test_missing_socket_is_unreachable(tmp_path: Path) -> None:
     path = str(tmp_path / "nowhere" / "control.sock")
     code, out, err = finished(ctl("--control-socket", path, "reload", "--wait"))
-    assert code == 6 == ExitCode.CONTROL_UNREACHABLE.value
+    assert code == 6 == ExitCode.CONTROL_UNREACHABLE
     assert out == ""
     assert path in err and "no such file" in err
 

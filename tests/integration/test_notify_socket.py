@@ -86,7 +86,7 @@ CALLS: list[tuple[str, Callable[[Notifier], None], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize("backend", list(Backend))
+@pytest.mark.parametrize("backend", Backend.members())
 @pytest.mark.parametrize(("call", "expected"), [c[1:] for c in CALLS], ids=[c[0] for c in CALLS])
 def test_each_call_is_one_datagram_with_all_its_fields(
     listener: NotifyListener,
@@ -102,7 +102,7 @@ def test_each_call_is_one_datagram_with_all_its_fields(
     notifier.close()
 
 
-@pytest.mark.parametrize("backend", list(Backend))
+@pytest.mark.parametrize("backend", Backend.members())
 def test_reloading_carries_monotonic_usec(listener: NotifyListener, backend: Backend) -> None:
     notifier = Notifier.from_environ(os.environ, backend=backend)
     before = monotonic_usec()
@@ -116,7 +116,7 @@ def test_reloading_carries_monotonic_usec(listener: NotifyListener, backend: Bac
     notifier.close()
 
 
-@pytest.mark.parametrize("backend", list(Backend))
+@pytest.mark.parametrize("backend", Backend.members())
 def test_send_failure_is_logged_once_and_never_raises(
     short_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -141,7 +141,7 @@ def test_send_failure_is_logged_once_and_never_raises(
         notifier.close()
 
 
-@pytest.mark.parametrize("backend", list(Backend))
+@pytest.mark.parametrize("backend", Backend.members())
 def test_forked_worker_cannot_notify_after_close_in_child(
     listener: NotifyListener, backend: Backend
 ) -> None:
@@ -173,7 +173,7 @@ ACTIVATED_APP = textwrap.dedent(
     from sockactd.sockets import close_listeners, open_listeners
     from sockactd.systemd.activation import take_inherited_fds
     from sockactd.systemd.notify import Notifier
-    import os, selectors
+    import os, selectors, socket
 
     listeners = open_listeners(Config(), take_inherited_fds())
     notifier = Notifier.from_environ()
@@ -182,7 +182,8 @@ ACTIVATED_APP = textwrap.dedent(
     with selectors.DefaultSelector() as selector:
         selector.register(listener.sock, selectors.EVENT_READ)
         selector.select(10)
-    conn, _ = listener.sock.accept()
+    # Listener.sock is a bare _socket.socket (no enum-converting accept wrapper)
+    conn = socket.socket(fileno=listener.sock._accept()[0])
     conn.sendall(b"hello from an activated process")
     conn.close()
     notifier.stopping("bye")

@@ -50,6 +50,11 @@ HEAVY = [
     "pathlib",
     "traceback",  # only to format an error
     "urllib.parse",  # only for a path with %-escapes
+    "enum",  # plus functools; sockactd's closed sets are sockactd.symbol.Symbol
+    "socket",  # its constants become enums (plus selectors): sockactd uses _socket
+    "selectors",
+    "signal",  # the same: sockactd uses _signal
+    "ctypes",  # for PR_SET_PDEATHSIG, set after a worker's first wake-up
 ]
 # The master's own machinery: loaded after the first workers are forked.
 MASTER_ONLY = [

@@ -130,7 +130,7 @@ def test_inherited_socket_is_wrapped_with_protocol_from_its_name(
     assert (listener.protocol, listener.inherited) == (protocol, True)
     assert listener.address == f"fd {inherited.fd} ({name}) 127.0.0.1:{port}"
     assert listener.sock.getblocking() is False
-    assert listener.sock.get_inheritable() is False
+    assert os.get_inheritable(listener.sock.fileno()) is False
     with socket.create_connection(("127.0.0.1", port), timeout=5):
         pass
 
@@ -204,7 +204,7 @@ def test_binds_tcp_with_kernel_max_backlog(opened: list[Listener]) -> None:
     assert listener.sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
     assert listener.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
     assert listener.sock.getblocking() is False
-    assert listener.sock.get_inheritable() is False
+    assert os.get_inheritable(listener.sock.fileno()) is False
     if shutil.which("ss"):
         assert ss_backlog(port) == kernel_backlog_max()
 

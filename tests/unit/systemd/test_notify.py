@@ -40,7 +40,7 @@ def test_watchdog_interval(environ: dict[str, str], expected: float | None) -> N
         pytest.param({"NOTIFY_SOCKET": "@abstract"}, True, id="abstract"),
     ],
 )
-@pytest.mark.parametrize("backend", list(Backend))
+@pytest.mark.parametrize("backend", Backend.members())
 def test_enabled_only_with_a_socket_address(
     environ: dict[str, str], enabled: bool, backend: Backend
 ) -> None:
