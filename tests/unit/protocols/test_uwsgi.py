@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from sockactd.errors import ProtocolError
+from sockactd.protocols import uwsgi
 from sockactd.protocols.uwsgi import UwsgiHead, UwsgiRequestParser, environ_from_vars
 
 LIMIT = 16384
@@ -103,11 +104,25 @@ def test_feeding_a_finished_parser_is_a_bug() -> None:
         ([("HTTP_COOKIE", "a=1"), ("HTTP_COOKIE", "b=2")], {"HTTP_COOKIE": "a=1; b=2"}),
         ([("SERVER_NAME", "a"), ("SERVER_NAME", "b")], {"SERVER_NAME": "b"}),
         ([("K", "v" * 5000)], {"K": "v" * 5000}),
+        # lengths of 256 and more: the high byte of the u16 is set (256: low byte 0)
+        ([("K" * 256, "v" * 256)], {"K" * 256: "v" * 256}),
+        ([("N" * 300, "\xe9" * 300), ("B", "")], {"N" * 300: "\xe9" * 300, "B": ""}),
     ],
 )
 def test_vars_table(pairs: list[tuple[str, str]], expected: dict[str, str]) -> None:
     head, _ = feed_all(packet(pairs, modifier2=7))
     assert head == UwsgiHead(0, 7, expected)
+
+
+def test_fast_parse_reads_long_lengths_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The careful parser gives the same dicts, so only this shows that the fast loop
+    # reads the high byte of each length (set from 256 on) rather than falling back.
+    def refuse(block: bytes, text: str) -> dict[str, str]:
+        raise AssertionError("a well-formed block fell back to _parse_vars_checked")
+
+    monkeypatch.setattr(uwsgi, "_parse_vars_checked", refuse)
+    pairs = [*NGINX_POST, ("K" * 256, "v" * 256), ("N" * 300, "\xe9\x00" * 150), ("B", "")]
+    assert uwsgi._parse_vars(encode_vars(pairs)) == dict(pairs)
 
 
 def header(modifier1: int, size: int, modifier2: int = 0) -> bytes:
@@ -128,6 +143,8 @@ def header(modifier1: int, size: int, modifier2: int = 0) -> bytes:
         (header(0, 4) + b"\x01\x00k\x00", LIMIT, "value length cut"),
         (header(0, 5) + b"\x01\x00k\x09\x00", LIMIT, "value of 9 bytes"),
         (header(0, 5) + encode_vars([("k", "v")])[:5], LIMIT, "value of 1 bytes"),
+        (header(0, 4) + b"\x00\x01kk", LIMIT, "key of 256 bytes"),
+        (header(0, 7) + b"\x01\x00k\x2c\x01vv", LIMIT, "value of 300 bytes"),
         (header(0, 4) + b"\x00\x00\x00\x00", LIMIT, "empty name"),
     ],
 )
@@ -266,6 +283,7 @@ def test_environ_over_a_base(pairs: list[tuple[str, str]], expected: dict[str, o
         ([("A", "1"), ("HTTP_X", "a"), ("B", "2"), ("HTTP_X", "b")], {"HTTP_X": "a, b"}),
         ([("HTTP_X", "a"), ("HTTP_X", "b"), ("HTTP_X", "c")], {"HTTP_X": "a, b, c"}),
         ([("X", "1"), ("X", "2")], {"X": "2"}),  # not a header: the last one wins
+        ([("HTTP_X", "a" * 300), ("Y", ""), ("HTTP_X", "b")], {"HTTP_X": "a" * 300 + ", b"}),
         ([("K", "")], {"K": ""}),
         ([("K", "\xe9\x00\xff")], {"K": "\xe9\x00\xff"}),  # any byte, as latin-1
     ],
