@@ -1,9 +1,10 @@
 """Through nginx: uwsgi_pass to sockactd and to uWSGI, proxy_pass to gunicorn, same app, same run.
 
-    .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--transport tcp|unix|both]
-                                    [--write]
+    .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--rounds 3]
+                                    [--transport tcp|unix|both] [--write]
 
-One server at a time, 2 workers each, app bench/apps/hello.py, each behind its own
+One server at a time, rounds interleaved across servers (each round starts the server
+and its nginx afresh), 2 workers each, app bench/apps/hello.py, each behind its own
 nginx (tests/integration/nginx.py's NginxProcess: own prefix, pid file and logs in a
 temporary directory, 127.0.0.1 only, 1 worker process). wrk talks keep-alive to nginx;
 nginx opens a new upstream connection per request for uwsgi_pass (the protocol has
@@ -62,9 +63,12 @@ def wait_listening(proc: common.Running, address: str, timeout: float = 20.0) ->
     raise RuntimeError(f"{proc.server.name} never listened on {address}")
 
 
-def measure(name: str, transport: str, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
+def measure_round(
+    name: str, transport: str, args: argparse.Namespace, tmp: Path, round_no: int
+) -> dict[str, object]:
+    """One wrk run through a fresh nginx to a freshly started upstream."""
     if transport == "unix":
-        address = str(tmp / f"{name}-upstream.sock")
+        address = str(tmp / f"{name}-upstream-{round_no}.sock")
         upstream = f"unix:{address}"
     else:
         address = upstream = f"127.0.0.1:{common.free_port()}"
@@ -72,39 +76,38 @@ def measure(name: str, transport: str, args: argparse.Namespace, tmp: Path) -> d
     proc = common.Running(server, tmp / f"{name}-{transport}.log")
     try:
         wait_listening(proc, address)
-        with NginxProcess(tmp / f"nginx-{name}-{transport}", upstream, mode) as nginx:
+        with NginxProcess(tmp / f"nginx-{name}-{transport}-{round_no}", upstream, mode) as nginx:
             if not common.http_ok(nginx.port):
                 raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
             url = f"http://127.0.0.1:{nginx.port}/"
             common.run_wrk(common.wrk_argv(url, 2, args.connections, args.threads, False), 2)
+            time.sleep(1)
             argv = common.wrk_argv(url, args.duration, args.connections, args.threads, False)
-            results = []
-            for _ in range(args.rounds):
-                time.sleep(1)
-                results.append(common.run_wrk(argv, args.duration))
+            result = common.run_wrk(argv, args.duration)
             location = nginx.render_config().split("location / {", 1)[1].split("}", 1)[0]
         if not proc.alive():
             raise RuntimeError(f"{name} died under load:\n{proc.log_tail()}")
     finally:
         proc.stop()
-    return {
-        "name": name,
-        "transport": transport,
-        "mode": mode,
-        "server": server,
-        "wrk": argv,
-        "result": common.median_result(results),
-        "spread": common.spread(results),
-        "location": " ".join(location.split()),
-    }
+    return {"name": name, "transport": transport, "mode": mode, "server": server,
+            "wrk": argv, "result": result, "location": " ".join(location.split())}  # fmt: skip
+
+
+def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
+    """One row from the rounds of one upstream: the median run, and the min-max spread."""
+    results = [run["result"] for run in runs]
+    assert all(isinstance(result, common.WrkResult) for result in results)
+    typed = [result for result in results if isinstance(result, common.WrkResult)]
+    return {**runs[-1], "result": common.median_result(typed), "spread": common.spread(typed)}
 
 
 def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     out = [f"Machine: {common.machine_summary()}\n"]
     out.append(
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency` "
-        f"(keep-alive) to nginx-light (1 worker process), {args.rounds} runs each: req/s "
-        "median (min-max), latencies median, errors summed; 2 app workers each, app "
+        f"(keep-alive) to nginx-light (1 worker process), {args.rounds} runs each, "
+        "interleaved across upstreams (a fresh server and nginx per run): req/s median "
+        "(min-max), latencies median, errors summed; 2 app workers each, app "
         "`bench/apps/hello.py`.\n"
     )
     table = []
@@ -165,14 +168,24 @@ def main() -> None:
     parser.add_argument("--transport", choices=("tcp", "unix", "both"), default="tcp")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
-    rows = []
+    names = args.only.split(",")
+    transports = ("tcp", "unix") if args.transport == "both" else (args.transport,)
+    runs: dict[tuple[str, str], list[dict[str, object]]] = {
+        (name, transport): [] for transport in transports for name in names
+    }
     with tempfile.TemporaryDirectory(prefix="sockactd-nginx-") as tmp_name:
         common.pin_sockactd(Path(tmp_name))
-        transports = ("tcp", "unix") if args.transport == "both" else (args.transport,)
-        for transport in transports:
-            for name in args.only.split(","):
-                print(f"# {name} behind nginx ({transport})", file=sys.stderr, flush=True)
-                rows.append(measure(name, transport, args, Path(tmp_name)))
+        # Rounds are interleaved (sockactd, uWSGI, gunicorn, then again): this VM's speed
+        # drifts by 10-20% over minutes, and back-to-back rounds of one server would
+        # charge that drift to whichever server happened to run then.
+        for round_no in range(args.rounds):
+            for name, transport in runs:
+                print(f"# {name} behind nginx ({transport}), round {round_no + 1}/"
+                      f"{args.rounds}", file=sys.stderr, flush=True)  # fmt: skip
+                runs[name, transport].append(
+                    measure_round(name, transport, args, Path(tmp_name), round_no)
+                )
+    rows = [summarize(done) for done in runs.values()]
     report = render(rows, args)
     print(report)
     if args.write:
