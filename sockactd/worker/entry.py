@@ -152,7 +152,12 @@ def _watch_master(master_pid: int) -> None:
     activation the first client waits for the answer. A master that died in between
     is seen here, and this worker stops as the parent-death signal would have made it.
     """
-    set_parent_death_signal(_signal.SIGTERM)
+    try:
+        set_parent_death_signal(_signal.SIGTERM)
+    except (OSError, ImportError) as exc:  # ctypes missing, or a seccomp filter refusing prctl
+        # Not worth ending a serving worker over: under systemd the unit's cgroup is
+        # stopped with the master anyway. Said once, so an operator knows.
+        log.warning("worker %d cannot follow its master's death: %s", os.getpid(), exc)
     if os.getppid() != master_pid:
         os.kill(os.getpid(), _signal.SIGTERM)
 

@@ -7,11 +7,15 @@ the check that catches a master that died before.
 
 from __future__ import annotations
 
+import logging
 import os
 import select
 import signal
 import time
 
+import pytest
+
+from sockactd.worker import entry
 from sockactd.worker.entry import _watch_master
 
 TIMEOUT = 10.0
@@ -64,3 +68,15 @@ def test_worker_stops_at_once_when_its_master_died_before() -> None:
         assert os.waitpid(worker, 0)[1] == 0
     finally:
         os.close(report_r)
+
+
+def test_a_worker_that_cannot_set_the_signal_keeps_serving_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(sig: int) -> None:
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(entry, "set_parent_death_signal", refuse)
+    with caplog.at_level(logging.WARNING):
+        entry._watch_master(os.getppid())  # returns: the worker goes on serving
+    assert "cannot follow its master's death: [Errno 1] Operation not permitted" in caplog.text
