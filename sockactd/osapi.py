@@ -13,7 +13,7 @@ import time
 TYPE_CHECKING = False  # typing is not imported at run time: the workers need this module at once
 if TYPE_CHECKING:
     import signal
-    import signal as _signal
+    import signal as csignal
     from typing import Protocol
 
     class Kernel(Protocol):
@@ -24,15 +24,17 @@ if TYPE_CHECKING:
         def monotonic(self) -> float: ...
 
 else:
-    # The C module under signal.py, which converts every constant to an enum when
-    # imported (with enum itself: milliseconds on the cold-start clock). Same names.
-    import _signal
+    # `csignal` is the C module under signal.py: the same functions and constants, but
+    # signal.py converts every constant to an enum when imported (with enum itself:
+    # milliseconds on the cold-start clock). Modules on the start-up path use this one.
+    import _signal as csignal
 
 
 __all__ = [
     "MASTER_SIGNALS",
     "Kernel",
     "RealKernel",
+    "csignal",
     "describe_status",
     "set_parent_death_signal",
 ]
@@ -44,15 +46,15 @@ PR_SET_PDEATHSIG = 1
 # its handlers exist, so one sent in between waits instead of ending the master.
 # Workers forked in that window unblock them too, after installing their own handlers.
 MASTER_SIGNALS = (
-    _signal.SIGTERM,
-    _signal.SIGINT,
-    _signal.SIGQUIT,
-    _signal.SIGHUP,
-    _signal.SIGUSR1,
-    _signal.SIGUSR2,
-    _signal.SIGTTIN,
-    _signal.SIGTTOU,
-    _signal.SIGCHLD,
+    csignal.SIGTERM,
+    csignal.SIGINT,
+    csignal.SIGQUIT,
+    csignal.SIGHUP,
+    csignal.SIGUSR1,
+    csignal.SIGUSR2,
+    csignal.SIGTTIN,
+    csignal.SIGTTOU,
+    csignal.SIGCHLD,
 )
 
 

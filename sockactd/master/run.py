@@ -18,7 +18,7 @@ import sys
 
 from sockactd import log as sockactd_log
 from sockactd.errors import ActivationError, AppImportError
-from sockactd.osapi import MASTER_SIGNALS
+from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
@@ -27,12 +27,8 @@ from sockactd.worker.entry import fork_worker
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
-    import signal as _signal
-
     from sockactd.config.model import Config
     from sockactd.worker.app import WSGIApp
-else:
-    import _signal  # signal.py's enums cost start-up time: see osapi.py
 
 __all__ = ["run"]
 
@@ -65,7 +61,7 @@ def run(config: Config, argv: list[str] | None = None) -> int:
     # From the first fork until the loop's handlers exist (Master.__init__), our signals
     # wait rather than kill the master by their default action. Before it, with no worker
     # yet, the defaults are right: Ctrl-C can still interrupt an app import that hangs.
-    _signal.pthread_sigmask(_signal.SIG_BLOCK, MASTER_SIGNALS)
+    csignal.pthread_sigmask(csignal.SIG_BLOCK, MASTER_SIGNALS)
     first_workers = []
     if not resuming:  # after a standard reload the old workers serve while the new ones boot
         first_workers = [

@@ -16,7 +16,7 @@ import os
 from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import get_logger
-from sockactd.osapi import MASTER_SIGNALS, set_parent_death_signal
+from sockactd.osapi import MASTER_SIGNALS, csignal, set_parent_death_signal
 from sockactd.worker.app import load_app
 from sockactd.worker.board import Board
 
@@ -27,15 +27,12 @@ from sockactd.worker.status import FrameKind, write_frame
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
-    import signal as _signal
     from collections.abc import Callable, Sequence
     from typing import NoReturn
 
     from sockactd.config.model import Config
     from sockactd.sockets import Listener
     from sockactd.worker.app import WSGIApp
-else:
-    import _signal  # signal.py's enums cost start-up time: see osapi.py
 
 __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 
@@ -153,13 +150,13 @@ def _watch_master(master_pid: int) -> None:
     is seen here, and this worker stops as the parent-death signal would have made it.
     """
     try:
-        set_parent_death_signal(_signal.SIGTERM)
+        set_parent_death_signal(csignal.SIGTERM)
     except (OSError, ImportError) as exc:  # ctypes missing, or a seccomp filter refusing prctl
         # Not worth ending a serving worker over: under systemd the unit's cgroup is
         # stopped with the master anyway. Said once, so an operator knows.
         log.warning("worker %d cannot follow its master's death: %s", os.getpid(), exc)
     if os.getppid() != master_pid:
-        os.kill(os.getpid(), _signal.SIGTERM)
+        os.kill(os.getpid(), csignal.SIGTERM)
 
 
 def _install_signals() -> tuple[int, int]:
@@ -167,21 +164,21 @@ def _install_signals() -> tuple[int, int]:
     read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     # Meant for the master: a signal sent to the whole process group must not kill us.
     for sig in (
-        _signal.SIGHUP,
-        _signal.SIGUSR1,
-        _signal.SIGUSR2,
-        _signal.SIGTTIN,
-        _signal.SIGTTOU,
-        _signal.SIGWINCH,
+        csignal.SIGHUP,
+        csignal.SIGUSR1,
+        csignal.SIGUSR2,
+        csignal.SIGTTIN,
+        csignal.SIGTTOU,
+        csignal.SIGWINCH,
     ):
-        _signal.signal(sig, _signal.SIG_IGN)
-    _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
-    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
-    _signal.signal(_signal.SIGQUIT, _exit_now)
-    _signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    _signal.signal(_signal.SIGTERM, _graceful)
+        csignal.signal(sig, csignal.SIG_IGN)
+    csignal.signal(csignal.SIGCHLD, csignal.SIG_DFL)
+    csignal.signal(csignal.SIGINT, csignal.SIG_DFL)
+    csignal.signal(csignal.SIGQUIT, _exit_now)
+    csignal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    csignal.signal(csignal.SIGTERM, _graceful)
     # Blocked by a master that was still starting when it forked us (osapi.MASTER_SIGNALS).
-    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, MASTER_SIGNALS)
+    csignal.pthread_sigmask(csignal.SIG_UNBLOCK, MASTER_SIGNALS)
     return read_fd, write_fd
 
 
@@ -189,7 +186,7 @@ def _graceful(signum: int, frame: object) -> None:
     """Present so CPython writes to the wakeup fd; serve() sees it and drains."""
     # Bound the drain even if the master is gone (parent-death signal is SIGTERM):
     # the default SIGALRM action ends the process.
-    _signal.alarm(_drain_limit)
+    csignal.alarm(_drain_limit)
 
 
 _drain_limit = 120

@@ -49,7 +49,7 @@ __all__ = ["Response", "error_response", "http_date", "run_app"]
 log = get_logger(__name__)
 access_log = get_logger(ACCESS_LOGGER)
 
-# Enum members as module constants: Framing.X is a class attribute lookup (~50 ns in
+# Framing members as module constants: Framing.X is a class attribute lookup (~50 ns in
 # 3.11), and the request path looks at the framing several times per response.
 _LENGTH: Final = Framing.LENGTH
 _CHUNKED: Final = Framing.CHUNKED
@@ -217,9 +217,13 @@ class Response:
         try:
             self.channel.send_parts(head, body, last)
         except OSError:
-            self.peer_gone = True
-            self.keep_alive = False
+            self._peer_lost()
             raise
+
+    def _peer_lost(self) -> None:
+        """A send failed: the client is gone, so no keep-alive and no 500 after it (run_app)."""
+        self.peer_gone = True
+        self.keep_alive = False
 
     def _framing(self, status: str, length: int | None) -> tuple[Framing, int | None]:
         """(framing, Content-Length to add ourselves or None)."""
@@ -259,8 +263,7 @@ class Response:
         try:
             self.channel.send(data)
         except OSError:
-            self.peer_gone = True
-            self.keep_alive = False
+            self._peer_lost()
             raise
 
     def _sendfile(self, wrapper: FileWrapper) -> bool:
@@ -277,8 +280,7 @@ class Response:
         try:
             sent = self.channel.sendfile(fd, offset, count)
         except OSError:
-            self.peer_gone = True
-            self.keep_alive = False
+            self._peer_lost()
             raise
         self.remaining -= sent
         self.sent += sent

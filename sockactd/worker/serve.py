@@ -29,13 +29,14 @@ anything a client does.
 
 from __future__ import annotations
 
-import _socket  # not socket, nor signal below: their enums cost start-up time (sockets.py)
+import _socket  # not socket: its enums cost start-up time (sockets.py); csignal likewise
 import errno
 import os
 import select
 import time
 
 from sockactd.log import get_logger
+from sockactd.osapi import csignal
 from sockactd.protocols.wsgi import wsgi_keys
 from sockactd.worker.channel import Channel
 from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
@@ -44,7 +45,6 @@ from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
 # queue and threading are imported by _Pool, i.e. only with --threads > 1.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import signal as _signal
     from collections.abc import Callable, Sequence
     from typing import Any, Final
 
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
     from sockactd.worker.board import Board
     from sockactd.worker.exchange import WSGIApp
     from sockactd.worker.handlers import Handler
-else:
-    import _signal
 
 __all__ = ["serve"]
 
@@ -115,7 +113,7 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
     The wakeup pipe only wakes the loop; a response being written inline at that
     moment must already know the worker is stopping.
     """
-    previous = _signal.getsignal(_signal.SIGTERM)
+    previous = csignal.getsignal(csignal.SIGTERM)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         ctx.closing = True
@@ -123,12 +121,12 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
             previous(signum, frame)
 
     try:
-        _signal.signal(_signal.SIGTERM, on_sigterm)
+        csignal.signal(csignal.SIGTERM, on_sigterm)
     except ValueError:  # not the main thread (tests serve on threads): nothing to chain
         return lambda: None
 
     def restore() -> None:
-        _signal.signal(_signal.SIGTERM, previous)
+        csignal.signal(csignal.SIGTERM, previous)
 
     return restore
 
@@ -136,7 +134,7 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
 class _Port:
     """One listener with what its connections need (a plain class: see handlers.Context)."""
 
-    __slots__ = ("base", "factory", "family", "sock", "tcp")
+    __slots__ = ("base", "factory", "sock", "tcp")
 
     def __init__(
         self,
@@ -146,7 +144,6 @@ class _Port:
         tcp: bool,
     ) -> None:
         self.sock = sock
-        self.family = int(sock.family)  # the property converts to an enum on every read
         self.base = base
         self.factory = factory
         self.tcp = tcp
@@ -258,7 +255,7 @@ class _Server:
         except OSError as exc:
             _log_accept_error(exc)
             return
-        sock = _socket.socket(port.family, _STREAM, 0, fd)
+        sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
         if self.pool is not None:
