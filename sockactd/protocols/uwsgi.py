@@ -19,8 +19,6 @@ PEP 3333 "native string" rule, so every byte survives the round trip.
 
 from __future__ import annotations
 
-import struct
-
 from sockactd.errors import ProtocolError
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
@@ -38,7 +36,6 @@ __all__ = [
 ]
 
 HEADER_SIZE: Final = 4
-_HEADER: Final = struct.Struct("<BHB")
 _WSGI_MODIFIER1: Final = 0
 # Duplicate request headers arrive as repeated HTTP_* vars; CGI wants one value.
 _COOKIE_VAR: Final = "HTTP_COOKIE"
@@ -112,15 +109,19 @@ def parse_packet(data: bytes, limit: int) -> tuple[UwsgiHead, bytes] | None:
 
     Raises ProtocolError as `UwsgiRequestParser.feed` does, as early as `data` proves it.
     """
-    if len(data) < HEADER_SIZE:
+    size = len(data)
+    if size < HEADER_SIZE:
         return None
-    modifier1, size, modifier2 = _HEADER.unpack_from(data)
-    _check_header(modifier1, size, limit)
-    end = HEADER_SIZE + size
-    if len(data) < end:
+    # the header read by hand, not with struct: this runs for every request
+    modifier1 = data[0]
+    datasize = data[1] | data[2] << 8
+    if modifier1 != _WSGI_MODIFIER1 or datasize > limit:
+        _check_header(modifier1, datasize, limit)
+    end = HEADER_SIZE + datasize
+    if size < end:
         return None
-    head = UwsgiHead(modifier1, modifier2, _parse_vars(data[HEADER_SIZE:end]))
-    return head, (data[end:] if len(data) > end else b"")
+    head = UwsgiHead(modifier1, data[3], _parse_vars(data, end))
+    return head, (data[end:] if size > end else b"")
 
 
 def _check_header(modifier1: int, size: int, limit: int) -> None:
@@ -130,40 +131,41 @@ def _check_header(modifier1: int, size: int, limit: int) -> None:
         raise ProtocolError(f"uwsgi vars block of {size} bytes exceeds limit {limit}", 431)
 
 
-def _parse_vars(block: bytes) -> dict[str, str]:
-    """The vars of a well-formed block, fast; anything odd goes to _parse_vars_checked."""
-    # latin-1 maps every byte to one character, so one decode of the whole block and
-    # slicing by the byte offsets gives each string: no per-string decode or struct call.
-    # This loop runs for every request, so it has no calls: a length cut short raises
-    # IndexError, and the careful parser then says exactly what is wrong.
-    text = block.decode("latin-1")
-    size = len(block)
+def _parse_vars(data: bytes, end: int) -> dict[str, str]:
+    """The vars of a well-formed block data[HEADER_SIZE:end], fast; anything odd goes to
+    _parse_vars_checked."""
+    # latin-1 maps every byte to one character, so one decode of the packet and slicing
+    # by the byte offsets gives each string: no per-string decode or struct call, and no
+    # copy of the block. This loop runs for every request, so it has no calls: a length
+    # cut short raises IndexError, and the careful parser then says exactly what is wrong.
+    text = (data if len(data) == end else data[:end]).decode("latin-1")
     found: dict[str, str] = {}
     count = 0
-    pos = 0
+    pos = HEADER_SIZE
     try:
-        while pos < size:
+        while pos < end:
             # u16 little-endian lengths: the low byte, plus the high byte only when it
             # is set. nginx's names and values are nearly all under 256 bytes, so this
             # skips a shift and an or per length: ~15% off a typical request (3.11).
             start = pos + 2
-            end = start + block[pos]
-            if block[pos + 1]:
-                end += block[pos + 1] << 8
-            value = end + 2
-            pos = value + block[end]
-            if block[end + 1]:
-                pos += block[end + 1] << 8
-            found[text[start:end]] = text[value:pos]
+            stop = start + data[pos]
+            if data[pos + 1]:
+                stop += data[pos + 1] << 8
+            value = stop + 2
+            pos = value + data[stop]
+            if data[stop + 1]:
+                pos += data[stop + 1] << 8
+            found[text[start:stop]] = text[value:pos]
             count += 1
     except IndexError:
         pass
     else:
         # checked once, not per var: the last length ended exactly at the end of the
         # block, no name was empty, no name came twice (those must be merged)
-        if pos == size and count == len(found) and "" not in found:
+        if pos == end and count == len(found) and "" not in found:
             return found
-    return _parse_vars_checked(block, text)  # raises, or merges repeated vars
+    block = data[HEADER_SIZE:end]
+    return _parse_vars_checked(block, block.decode("latin-1"))  # raises, or merges
 
 
 def _parse_vars_checked(block: bytes, text: str) -> dict[str, str]:

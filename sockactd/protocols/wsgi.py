@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     Write: TypeAlias = Callable[[bytes], None]
 
 __all__ = [
+    "EMPTY_INPUT",
     "BodyTooLarge",
     "ClientDisconnected",
     "FileWrapper",
@@ -196,6 +197,8 @@ class InputStream:
     they propagate to the app unchanged, so a cut-short body never looks complete.
     """
 
+    __slots__ = ("_buffer", "_eof", "_pull")
+
     def __init__(self, pull: Callable[[], bytes]) -> None:
         self._pull = pull
         self._buffer = bytearray()
@@ -302,20 +305,37 @@ class FileWrapper:
         return fd, offset, max(info.st_size - offset, 0)
 
 
+def _no_body() -> bytes:
+    return b""
+
+
+# wsgi.input of every request without a body. One object for all: at its end from the
+# start, it never changes (nothing is buffered, `_pull` is never called), so sharing it
+# is safe, and it saves making a stream and its buffer for nearly every GET.
+EMPTY_INPUT: Final = InputStream(_no_body)
+EMPTY_INPUT._eof = True
+
+
 # --- start_response ----------------------------------------------------------------------
 
 
 class StartResponse:
-    """The start_response callable of one request; the worker reads what it recorded."""
+    """The start_response callable of one request; the worker reads what it recorded.
 
-    __slots__ = ("content_length", "headers", "headers_sent", "status", "write")
+    `write` is PEP 3333's write(): the worker's Response subclasses this and sends.
+    One object, not two, because one is made for every request.
+    """
 
-    def __init__(self, write: Write) -> None:
-        self.write = write
+    __slots__ = ("content_length", "headers", "headers_sent", "status")
+
+    def __init__(self) -> None:
         self.status: str | None = None
         self.headers: Headers = []
         self.content_length: int | None = None
         self.headers_sent = False  # set by the worker once the head is on the wire
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError("the worker's Response sends the body")
 
     def __call__(self, status: str, headers: Headers, exc_info: ExcInfo | None = None) -> Write:
         if exc_info is not None:
@@ -327,10 +347,19 @@ class StartResponse:
         elif self.status is not None:
             raise ResponseError("start_response called twice without exc_info")
         self.content_length = _check_headers(headers)
-        _check_status(status)
+        if type(status) is not str or status not in _CHECKED_STATUS:
+            _check_status(status)
+            if len(_CHECKED_STATUS) >= _CHECKED_MAX:
+                _CHECKED_STATUS.clear()
+            _CHECKED_STATUS.add(status)
         self.status = status
         self.headers = headers
         return self.write
+
+
+# Status lines already found valid: apps send a handful of constant ones, and a set
+# lookup is cheaper than the checks (emptied when full, as _CHECKED below).
+_CHECKED_STATUS: set[str] = set()
 
 
 def _check_status(status: object) -> None:
@@ -401,11 +430,12 @@ def render_head(
     framing: Framing,
     length: int | None,
     connection: str | None,
-    date: str,
+    date: str | None,
 ) -> bytes:
-    """The response head. Adds Date, Content-Length (when `length` is ours), chunking, and
-    `Connection: <connection>` when given. Encodes latin-1 (validated by StartResponse)."""
-    parts = [f"HTTP/1.1 {status}\r\nDate: {date}\r\n"]
+    """The response head. Adds Date (unless None), Content-Length (when `length` is ours),
+    chunking, and `Connection: <connection>` when given. Encodes latin-1 (validated by
+    StartResponse)."""
+    parts = [f"HTTP/1.1 {status}\r\nDate: {date}\r\n" if date else f"HTTP/1.1 {status}\r\n"]
     for name, value in headers:
         parts.append(f"{name}: {value}\r\n")
     if framing is Framing.CHUNKED:

@@ -99,14 +99,19 @@ def error_response(status: int, keep_alive: bool = False) -> bytes:
     return head + body
 
 
-class Response:
-    """Writes one response. `keep_alive` may turn False while it is written."""
+class Response(StartResponse):
+    """Writes one response. `keep_alive` may turn False while it is written.
+
+    It is also the app's start_response (the StartResponse it extends records status and
+    headers): one object per request instead of two plus a bound method.
+    """
 
     __slots__ = (
         "body_pending",
         "channel",
         "chunked_ok",
         "close_follows",
+        "code",
         "framing",
         "head_only",
         "http10",
@@ -116,8 +121,6 @@ class Response:
         "peer_gone",
         "remaining",
         "sent",
-        "start",
-        "status",
         "uwsgi",
     )
 
@@ -132,6 +135,7 @@ class Response:
         uwsgi: bool = False,
         owner: Stopping | None = None,
     ) -> None:
+        StartResponse.__init__(self)
         self.channel = channel
         self.owner = owner
         self.head_only = head_only
@@ -139,11 +143,10 @@ class Response:
         self.keep_alive = keep_alive
         self.http10 = http10
         self.uwsgi = uwsgi
-        self.start = StartResponse(self.write)
         self.framing = _NONE
         self.remaining = -1  # body bytes still allowed by Content-Length; -1: no limit
         self.sent = 0  # body bytes written
-        self.status = 0  # numeric status once the head went out, for the access log
+        self.code = 0  # numeric status once the head went out, for the access log
         self.peer_gone = False
         self.input_status = 0  # 4xx when reading the request body failed
         # Set by the handler: True when unread request body makes keep-alive unsafe.
@@ -156,14 +159,14 @@ class Response:
         """The app's write() callable, also used for each piece of the result."""
         if type(data) is not bytes:
             raise ResponseError(f"response body must be bytes, got {type(data).__name__}")
-        if not self.start.headers_sent:
+        if not self.headers_sent:
             self._send_head(None, data)
         elif data:
             self._send_body(data)
 
     def send_result(self, result: Iterable[bytes]) -> None:
         length = iterable_length(result)
-        if length is not None and not self.start.headers_sent:
+        if length is not None and not self.headers_sent:
             # a list or tuple of bytes (iterable_length said so): no isinstance check here
             items: list[bytes] = result  # type: ignore[assignment]
             body = items[0] if len(items) == 1 else b"".join(items)
@@ -178,7 +181,7 @@ class Response:
         self.finish()
 
     def finish(self) -> None:
-        if not self.start.headers_sent:
+        if not self.headers_sent:
             self._send_head(0, b"")
         elif self.framing is _CHUNKED:
             self._wire(b"0\r\n\r\n")
@@ -187,8 +190,7 @@ class Response:
 
     def _send_head(self, length: int | None, first: bytes, last: bool = False) -> None:
         """Frame and send the head with `first`; `last`: nothing else of the body follows."""
-        start = self.start
-        status = start.status
+        status = self.status
         if status is None:
             raise ResponseError("the app did not call start_response before returning a body")
         framing, add_length = self._framing(status, length)
@@ -206,9 +208,12 @@ class Response:
                 connection = "close"
             elif self.http10:
                 connection = "keep-alive"
-        head = render_head(status, start.headers, framing, add_length, connection, http_date())
-        start.headers_sent = True
-        self.status = int(status[:3])
+        # uwsgi: the front end is the HTTP server and dates the response itself (nginx
+        # does, as it does for uWSGI, which sends no Date either)
+        date = None if self.uwsgi else http_date()
+        head = render_head(status, self.headers, framing, add_length, connection, date)
+        self.headers_sent = True
+        self.code = int(status[:3])
         body = self._frame(first) if first and framing is not _NONE else b""
         # The whole response of a list or tuple (no close() to run), and the connection
         # is closed right after (`close_follows`): on TCP these bytes then leave with
@@ -227,7 +232,7 @@ class Response:
 
     def _framing(self, status: str, length: int | None) -> tuple[Framing, int | None]:
         """(framing, Content-Length to add ourselves or None)."""
-        app_length = self.start.content_length
+        app_length = self.content_length
         if self.head_only or no_body_status(status):
             return _NONE, (length if app_length is None and self.head_only else None)
         if app_length is not None:
@@ -268,11 +273,11 @@ class Response:
 
     def _sendfile(self, wrapper: FileWrapper) -> bool:
         span = wrapper.sendfile_span()
-        if span is None or self.start.headers_sent or self.start.status is None:
+        if span is None or self.headers_sent or self.status is None:
             return False
         fd, offset, count = span
-        if self.start.content_length is not None:
-            count = min(count, self.start.content_length)
+        if self.content_length is not None:
+            count = min(count, self.content_length)
         self._send_head(count, b"")
         if self.framing is not _LENGTH:
             return True
@@ -291,7 +296,7 @@ def run_app(app: WSGIApp, environ: dict[str, Any], response: Response, board: Bo
     """Call the app and write its response; never raises (see the module rules)."""
     board.request_started()
     try:
-        result = app(environ, response.start)
+        result = app(environ, response)
         try:
             response.send_result(result)
         finally:
@@ -320,9 +325,9 @@ def _fail(response: Response, environ: dict[str, Any], exc: Exception) -> None:
             environ.get("PATH_INFO"),
             exc_info=exc,
         )
-    if response.start.headers_sent:
+    if response.headers_sent:
         return
-    response.status = status
+    response.code = status
     try:
         response.channel.send(error_response(status))
     except OSError:
@@ -336,7 +341,7 @@ def log_access(environ: dict[str, Any], response: Response, started: float) -> N
         environ.get("REQUEST_METHOD"),
         environ.get("REQUEST_URI") or environ.get("PATH_INFO"),
         environ.get("SERVER_PROTOCOL"),
-        response.status,
+        response.code,
         response.sent,
         (time.monotonic() - started) * 1000.0,
     )

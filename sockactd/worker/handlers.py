@@ -21,6 +21,7 @@ from sockactd.log import get_logger
 from sockactd.protocols.http import END, RequestHead, RequestParser
 from sockactd.protocols.uwsgi import UwsgiRequestParser, environ_from_vars, parse_packet
 from sockactd.protocols.wsgi import (
+    EMPTY_INPUT,
     BodyTooLarge,
     ClientDisconnected,
     InputStream,
@@ -189,7 +190,7 @@ class HttpHandler:
         environ = http_environ(
             self.base, head.method, head.target, head.version, head.headers, self.channel.peer
         )
-        environ["wsgi.input"] = InputStream(body.pull)
+        environ["wsgi.input"] = EMPTY_INPUT if body.done else InputStream(body.pull)
         if head.chunked:
             environ["wsgi.input_terminated"] = True
         if ctx.apply_forwarded is not None:
@@ -231,7 +232,7 @@ class _HttpBody:
         events = self.conn.parser.events
         if not events and self.head.expect_continue and not self.continue_sent:
             self.continue_sent = True
-            if not self.response.start.headers_sent:
+            if not self.response.headers_sent:
                 self.conn.channel.send(_CONTINUE)
         while not events:
             self._read_more()
@@ -357,16 +358,12 @@ class UwsgiHandler:
             body = _UwsgiBody(self.channel, self.remainder, length, response)
             environ["wsgi.input"] = InputStream(body.pull)
         else:
-            environ["wsgi.input"] = InputStream(_no_body)
+            environ["wsgi.input"] = EMPTY_INPUT
         started = time.monotonic() if ctx.config.access_log else 0.0
         ctx.count_request()
         run_app(ctx.app, environ, response, ctx.board)
         if started:
             log_access(environ, response, started)
-
-
-def _no_body() -> bytes:
-    return b""
 
 
 class _UwsgiBody:

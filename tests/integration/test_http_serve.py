@@ -385,6 +385,7 @@ def test_uwsgi_listener_is_served() -> None:
         data = read_until_close(sock)
         assert data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"hello")
         assert b"Content-Length: 5" in data
+        assert b"\r\nDate:" not in data  # the front end dates the response, as for uWSGI
 
 
 def test_no_child_left(tmp_path: Path) -> None:

@@ -161,6 +161,19 @@ def test_get_with_odd_characters(nginx: NginxProcess, mode: Mode) -> None:
     assert seen["scheme"] == "http"
 
 
+def test_responses_carry_one_date(nginx: NginxProcess, mode: Mode) -> None:
+    # uwsgi responses carry no Date (as uWSGI's): nginx, the HTTP server here, adds it.
+    conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=40)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert len(response.headers.get_all("Date") or []) == 1
+
+
 def test_post_several_megabytes(nginx: NginxProcess) -> None:
     payload = os.urandom(BIG)
     status, body = send(nginx, "POST", "/", body=payload)

@@ -122,7 +122,10 @@ def test_fast_parse_reads_long_lengths_itself(monkeypatch: pytest.MonkeyPatch) -
 
     monkeypatch.setattr(uwsgi, "_parse_vars_checked", refuse)
     pairs = [*NGINX_POST, ("K" * 256, "v" * 256), ("N" * 300, "\xe9\x00" * 150), ("B", "")]
-    assert uwsgi._parse_vars(encode_vars(pairs)) == dict(pairs)
+    block = encode_vars(pairs)
+    data = header(0, len(block)) + block
+    assert uwsgi._parse_vars(data, len(data)) == dict(pairs)
+    assert uwsgi._parse_vars(data + b"body", len(data)) == dict(pairs)  # a body follows
 
 
 def header(modifier1: int, size: int, modifier2: int = 0) -> bytes:

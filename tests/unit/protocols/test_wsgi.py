@@ -10,6 +10,7 @@ from wsgiref.validate import validator
 import pytest
 
 from sockactd.protocols.wsgi import (
+    EMPTY_INPUT,
     FileWrapper,
     Framing,
     InputStream,
@@ -94,10 +95,23 @@ def test_environ_has_every_pep_3333_key() -> None:
     assert env["wsgi.file_wrapper"] is FileWrapper
 
 
+class Recording(StartResponse):
+    """start_response whose write() keeps what the app wrote (the worker's Response sends)."""
+
+    __slots__ = ("sent",)
+
+    def __init__(self, sent: list[bytes]) -> None:
+        super().__init__()
+        self.sent = sent
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+
 def run_validated(app: Any, env: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     """Call `app` under wsgiref's validator with our environ and start_response."""
     sent: list[bytes] = []
-    start = StartResponse(sent.append)
+    start = Recording(sent)
     result = validator(app)(env, start)
     try:
         body = b"".join(result)
@@ -151,7 +165,7 @@ def test_input_stream_passes_a_cut_short_body_on() -> None:
 
 
 def ok(headers: list[tuple[str, str]]) -> StartResponse:
-    start = StartResponse(lambda data: None)
+    start = StartResponse()
     start("200 OK", headers)
     return start
 
@@ -187,7 +201,7 @@ def ok(headers: list[tuple[str, str]]) -> StartResponse:
 )
 def test_start_response_refuses(status: Any, headers: Any) -> None:
     with pytest.raises(ResponseError):
-        StartResponse(lambda data: None)(status, headers)
+        StartResponse()(status, headers)
 
 
 @pytest.mark.parametrize(
@@ -199,7 +213,7 @@ def test_start_response_refuses(status: Any, headers: Any) -> None:
     ],
 )
 def test_start_response_accepts(status: str, headers: list[tuple[str, str]]) -> None:
-    start = StartResponse(lambda data: None)
+    start = StartResponse()
     start(status, headers)
     assert (start.status, start.headers) == (status, headers)
 
@@ -224,7 +238,25 @@ def test_start_response_remembers_checked_headers_and_their_length(
         assert ok(list(headers)).content_length == 12
         for bad in ([("Connection", "close")], [("X", "a\nb")], [("Content-Length", "x")]):
             with pytest.raises(ResponseError):  # a refused pair is never remembered
-                StartResponse(lambda data: None)("200 OK", headers + bad)
+                StartResponse()("200 OK", headers + bad)
+
+
+@pytest.mark.parametrize("status", ["200", "2xx OK", "200 A\nB", "200 A\x00"])
+def test_a_refused_status_stays_refused(status: str) -> None:
+    StartResponse()("200 OK", [])  # a good status is remembered as checked ...
+    for _ in range(2):  # ... a bad one never is
+        with pytest.raises(ResponseError):
+            StartResponse()(status, [])
+
+
+def test_empty_input_is_at_its_end_and_stays_so() -> None:
+    for _ in range(2):
+        assert EMPTY_INPUT.read() == b""
+        assert EMPTY_INPUT.read(10) == b""
+        assert EMPTY_INPUT.readline() == b""
+        assert EMPTY_INPUT.readlines() == []
+        assert list(EMPTY_INPUT) == []
+        assert EMPTY_INPUT.drain(100)
 
 
 def test_start_response_twice_needs_exc_info() -> None:
