@@ -11,6 +11,9 @@ nginx opens a new upstream connection per request for uwsgi_pass (the protocol h
 no keep-alive) and keeps a pool for proxy_pass. Reports requests/s and p99.
 `--transport` picks how nginx reaches the servers: TCP on 127.0.0.1 (the default)
 or a UNIX socket (what a systemd deployment usually has); `both` measures each.
+`floor` (bench/floor.py) is a reference point, not a server: the least a pure-Python
+uwsgi server can do per request, with no checks at all. No correct pure-Python server
+beats it, so it shows how much of a gap to uWSGI is left for Python code to close.
 `--write` replaces the `nginx` section of bench/RESULTS.md.
 """
 
@@ -30,7 +33,7 @@ from bench import common
 from tests.integration.nginx import Mode, NginxProcess
 
 MODULE = "hello:app"
-SETUPS = ("sockactd", "uwsgi", "gunicorn")
+SETUPS = ("sockactd", "uwsgi", "gunicorn", "floor")
 
 
 def upstream_server(name: str, address: str, tmp: Path) -> tuple[common.Server, Mode]:
@@ -39,6 +42,9 @@ def upstream_server(name: str, address: str, tmp: Path) -> tuple[common.Server, 
         return common.sockactd(MODULE, uwsgi=address, control=tmp / "control.sock"), Mode.UWSGI
     if name == "uwsgi":
         return common.uwsgi(MODULE, uwsgi_socket=address), Mode.UWSGI
+    if name == "floor":  # a reference point, not a server: see bench/floor.py
+        floor = str(common.ROOT / "bench" / "floor.py")
+        return common.Server("floor", (common.PYTHON, floor, address)), Mode.UWSGI
     bind = address if ":" in address else f"unix:{address}"
     return common.gunicorn(MODULE, bind=bind), Mode.HTTP
 

@@ -1,0 +1,139 @@
+"""A reference point, not a server: the least a pure-Python uwsgi server can do per request.
+
+    .venv/bin/python bench/floor.py ADDRESS      (HOST:PORT or a UNIX socket path)
+
+bench/nginx.py runs it next to sockactd and uWSGI, behind the same nginx, with the
+same app and 2 forked workers. Per request it does only what no uwsgi server can
+skip: accept, one blocking read, walk the vars block (the loop sockactd uses), call
+the app, send the status line, the headers and the body in one write, close.
+
+It checks nothing -- no header validation, no limits, no timeouts, no error
+handling, no request body, no parking of slow clients, no scoreboard, no graceful
+stop -- so it is never to be deployed. What it measures is a ceiling: no correct
+pure-Python server can beat it on the same machine, so how far sockactd is from it
+says how much of the gap to uWSGI a pure-Python server can still close.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import select
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+
+from hello import app  # bench/apps is not a package: found through sys.path
+
+WORKERS = 2
+BASE: dict[str, Any] = {
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": "http",
+    "wsgi.errors": sys.stderr,
+    "wsgi.multithread": False,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    "wsgi.input": None,
+    "SCRIPT_NAME": "",
+}
+StartResponse = Callable[[str, list[tuple[str, str]]], None]
+
+
+def listen(address: str) -> _socket.socket:
+    if address.startswith("/"):
+        Path(address).unlink(missing_ok=True)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        sock.bind(address)
+    else:
+        host, port = address.rsplit(":", 1)
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(port)))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def parse(block: bytes) -> dict[str, Any]:
+    """The vars, as sockactd's fast loop walks them (without its checks)."""
+    text = block.decode("latin-1")
+    size = len(block)
+    found: dict[str, Any] = {}
+    pos = 0
+    while pos < size:
+        start = pos + 2
+        end = start + block[pos]
+        if block[pos + 1]:
+            end += block[pos + 1] << 8
+        value = end + 2
+        pos = value + block[end]
+        if block[end + 1]:
+            pos += block[end + 1] << 8
+        found[text[start:end]] = text[value:pos]
+    return found
+
+
+def serve(listener: _socket.socket) -> None:
+    epoll = select.epoll()
+    epoll.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+    family = listener.family
+    started: list[Any] = [None, None]
+
+    def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        started[0], started[1] = status, headers
+
+    while True:
+        epoll.poll(1.0)
+        try:
+            fd, _ = listener._accept()  # type: ignore[attr-defined]
+        except BlockingIOError:
+            continue
+        conn = _socket.socket(family, _socket.SOCK_STREAM, 0, fd)
+        try:
+            answer(conn, start_response, started)
+        except (OSError, IndexError):
+            pass  # a front end that went away, or a short read: this is not a real server
+        conn.close()
+
+
+def answer(conn: _socket.socket, start_response: StartResponse, started: list[Any]) -> None:
+    data = conn.recv(65536)
+    size = data[1] | data[2] << 8
+    environ = parse(data[4 : 4 + size])
+    environ.update(BASE)
+    result: Iterable[bytes] = app(environ, start_response)
+    body = b"".join(result)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in started[1])
+    conn.send(f"HTTP/1.1 {started[0]}\r\n{lines}\r\n".encode("latin-1") + body)
+
+
+def main() -> None:
+    listener = listen(sys.argv[1])
+    children = []
+    for _ in range(WORKERS):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            serve(listener)
+        children.append(pid)
+
+    def stop(signum: int, frame: Any) -> None:
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()
