@@ -186,6 +186,7 @@ def uwsgi(
     module: str,
     *,
     http: str | None = None,
+    http11: str | None = None,
     uwsgi_socket: str | None = None,
     processes: int = 2,
     lazy: bool = False,
@@ -198,6 +199,8 @@ def uwsgi(
     argv += ["--disable-logging", "--die-on-term"]
     if http:
         argv += ["--http-socket", http]
+    if http11:  # uWSGI's HTTP/1.1 socket: keeps connections alive (--http-socket closes them)
+        argv += ["--http11-socket", http11]
     if uwsgi_socket:
         argv += ["--socket", uwsgi_socket]
     if activated:

@@ -1,4 +1,4 @@
-"""Through nginx: uwsgi_pass to sockactd and to uWSGI, proxy_pass to gunicorn, same app, same run.
+"""Through nginx: uwsgi_pass and proxy_pass to sockactd and uWSGI, proxy_pass to gunicorn.
 
     .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--rounds 3]
                                     [--transport tcp|unix|both] [--write]
@@ -8,7 +8,9 @@ and its nginx afresh), 2 workers each, app bench/apps/hello.py, each behind its 
 nginx (tests/integration/nginx.py's NginxProcess: own prefix, pid file and logs in a
 temporary directory, 127.0.0.1 only, 1 worker process). wrk talks keep-alive to nginx;
 nginx opens a new upstream connection per request for uwsgi_pass (the protocol has
-no keep-alive) and keeps a pool for proxy_pass. Reports requests/s and p99.
+no keep-alive) and keeps up to KEEPALIVE (64) idle ones for proxy_pass, to sockactd's
+and uWSGI's HTTP/1.1 sockets and to gunicorn. Reports requests/s and p99, each
+relative to uWSGI behind uwsgi_pass.
 `--transport` picks how nginx reaches the servers: TCP on 127.0.0.1 (the default)
 or a UNIX socket (what a systemd deployment usually has); `both` measures each.
 `floor` (bench/floor.py) is a reference point, not a server: the least a pure-Python
@@ -33,7 +35,10 @@ from bench import common
 from tests.integration.nginx import Mode, NginxProcess
 
 MODULE = "hello:app"
-SETUPS = ("sockactd", "uwsgi", "gunicorn", "floor")
+SETUPS = ("sockactd", "uwsgi", "sockactd-http", "uwsgi-http", "gunicorn", "floor")
+# Idle upstream connections nginx keeps for proxy_pass: at least the requests in flight
+# (wrk's 50), or nginx closes the extra ones after each request (docs/nginx.md).
+KEEPALIVE = 64
 
 
 def upstream_server(name: str, address: str, tmp: Path) -> tuple[common.Server, Mode]:
@@ -42,6 +47,10 @@ def upstream_server(name: str, address: str, tmp: Path) -> tuple[common.Server, 
         return common.sockactd(MODULE, uwsgi=address, control=tmp / "control.sock"), Mode.UWSGI
     if name == "uwsgi":
         return common.uwsgi(MODULE, uwsgi_socket=address), Mode.UWSGI
+    if name == "sockactd-http":
+        return common.sockactd(MODULE, http=address, control=tmp / "control.sock"), Mode.HTTP
+    if name == "uwsgi-http":
+        return common.uwsgi(MODULE, http11=address), Mode.HTTP
     if name == "floor":  # a reference point, not a server: see bench/floor.py
         floor = str(common.ROOT / "bench" / "floor.py")
         return common.Server("floor", (common.PYTHON, floor, address)), Mode.UWSGI
@@ -82,7 +91,8 @@ def measure_round(
     proc = common.Running(server, tmp / f"{name}-{transport}.log")
     try:
         wait_listening(proc, address)
-        with NginxProcess(tmp / f"nginx-{name}-{transport}-{round_no}", upstream, mode) as nginx:
+        prefix = tmp / f"nginx-{name}-{transport}-{round_no}"
+        with NginxProcess(prefix, upstream, mode, keepalive=KEEPALIVE) as nginx:
             if not common.http_ok(nginx.port):
                 raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
             url = f"http://127.0.0.1:{nginx.port}/"
@@ -133,7 +143,7 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
             ratio = f"{result.requests_per_s / base.requests_per_s:.2f}"
         mode = row["mode"]
         assert isinstance(mode, Mode)
-        via = "uwsgi_pass" if mode is Mode.UWSGI else "proxy_pass (keepalive pool)"
+        via = "uwsgi_pass" if mode is Mode.UWSGI else f"proxy_pass (keepalive {KEEPALIVE})"
         table.append(
             [
                 row["name"],

@@ -93,6 +93,7 @@ class NginxProcess:
         *,
         read_timeout: float = 60.0,
         extra_server: str = "",
+        keepalive: int = 16,
     ) -> None:
         self.prefix = tmp_path
         self.upstream = upstream
@@ -100,6 +101,7 @@ class NginxProcess:
         self.port = free_port()
         self.read_timeout = read_timeout
         self.extra_server = extra_server  # more directives for the server block (tests)
+        self.keepalive = keepalive  # idle upstream connections nginx keeps (proxy_pass)
         self.conf_dir = tmp_path / "conf"
         self.conf_path = self.conf_dir / "nginx.conf"
         self.error_log = tmp_path / "logs" / "error.log"
@@ -237,7 +239,7 @@ http {{
     def _render_upstream(self) -> str:
         # idle upstream connections: nginx must give up before sockactd's keepalive-timeout (5s)
         keepalive = (
-            "        keepalive 16;\n        keepalive_timeout 4s;\n"
+            f"        keepalive {self.keepalive};\n        keepalive_timeout 4s;\n"
             if self.mode is Mode.HTTP
             else ""
         )
