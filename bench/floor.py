@@ -1,6 +1,6 @@
 """A reference point, not a server: the least a pure-Python uwsgi server can do per request.
 
-    .venv/bin/python bench/floor.py ADDRESS      (HOST:PORT or a UNIX socket path)
+    .venv/bin/python bench/floor.py ADDRESS [--busy-us N]   (HOST:PORT or a UNIX socket path)
 
 bench/nginx.py runs it next to sockactd and uWSGI, behind the same nginx, with the
 same app and 2 forked workers. Per request it does only what no uwsgi server can
@@ -12,6 +12,8 @@ handling, no request body, no parking of slow clients, no scoreboard, no gracefu
 stop -- so it is never to be deployed. What it measures is a ceiling: no correct
 pure-Python server can beat it on the same machine, so how far sockactd is from it
 says how much of the gap to uWSGI a pure-Python server can still close.
+`--busy-us N` spins N microseconds per request before calling the app: what each
+microsecond of server work costs in throughput on the machine at hand.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import select
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 from hello import app  # bench/apps is not a package: found through sys.path
 
 WORKERS = 2
+BUSY_S = float(sys.argv[3]) / 1e6 if sys.argv[2:3] == ["--busy-us"] else 0.0
 BASE: dict[str, Any] = {
     "wsgi.version": (1, 0),
     "wsgi.url_scheme": "http",
@@ -105,6 +109,10 @@ def answer(conn: _socket.socket, start_response: StartResponse, started: list[An
     size = data[1] | data[2] << 8
     environ = parse(data[4 : 4 + size])
     environ.update(BASE)
+    if BUSY_S:
+        until = time.perf_counter() + BUSY_S
+        while time.perf_counter() < until:
+            pass
     result: Iterable[bytes] = app(environ, start_response)
     body = b"".join(result)
     lines = "".join(f"{name}: {value}\r\n" for name, value in started[1])
