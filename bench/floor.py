@@ -4,7 +4,7 @@
 
 bench/nginx.py runs it next to sockactd and uWSGI, behind the same nginx, with the
 same app and 2 forked workers. Per request it does only what no uwsgi server can
-skip: accept, one blocking read, walk the vars block (the loop sockactd uses), call
+skip: accept, one blocking read, sockactd's own vars parser (protocols/uwsgi.py), call
 the app, send the status line, the headers and the body in one write, close.
 
 It checks nothing -- no header validation, no limits, no timeouts, no error
@@ -31,6 +31,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
 
 from hello import app  # bench/apps is not a package: found through sys.path
+
+from sockactd.errors import ProtocolError
+from sockactd.protocols.uwsgi import parse_packet
 
 WORKERS = 2
 BUSY_S = float(sys.argv[3]) / 1e6 if sys.argv[2:3] == ["--busy-us"] else 0.0
@@ -62,25 +65,6 @@ def listen(address: str) -> _socket.socket:
     return sock
 
 
-def parse(block: bytes) -> dict[str, Any]:
-    """The vars, as sockactd's fast loop walks them (without its checks)."""
-    text = block.decode("latin-1")
-    size = len(block)
-    found: dict[str, Any] = {}
-    pos = 0
-    while pos < size:
-        start = pos + 2
-        end = start + block[pos]
-        if block[pos + 1]:
-            end += block[pos + 1] << 8
-        value = end + 2
-        pos = value + block[end]
-        if block[end + 1]:
-            pos += block[end + 1] << 8
-        found[text[start:end]] = text[value:pos]
-    return found
-
-
 def serve(listener: _socket.socket) -> None:
     epoll = select.epoll()
     epoll.register(listener.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
@@ -99,16 +83,16 @@ def serve(listener: _socket.socket) -> None:
         conn = _socket.socket(family, _socket.SOCK_STREAM, 0, fd)
         try:
             answer(conn, start_response, started)
-        except (OSError, IndexError):
-            pass  # a front end that went away, or a short read: this is not a real server
+        except (OSError, ProtocolError):
+            pass  # a front end that went away, or a bad packet: this is not a real server
         conn.close()
 
 
 def answer(conn: _socket.socket, start_response: StartResponse, started: list[Any]) -> None:
-    data = conn.recv(65536)
-    size = data[1] | data[2] << 8
-    environ = parse(data[4 : 4 + size])
-    environ.update(BASE)
+    parsed = parse_packet(conn.recv(65536), 65535)
+    if parsed is None:
+        return  # a short read: nginx sends the whole packet at once, so this is not nginx
+    environ: dict[str, Any] = {**parsed[0].vars, **BASE}
     if BUSY_S:
         until = time.perf_counter() + BUSY_S
         while time.perf_counter() < until:
