@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tests.support import wait_until
 from tests.systemd.clients import APP_MODULE, app_settings, app_source, get
@@ -10,6 +11,7 @@ from tests.systemd.sandbox import Sandbox
 
 SERVICE = "sockactd@demo.service"
 SOCKET = "sockactd@demo.socket"
+EXAMPLES_HTTP = Path(__file__).resolve().parents[2] / "units" / "examples" / "http.conf"
 
 
 def test_first_connection_starts_the_service_and_is_answered(sandbox: Sandbox) -> None:
@@ -60,3 +62,32 @@ def test_status_text_is_live(sandbox: Sandbox) -> None:
     after = sandbox.prop(SERVICE, "StatusText")
     assert after and "reload" not in after.lower(), after
     assert get(sandbox.port).body["version"] == 2
+
+
+# Run inside the sandbox (its /run): one HTTP/1.1 request over a UNIX socket, reply on stdout.
+_UNIX_GET = """
+import socket, sys
+sock = socket.socket(socket.AF_UNIX)
+sock.settimeout(30)
+sock.connect(sys.argv[1])
+sock.sendall(b"GET /over-unix HTTP/1.1\\r\\nHost: app\\r\\nConnection: close\\r\\n\\r\\n")
+reply = b""
+while chunk := sock.recv(65536):
+    reply += chunk
+sys.stdout.write(reply.decode("latin-1"))
+"""
+
+
+def test_http_drop_in_serves_http_on_the_shipped_unix_socket(sandbox: Sandbox) -> None:
+    # units/examples/http.conf as an operator installs it, instead of the sandbox's TCP one
+    (sandbox.unit_dir / f"{SOCKET.replace('demo', '')}.d" / "tcp.conf").unlink()
+    sandbox.write_dropin(SOCKET.replace("demo", ""), "http.conf", EXAMPLES_HTTP.read_text())
+    sandbox.daemon_reload()
+    sandbox.write_config({"module": "sockactd.demo:app", "processes": 1})
+    sandbox.systemctl("start", SOCKET)
+    shown = sandbox.show(SOCKET, "Listen", "FileDescriptorName")
+    assert shown == {"Listen": "/run/sockactd/demo.sock (Stream)", "FileDescriptorName": "http"}
+    reply = sandbox.nsenter("/usr/bin/python3", "-c", _UNIX_GET, "/run/sockactd/demo.sock")
+    head, _, body = reply.stdout.partition("\n\n")  # text mode: CRLF reads as \n
+    assert head.startswith("HTTP/1.1 200 "), reply.stdout + sandbox.log(SERVICE)
+    assert '"path": "/over-unix"' in body, repr(reply.stdout)

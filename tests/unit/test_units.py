@@ -80,10 +80,11 @@ def test_verify_is_silent(instance: str, tmp_path: Path) -> None:
     assert verify(stage_units(tmp_path), instance) == ""
 
 
-def test_verify_tcp_drop_in(tmp_path: Path) -> None:
+@pytest.mark.parametrize("example", ["tcp.conf", "http.conf"])
+def test_verify_socket_drop_in(example: str, tmp_path: Path) -> None:
     units = stage_units(tmp_path)
     (units / "sockactd@.socket.d").mkdir()
-    shutil.copy(UNITS / "examples" / "tcp.conf", units / "sockactd@.socket.d" / "tcp.conf")
+    shutil.copy(UNITS / "examples" / example, units / "sockactd@.socket.d" / example)
     assert verify(units, "sockactd@demo.socket", "sockactd@demo.service") == ""
 
 
