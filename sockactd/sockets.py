@@ -17,7 +17,7 @@ from __future__ import annotations
 
 # _socket, not socket: socket.py turns hundreds of constants into enums when imported
 # (with enum, collections, functools and selectors: milliseconds on the cold-start clock,
-# while a client waits). Listener.sock is a __socket.socket (_socket.socket's base class).
+# while a client waits). Listener.sock is a _socket.socket (socket.socket's base class).
 import _socket
 import errno
 import os

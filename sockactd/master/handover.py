@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Handover", "exec_in_place", "take_handover"]
 
 log = get_logger(__name__)
-ENV = HANDOVER_ENV
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
     env.update(exec_fds.env)
     import json
 
-    env[ENV] = json.dumps(state)
+    env[HANDOVER_ENV] = json.dumps(state)
     argv = [sys.executable, "-m", "sockactd", *master.argv]
     master.inbox.block_for_exec()
     try:
@@ -113,7 +112,7 @@ def _worker_record(worker: Worker, moved: dict[int, int]) -> dict[str, object]:
 
 def take_handover(environ: MutableMapping[str, str] = os.environ) -> Handover | None:
     """Read and remove SOCKACTD_HANDOVER; None on a normal start."""
-    raw = environ.pop(ENV, None)
+    raw = environ.pop(HANDOVER_ENV, None)
     if raw is None:
         return None
     import json

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     WSGIApp = Callable[..., Any]
 
-__all__ = ["WSGIApp", "load_app", "prepare_process"]
+__all__ = ["load_app", "prepare_process"]  # and WSGIApp, a type for annotations only
 
 
 def prepare_process(config: Config) -> None:

@@ -41,7 +41,7 @@ class FrameKind(Symbol):
 FrameKind.READY = FrameKind("READY", b"R")
 FrameKind.BOOT_FAILED = FrameKind("BOOT_FAILED", b"F")
 FrameKind.DRAINING = FrameKind("DRAINING", b"D")
-_KINDS = {kind.value: kind for kind in (FrameKind.READY, FrameKind.BOOT_FAILED, FrameKind.DRAINING)}
+_KINDS = {kind.value: kind for kind in FrameKind.members()}
 
 
 class Frame:

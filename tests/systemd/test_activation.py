@@ -11,6 +11,7 @@ from tests.systemd.sandbox import Sandbox
 
 SERVICE = "sockactd@demo.service"
 SOCKET = "sockactd@demo.socket"
+SOCKET_TEMPLATE = "sockactd@.socket"
 EXAMPLES_HTTP = Path(__file__).resolve().parents[2] / "units" / "examples" / "http.conf"
 
 
@@ -80,8 +81,8 @@ sys.stdout.write(reply.decode("latin-1"))
 
 def test_http_drop_in_serves_http_on_the_shipped_unix_socket(sandbox: Sandbox) -> None:
     # units/examples/http.conf as an operator installs it, instead of the sandbox's TCP one
-    (sandbox.unit_dir / f"{SOCKET.replace('demo', '')}.d" / "tcp.conf").unlink()
-    sandbox.write_dropin(SOCKET.replace("demo", ""), "http.conf", EXAMPLES_HTTP.read_text())
+    (sandbox.unit_dir / f"{SOCKET_TEMPLATE}.d" / "tcp.conf").unlink()
+    sandbox.write_dropin(SOCKET_TEMPLATE, "http.conf", EXAMPLES_HTTP.read_text())
     sandbox.daemon_reload()
     sandbox.write_config({"module": "sockactd.demo:app", "processes": 1})
     sandbox.systemctl("start", SOCKET)
