@@ -1,4 +1,5 @@
-"""The `sandbox` fixture: a booted throw-away systemd per test (see sandbox.py).
+"""Fixtures: `sandbox` (a booted checkout sandbox), `host` (a booted package sandbox) and
+`deb` (this tree built into a .deb once per session). See sandbox.py.
 
 Every test here is marked `systemd`. Without root, unshare, the systemd binary or
 Debian's python3 modules the tests skip, and fail instead under SOCKACTD_REQUIRE_ALL=1.
@@ -7,10 +8,12 @@ Debian's python3 modules the tests skip, and fail instead under SOCKACTD_REQUIRE
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support import require
+from tests.systemd.debs import build_deb, deb_tools_missing
 from tests.systemd.sandbox import Sandbox, booted_sandbox, missing_requirements
 
 
@@ -26,3 +29,20 @@ def sandbox() -> Iterator[Sandbox]:
     require(missing is None, missing or "")
     with booted_sandbox() as box:
         yield box
+
+
+@pytest.fixture
+def host() -> Iterator[Sandbox]:
+    """A fresh package sandbox: nothing of sockactd installed yet."""
+    missing = missing_requirements()
+    require(missing is None, missing or "")
+    with booted_sandbox(packaged=True) as box:
+        yield box
+
+
+@pytest.fixture(scope="session")
+def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """dist/sockactd_VERSION_all.deb built from this checkout (`make deb`, tests skipped)."""
+    missing = deb_tools_missing()
+    require(missing is None, missing or "")
+    return build_deb(tmp_path_factory.mktemp("deb"))

@@ -1,25 +1,47 @@
 """A private, throw-away systemd (PID 1 of its own pid, mount and cgroup namespaces).
 
-The shipped units in units/ are copied unchanged into ONE unit directory, with
-drop-ins that only (a) send service output to files, (b) run this checkout's code
-with Debian's /usr/bin/python3 instead of the not-installed /usr/bin/sockactd, and
-(c) put the socket on 127.0.0.1:PORT with the shipped units/examples/tcp.conf.
-The test talks to that systemd with the real `systemctl` through `nsenter`.
+Two kinds, one class (`Sandbox`), booted by `booted_sandbox(...)`:
 
-What keeps the host safe (see ../shared/notes/systemd-sandbox.md):
-* SYSTEMD_UNIT_PATH is one directory inside the sandbox root, no colon: checked
-  before booting, or the host's own units (tmpfiles: emptying /tmp!) would load.
+* checkout sandbox (the default, the `sandbox` fixture): the shipped units in units/ are
+  copied unchanged into ONE unit directory, with drop-ins that only (a) send service
+  output to files, (b) run this checkout's code with Debian's /usr/bin/python3 instead
+  of the not-installed /usr/bin/sockactd, and (c) put the socket on 127.0.0.1:PORT with
+  the shipped units/examples/tcp.conf.
+* package sandbox (`packaged=True`, the `host` fixture): a fresh "host" into which the
+  real .deb is installed. /etc, /usr and /var are overlays inside the sandbox (hostfs.py),
+  the host's units are hidden, journald runs, /usr/sbin/policy-rc.d is gone; nothing of
+  units/ or the checkout is loaded. `host.apt("install", "./dist/...deb")` runs the
+  real apt-get, dpkg and maintainer scripts against this systemd; the host stays clean.
+
+The API a test (or another harness: several sandboxes are several "hosts") uses:
+
+    with booted_sandbox(packaged=True, address="127.0.0.2") as host:
+        host.apt("install", "-y", str(deb))         # apt-get inside; CompletedProcess
+        host.run("sh", "-c", "cp ... /etc/sockactd/a.toml", input=None)  # any command inside
+        host.systemctl("enable", "--now", "sockactd@a.socket")
+        host.write_file("/etc/sockactd/a.toml", "...")  # a file as seen inside
+        host.inside("/run/sockactd/a.sock")         # host path of that inside path
+        host.journal("sockactd@a.service")           # its journal, as text
+        host.show(unit, "MainPID"), host.wait_for(unit, "ActiveState", "active")
+
+`address` is this host's loopback address (127.0.0.x: the network namespace is the
+host's, shared by every sandbox): give each "host" its own and bind its TCP sockets
+(a socket drop-in, an sshd) there; `port` is a free port on it.
+
+What keeps the host safe (see /work/shared/notes/systemd-sandbox.md):
+* SYSTEMD_UNIT_PATH names only sandbox directories, no trailing colon: checked before
+  booting, or the host's own units (tmpfiles: emptying /tmp!) would load.
 * Nothing is mounted over /tmp. Inside the namespace /run is a tmpfs (the root is
   bound to /run/sockactd-test there, visible despite PrivateTmp=), /var/lib is
-  the sandbox's var-lib/ (so StateDirectory= lands there), the boot id is a fresh
-  one (so the PrivateTmp= directories systemd creates in the shared /tmp and
-  /var/tmp carry it and teardown removes exactly those), and cgroup2 is a child
-  cgroup of ours, removed after the run.
+  the sandbox's var-lib/ (checkout) or /var is an overlay (package), the boot id is a
+  fresh one (so the PrivateTmp= directories systemd creates in the shared /tmp
+  carry it and teardown removes exactly those), and cgroup2 is a child cgroup of
+  ours, removed after the run.
 * Teardown is `kill -9` of the sandbox's PID 1 (the PID we started), which ends
   every process of the pid namespace; it then waits until none is left.
 
 This module boots, drives and removes the sandbox. It knows nothing of what a test
-checks; tests/systemd/conftest.py turns it into the `sandbox` fixture.
+checks; tests/systemd/conftest.py turns it into the `sandbox` and `host` fixtures.
 """
 
 from __future__ import annotations
@@ -38,6 +60,7 @@ from pathlib import Path
 from typing import Final
 
 from tests.support import ROOT, free_port, wait_until
+from tests.systemd import hostfs
 
 __all__ = [
     "INSTANCE",
@@ -65,6 +88,7 @@ COMMANDS: Final[Mapping[str, str]] = {
 }
 # where the sandbox root appears inside: PrivateTmp= hides /var/tmp and /tmp from services
 INNER: Final = Path("/run/sockactd-test")
+SYSPATH: Final = "/usr/sbin:/usr/bin:/sbin:/bin"
 BOOT_TIMEOUT: Final = 20.0
 DEBIAN_MODULES: Final = ("httptools", "sdnotify", "pyinotify")
 
@@ -143,7 +167,9 @@ class Sandbox:
     """One booted throw-away systemd and the directory tree it lives in."""
 
     root: Path  # world-readable: the DynamicUser service runs code from here
-    port: int  # the socket unit's 127.0.0.1 port
+    port: int  # a free port on `address` (the checkout sandbox's socket unit listens there)
+    packaged: bool = False  # a package sandbox (overlays, no checkout units): see the docstring
+    address: str = "127.0.0.1"  # this "host"'s loopback address
     systemd_pid: int = 0  # host PID of the sandbox's PID 1
     _launcher: subprocess.Popen[bytes] | None = None
     _pid_ns: str = ""
@@ -175,16 +201,46 @@ class Sandbox:
     def state_path(self, name: str, instance: str = INSTANCE) -> Path:
         """Host path of /var/lib/sockactd/INSTANCE/NAME (a trigger file, for example)."""
         # DynamicUser= keeps StateDirectory= under /var/lib/private behind a symlink
+        if self.packaged:
+            return self.inside(f"/var/lib/private/sockactd/{instance}/{name}")
         return self.var_lib / "private" / "sockactd" / instance / name
 
     def log(self, unit: str) -> str:
+        if self.packaged:
+            return self.journal(unit)
         path = self.log_dir / f"{unit}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def inside(self, path: str) -> Path:
+        """The host path of `path` as the sandbox sees it (through its PID 1's root)."""
+        assert self.systemd_pid, "sandbox not booted"
+        assert path.startswith("/"), path
+        return Path(f"/proc/{self.systemd_pid}/root{path}")
+
+    def write_file(self, path: str, text: str, mode: int = 0o644) -> None:
+        """Create or replace the file `path` inside the sandbox (parents made 0755, root's)."""
+        target = self.inside(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(mode)
+
+    def journal(self, unit: str) -> str:
+        """The unit's journal in the sandbox (package sandbox only: it runs journald)."""
+        if not self.systemd_pid:
+            return ""
+        return self.run(
+            "journalctl", "--no-pager", "-o", "short-monotonic", "-u", unit, check=False
+        ).stdout
 
     # --- preparing ----------------------------------------------------------------------
     def prepare(self) -> None:
         for sub in ("units", "code", "log", "var-lib", "etc"):
             (self.root / sub).mkdir(mode=0o755)
+        if self.packaged:
+            self.boot_id_file.write_text(self._boot_id + "\n")
+            _make_world_readable(self.root)
+            hostfs.prepare(self.root, TARGETS)
+            return
         for target in TARGETS:
             (self.unit_dir / f"{target}.target").write_text(f"[Unit]\nDescription={target}\n")
         for unit in sorted(UNITS.glob("sockactd*@.*")):
@@ -233,11 +289,16 @@ class Sandbox:
 
     # --- booting --------------------------------------------------------------------------
     def boot(self) -> None:
-        unit_path = str(self.unit_dir)
-        # a colon or a path outside the sandbox would load the host's units: never boot then
-        assert ":" not in unit_path, unit_path
-        assert self.unit_dir.resolve().parent == self.root.resolve(), unit_path
-        assert (self.unit_dir / "test.target").is_file(), "minimal targets missing"
+        if self.packaged:  # the overlays' unit dirs; boot_lines checks no host unit shows
+            unit_path = hostfs.UNIT_PATH
+            assert (self.root / "lib-units" / "test.target").is_file(), "minimal targets missing"
+        else:
+            unit_path = str(self.unit_dir)
+            # a colon or a path outside the sandbox would load the host's units: never boot then
+            assert ":" not in unit_path, unit_path
+            assert self.unit_dir.resolve().parent == self.root.resolve(), unit_path
+            assert (self.unit_dir / "test.target").is_file(), "minimal targets missing"
+        assert not unit_path.endswith(":"), unit_path
         self._cgroup = _cgroup2_home_checked() / self.root.name
         self._cgroup.mkdir()
         script = self.root / "boot.sh"
@@ -260,10 +321,13 @@ class Sandbox:
             f"mkdir {INNER}\n"
             f"mount --bind {self.root} {INNER}\n"
             f"mount --bind {self.boot_id_file} /proc/sys/kernel/random/boot_id\n"
-            f"mount --bind {self.var_lib} /var/lib\n"
-            "mount -t tmpfs tmpfs /sys/fs/cgroup\n"
+            + (
+                hostfs.boot_lines(self.root)
+                if self.packaged
+                else f"mount --bind {self.var_lib} /var/lib\nexport SYSTEMD_UNIT_PATH={unit_path}\n"
+            )
+            + "mount -t tmpfs tmpfs /sys/fs/cgroup\n"
             "mount -t cgroup2 none /sys/fs/cgroup\n"
-            f"export SYSTEMD_UNIT_PATH={unit_path}\n"
             f"exec env container=sockactd-test {SYSTEMD} --system --unit=test.target\n"
         )
 
@@ -286,19 +350,34 @@ class Sandbox:
 
     # --- driving ------------------------------------------------------------------------------
     def nsenter(
-        self, *argv: str, check: bool = True, timeout: float = 120
+        self, *argv: str, check: bool = True, timeout: float = 120, input: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """Run argv inside the sandbox (its mount and pid namespaces, so its /run and PIDs)."""
+        """Run argv inside the sandbox (its mount and pid namespaces, so its /run and PIDs).
+
+        The working directory stays the caller's (a relative ./dist/... path works when the
+        host directory is visible inside, as every path outside /etc, /usr, /var is).
+        """
         assert self.systemd_pid, "sandbox not booted"
         result = subprocess.run(
-            ["nsenter", "-t", str(self.systemd_pid), "-m", "-p", *argv],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            ["nsenter", "-t", str(self.systemd_pid), "-m", "-p", f"--wd={os.getcwd()}", *argv],
+            capture_output=True, text=True, timeout=timeout, check=False, input=input,
         )  # fmt: skip
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{' '.join(argv)} exited {result.returncode}: {result.stdout}{result.stderr}"
             )
         return result
+
+    run = nsenter
+
+    def apt(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """apt-get ARGS inside (noninteractive, system PATH): installs into the overlays."""
+        return self.run(
+            "env", f"PATH={SYSPATH}", "DEBIAN_FRONTEND=noninteractive", "apt-get",
+            "-o", "DPkg::Lock::Timeout=300", *args, check=check, timeout=timeout,
+        )  # fmt: skip
 
     def systemctl(
         self, *args: str, check: bool = True, timeout: float = 120
@@ -395,14 +474,15 @@ def _make_world_readable(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def booted_sandbox() -> Iterator[Sandbox]:
+def booted_sandbox(packaged: bool = False, address: str = "127.0.0.1") -> Iterator[Sandbox]:
     """A booted sandbox in a fresh /var/tmp/sockactd-test-* directory; removed afterwards.
 
     /var/tmp rather than pytest's tmp_path: tmp_path's parents are 0700 and the
-    DynamicUser service must read the code and config from there.
+    DynamicUser service must read the code and config from there. `packaged`: a package
+    sandbox (overlays, see the module docstring); `address`: its loopback address.
     """
     root = Path(tempfile.mkdtemp(prefix="sockactd-test-", dir="/var/tmp"))
-    box = Sandbox(root=root, port=free_port())
+    box = Sandbox(root=root, port=free_port(address), packaged=packaged, address=address)
     try:
         box.prepare()
         box.boot()
