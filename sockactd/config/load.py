@@ -348,11 +348,31 @@ def _from_file(path: str, path_source: str) -> dict[str, _Raw]:
         raise SettingError("config", path_source, f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingError("config", path_source, f"{path} is not valid TOML: {exc}") from None
-    known = {s.name for s in SETTINGS}
-    for key in table:
-        if key not in known:
+    found: dict[str, _Raw] = {}
+    keys: dict[str, str] = {}  # setting name -> the key the file used for it
+    for key, value in table.items():
+        name = _FILE_KEYS.get(key)
+        if name is None:
+            known = set(_FILE_KEYS)
             raise SettingError(key, f"from {path}", "unknown setting" + _did_you_mean(key, known))
-    return {key: _Raw(value, f"from {path}") for key, value in table.items()}
+        if name in keys:
+            raise SettingError(
+                name, f"from {path}", f"given twice, as '{keys[name]}' and as '{key}'"
+            )
+        keys[name] = key
+        found[name] = _Raw(value, f"from {path}")
+    return found
+
+
+def _file_keys() -> dict[str, str]:
+    """TOML key -> setting name: every name, and every long alias (uWSGI's `virtualenv`)."""
+    keys = {setting.name: setting.name for setting in SETTINGS}
+    for setting in SETTINGS:
+        keys.update({alias[2:]: setting.name for alias in setting.aliases if alias[:2] == "--"})
+    return keys
+
+
+_FILE_KEYS = _file_keys()
 
 
 def _did_you_mean(key: str, known: set[str]) -> str:
@@ -506,7 +526,19 @@ def _check_trusted_proxies(value: object) -> str | None:
     return None
 
 
+def _check_home(value: object) -> str | None:
+    assert isinstance(value, str)
+    from sockactd.venv import VenvError, site_packages
+
+    try:
+        site_packages(value)
+    except VenvError as exc:
+        return str(exc)
+    return None
+
+
 _EXTRA_CHECKS: Mapping[str, Callable[[object], str | None]] = {
+    "home": _check_home,
     "env": _check_env_entries,
     "trusted-proxies": _check_trusted_proxies,
     "chmod-socket": _check_octal_mode,

@@ -31,6 +31,7 @@ class Config:
     chdir: str | None
     env: list[str]
     lazy_apps: bool
+    home: str | None
     http_socket: list[str]
     socket: list[str]
     listen: int

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import ClassVar, Final
 
-__all__ = ["SETTINGS", "Kind", "Setting", "by_name"]
+__all__ = ["SETTINGS", "Applies", "Kind", "Setting", "by_name"]
 
 
 class Kind(Symbol):
@@ -38,6 +38,28 @@ Kind.FLOAT = Kind("FLOAT", "number")
 Kind.BOOL = Kind("BOOL", "boolean")
 Kind.LIST = Kind("LIST", "list of strings")
 Kind.CHOICE = Kind("CHOICE", "one of")
+
+
+class Applies(Symbol):
+    """When a changed value takes effect; master/reconfig.py acts on it, gen-man prints it.
+
+    Every reload first loads the configuration again. A WORKERS or MASTER setting
+    changed in it is taken by a reload of any mode; a STANDARD setting needs a new
+    master image, so a workers or chain reload that finds one changed is refused
+    with a message naming the setting (the man pages say why: refuse, not escalate).
+    """
+
+    WORKERS: ClassVar[Applies]  # read by each worker: the workers a reload starts take it
+    MASTER: ClassVar[Applies]  # read by the master: in force from the reload that finds it
+    STANDARD: ClassVar[Applies]  # fixed in the master image: a standard reload (or restart)
+
+
+Applies.WORKERS = Applies("WORKERS", "any reload; the workers it starts take the new value")
+Applies.MASTER = Applies("MASTER", "any reload; the master uses the new value from that reload on")
+Applies.STANDARD = Applies(
+    "STANDARD",
+    "a standard reload (or a restart); a workers or chain reload that finds it changed is refused",
+)
 
 
 class Setting:
@@ -71,7 +93,7 @@ class Setting:
     aliases: tuple[str, ...]  # other flags, e.g. ("--workers",) or ("-s",)
     choices: tuple[str, ...]
     check: Callable[[object], str | None] | None  # returns an error message or None
-    applies: str  # when a changed value takes effect
+    applies: Applies  # when a changed value takes effect
     metavar: str
     flag: str  # --name
     env: str  # SOCKACTD_NAME
@@ -88,7 +110,7 @@ class Setting:
         aliases: tuple[str, ...] = (),
         choices: tuple[str, ...] = (),
         check: Callable[[object], str | None] | None = None,
-        applies: str = "on standard reload",
+        applies: Applies,
         metavar: str = "",
     ) -> None:
         fields = {
@@ -141,6 +163,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.STR,
         None,
         section=APP,
+        applies=Applies.WORKERS,
         metavar="MODULE:CALLABLE",
         doc="The WSGI application to serve, as `package.module:callable` "
         "(the callable defaults to `application`). May also be given as the "
@@ -151,6 +174,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.STR,
         None,
         section=APP,
+        applies=Applies.WORKERS,
         metavar="FILE",
         doc="Load the WSGI application from this Python file instead of a module.",
     ),
@@ -159,6 +183,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.STR,
         "application",
         section=APP,
+        applies=Applies.WORKERS,
         metavar="NAME",
         doc="Name of the WSGI callable inside `wsgi-file` or `module`.",
     ),
@@ -167,6 +192,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=APP,
+        applies=Applies.WORKERS,
         metavar="DIR",
         doc="Directory prepended to sys.path before the application is imported (repeatable).",
     ),
@@ -175,6 +201,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.STR,
         None,
         section=APP,
+        applies=Applies.WORKERS,
         metavar="DIR",
         doc="Change to this directory before loading the application.",
     ),
@@ -183,6 +210,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=APP,
+        applies=Applies.WORKERS,
         metavar="KEY=VALUE",
         doc="Set an environment variable for the application (repeatable).",
     ),
@@ -191,9 +219,25 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.BOOL,
         False,
         section=APP,
+        applies=Applies.STANDARD,
         doc="Load the application in each worker after fork instead of once in the "
         "master before forking. Needed for `workers` and `chain` reloads to pick "
         "up new code.",
+    ),
+    Setting(
+        "home",
+        Kind.STR,
+        None,
+        section=APP,
+        applies=Applies.STANDARD,
+        aliases=("--virtualenv", "-H"),
+        metavar="DIR",
+        doc="A virtualenv (made with `python3 -m venv` for the Python sockactd runs on) "
+        "whose site-packages, with their .pth files, come before the system's when the "
+        "application is imported: the packaged sockactd serves an app whose dependencies "
+        "live there. Its bin/ is not put on PATH. A directory without pyvenv.cfg, or one "
+        "made for another Python version, is a configuration error (exit 78). The shipped "
+        "unit hides /home (ProtectHome=yes): keep it elsewhere, e.g. /srv/APP/venv.",
     ),
     # --- sockets ---------------------------------------------------------------
     Setting(
@@ -201,6 +245,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=SOCKETS,
+        applies=Applies.STANDARD,
         metavar="ADDR",
         doc="Bind an HTTP/1.1 socket at HOST:PORT, [IPv6]:PORT or a UNIX socket path "
         "(repeatable). Ignored for addresses systemd already passed in.",
@@ -210,6 +255,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=SOCKETS,
+        applies=Applies.STANDARD,
         aliases=("-s",),
         metavar="ADDR",
         doc="Bind a socket speaking the uwsgi protocol (for nginx `uwsgi_pass`), "
@@ -220,6 +266,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         0,
         section=SOCKETS,
+        applies=Applies.STANDARD,
         aliases=("-l",),
         check=at_least(0),
         metavar="N",
@@ -232,6 +279,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.STR,
         None,
         section=SOCKETS,
+        applies=Applies.STANDARD,
         metavar="MODE",
         doc="Octal mode for UNIX sockets sockactd binds itself (e.g. 660).",
     ),
@@ -241,6 +289,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         2,
         section=PROCESSES,
+        applies=Applies.MASTER,
         aliases=("--workers", "-p"),
         check=at_least(1),
         metavar="N",
@@ -251,6 +300,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         1,
         section=PROCESSES,
+        applies=Applies.WORKERS,
         check=at_least(1),
         metavar="N",
         doc="Request-handling threads in each worker.",
@@ -260,6 +310,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         0.0,
         section=PROCESSES,
+        applies=Applies.MASTER,
         check=at_least(0),
         metavar="SECONDS",
         doc="Kill and replace a worker whose request runs longer than this; 0 disables.",
@@ -269,6 +320,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         0,
         section=PROCESSES,
+        applies=Applies.MASTER,
         aliases=("-R",),
         check=at_least(0),
         metavar="N",
@@ -280,6 +332,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         3,
         section=PROCESSES,
+        applies=Applies.MASTER,
         check=at_least(1),
         metavar="N",
         doc="At start-up, give up after this many workers in a row failed to boot "
@@ -290,6 +343,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         60.0,
         section=PROCESSES,
+        applies=Applies.MASTER,
         check=at_least(0.1),
         metavar="SECONDS",
         doc="How long a new worker may take to import the application and report "
@@ -300,6 +354,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         30.0,
         section=PROCESSES,
+        applies=Applies.MASTER,
         check=at_least(0),
         metavar="SECONDS",
         doc="On a graceful stop (SIGTERM), how long in-flight requests may run before "
@@ -310,6 +365,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         60.0,
         section=PROCESSES,
+        applies=Applies.MASTER,
         check=at_least(0),
         metavar="SECONDS",
         doc="How long a retired worker may take to finish its in-flight requests "
@@ -321,6 +377,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         0,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(0),
         metavar="BYTES",
         doc="Largest request body accepted (413 above it); 0 means no limit.",
@@ -330,6 +387,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         16384,
         section=HTTP,
+        applies=Applies.WORKERS,
         aliases=("-b",),
         check=at_least(1024),
         metavar="BYTES",
@@ -341,6 +399,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         10.0,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(0.1),
         metavar="SECONDS",
         doc="A client must send its complete request head within this time after "
@@ -351,6 +410,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         30.0,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(0.1),
         metavar="SECONDS",
         doc="Timeout for each read of a request body and each write of a response.",
@@ -360,6 +420,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         5.0,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(0),
         metavar="SECONDS",
         doc="Close an idle keep-alive connection after this long; 0 disables keep-alive.",
@@ -369,6 +430,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         1000,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(1),
         metavar="N",
         doc="Close a keep-alive connection after this many requests.",
@@ -378,6 +440,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=HTTP,
+        applies=Applies.WORKERS,
         metavar="ADDR",
         doc="Peer addresses (IP or CIDR) whose X-Forwarded-For and X-Forwarded-Proto "
         "headers are believed (repeatable); `unix` trusts peers on UNIX sockets.",
@@ -388,8 +451,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.CHOICE,
         "chain",
         section=RELOAD,
+        applies=Applies.MASTER,
         choices=("standard", "workers", "chain"),
-        applies="on standard reload",
         doc="What SIGHUP and `sockactctl reload` without --mode do.",
     ),
     Setting(
@@ -397,6 +460,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.BOOL,
         False,
         section=RELOAD,
+        applies=Applies.MASTER,
         doc="In a standard reload, stop the old workers before the new generation "
         "starts (uWSGI's behaviour, for applications that cannot run two "
         "generations at once). Leaves a gap in service while the new one boots.",
@@ -406,6 +470,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=RELOAD,
+        applies=Applies.STANDARD,
         metavar="FILE",
         doc="Do a standard reload when this file is touched, replaced, created or "
         "deleted (repeatable).",
@@ -415,6 +480,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=RELOAD,
+        applies=Applies.STANDARD,
         metavar="FILE",
         doc="Do a workers reload when this file changes (repeatable).",
     ),
@@ -423,6 +489,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.LIST,
         [],
         section=RELOAD,
+        applies=Applies.STANDARD,
         metavar="FILE",
         doc="Do a chain reload when this file changes (repeatable).",
     ),
@@ -432,6 +499,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.STR,
         None,
         section=CONTROL,
+        applies=Applies.STANDARD,
         metavar="PATH",
         doc="UNIX socket for sockactctl. Default: $RUNTIME_DIRECTORY/control.sock when "
         "systemd sets RUNTIME_DIRECTORY, else /run/sockactd/control.sock for root "
@@ -442,6 +510,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.CHOICE,
         "info",
         section=CONTROL,
+        applies=Applies.MASTER,
         choices=("debug", "info", "warning", "error"),
         doc="Lowest level of messages written to stderr.",
     ),
@@ -450,6 +519,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.BOOL,
         False,
         section=CONTROL,
+        applies=Applies.WORKERS,
         doc="Log one line per request (method, path, status, bytes, duration).",
     ),
 )

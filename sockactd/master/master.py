@@ -29,7 +29,7 @@ from sockactd.config.model import Config
 from sockactd.control.protocol import Command, ControlRequest, Response
 from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ExitCode
-from sockactd.log import get_logger
+from sockactd.log import get_logger, setup_logging
 from sockactd.master import handover
 from sockactd.master.health import Health
 from sockactd.master.phase import (
@@ -42,6 +42,7 @@ from sockactd.master.phase import (
     next_phase,
 )
 from sockactd.master.pool import Worker, WorkerPool, WorkerState
+from sockactd.master.reconfig import apply_process_settings
 from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
 from sockactd.master.status import status_data, status_line
@@ -149,6 +150,16 @@ class Master:
 
     def status_text(self) -> str:
         return status_line(self)
+
+    def use_config(self, config: Config) -> None:
+        """Take `config` for the workers forked from now on and for the master's limits."""
+        apply_process_settings(self.config, config, self.start_dir)
+        if config.processes != self.config.processes:  # else keep a SIGTTIN/SIGTTOU count
+            self.pool.size = config.processes
+        self.pool.ready_timeout = config.ready_timeout
+        self.reloads.worker_reload_mercy = config.worker_reload_mercy
+        setup_logging(config.log_level, role="master")
+        self.config = config
 
     # --- the loop -----------------------------------------------------------
     def run(self) -> int:

@@ -32,10 +32,12 @@ from sockactd.log import get_logger
 from sockactd.master import handover
 from sockactd.master.phase import ReloadFinished, ReloadStarted
 from sockactd.master.pool import Worker
+from sockactd.master.reconfig import Reconfigure
 from sockactd.reload.all_workers import AllWorkersReload
 from sockactd.reload.base import Outcome, ReloadStrategy
 from sockactd.reload.chain import ChainReload
 from sockactd.reload.reexec import ReexecReload
+from sockactd.reload.refused import RefusedReload
 
 if TYPE_CHECKING:
     import subprocess
@@ -71,6 +73,7 @@ class Reloads:
         self.queue: deque[PendingReload] = deque()
         self.last: tuple[bool, str, int] | None = None  # ok, message, generation
         self._preflight: _Preflight | None = None
+        self.reconfigure = Reconfigure(master.argv, os.environ, master.start_dir, master.use_config)
 
     # --- asking -------------------------------------------------------------
     def request(self, mode: str | None, replier: Replier | None) -> None:
@@ -108,9 +111,12 @@ class Reloads:
             return
         self.current = self.queue.popleft()
         mode = self.current.mode
+        config, problem = self.reconfigure.begin(self.master.config, mode)
         strategy: ReloadStrategy
-        if mode == "standard":
-            strategy = ReexecReload(drain_first=self.master.config.drain_first)
+        if problem:
+            strategy = RefusedReload(problem)
+        elif mode == "standard":
+            strategy = ReexecReload(drain_first=config.drain_first)
         elif mode == "workers":
             strategy = AllWorkersReload()
         else:
@@ -150,6 +156,7 @@ class Reloads:
                 f"generation {pool.generation} keeps serving"
             )
         (log.info if ok else log.error)("%s", message)
+        self.reconfigure.finish(ok)
         sockactd_log.set_generation(pool.generation)
         waiters = self.current.waiters if self.current else []
         self.strategy, self.current = None, None

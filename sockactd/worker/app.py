@@ -28,11 +28,15 @@ __all__ = ["load_app", "prepare_process"]  # and WSGIApp, a type for annotations
 
 
 def prepare_process(config: Config) -> None:
-    """Apply chdir, env and pythonpath once, before the app is imported anywhere.
+    """Apply home, chdir, env and pythonpath once, before the app is imported anywhere.
 
     Workers inherit the result from the master, so lazy imports see the same
     directory and environment as a preloading master would.
     """
+    if config.home:  # before chdir: a relative `home` means what it meant when validated
+        from sockactd.venv import activate
+
+        activate(config.home)
     if config.chdir:
         os.chdir(config.chdir)
     for entry in config.env:
