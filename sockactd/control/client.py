@@ -20,6 +20,7 @@ from sockactd.control.protocol import (
     Response,
     decode_response,
     encode_request,
+    predates_versions,
 )
 from sockactd.errors import ControlError, ExitCode
 
@@ -80,10 +81,21 @@ def _read_answer(sock: socket.socket, path: str, timeout: float | None) -> bytes
 
 
 def request(path: str, req: ControlRequest, timeout: float | None = 10.0) -> Response:
-    """Send `req` to the server on `path`; wait at most `timeout` seconds (None: forever)."""
+    """Send `req` to the server on `path`; wait at most `timeout` seconds (None: forever).
+
+    A server older than control protocol versions refuses the version fields; the
+    request, which it therefore did not carry out, goes again in its format.
+    """
+    response = _exchange(path, encode_request(req), timeout)
+    if predates_versions(response):
+        response = _exchange(path, encode_request(req, versioned=False), timeout)
+    return response
+
+
+def _exchange(path: str, line: bytes, timeout: float | None) -> Response:
     with _connect(path, timeout) as sock:
         try:
-            sock.sendall(encode_request(req))
+            sock.sendall(line)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server answered and closed before reading (a refusal): read its answer
         return decode_response(_read_answer(sock, path, timeout))

@@ -2,6 +2,11 @@
 
     sockactctl [--control-socket PATH] reload [--mode standard|workers|chain] [--wait] [--timeout S]
     sockactctl [--control-socket PATH] status [--json]
+    sockactctl --version
+
+When the server runs another sockactd version than this sockactctl, a line on
+stderr says so (they still work together: control/protocol.py, Versions); when
+their control protocols cannot work together, the server's refusal says that.
 
 Exit codes (sockactd.errors.ExitCode): 0 done (or queued, without --wait);
 1 no answer in time / connection lost (outcome unknown); 2 bad arguments;
@@ -25,12 +30,19 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TextIO
 
+from sockactd import __version__
 from sockactd.control.client import request
 from sockactd.control.paths import default_control_socket
-from sockactd.control.protocol import RELOAD_MODES, Command, ControlRequest
+from sockactd.control.protocol import (
+    PROTOCOL_VERSION,
+    RELOAD_MODES,
+    Command,
+    ControlRequest,
+    Response,
+)
 from sockactd.errors import ControlError, ExitCode
 
-__all__ = ["format_status", "main", "run"]
+__all__ = ["format_status", "main", "run", "version_note"]
 
 WAIT_TIMEOUT: Final = 300.0
 ANSWER_TIMEOUT: Final = 10.0
@@ -39,6 +51,11 @@ _MIB: Final = 1024 * 1024
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Control a running sockactd.")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"sockactctl {__version__} (control protocol {PROTOCOL_VERSION})",
+    )
     parser.add_argument(
         "--control-socket",
         metavar="PATH",
@@ -128,6 +145,22 @@ def format_status(data: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def version_note(response: Response) -> str | None:
+    """A line saying the server runs another version than this client, or None."""
+    if response.server == __version__:
+        return None
+    server = (
+        f"sockactd {response.server} (control protocol {response.protocol})"
+        if response.server is not None
+        else "a sockactd older than control protocol versions"
+    )
+    return (
+        f"note: versions differ: this sockactctl is {__version__} (control protocol "
+        f"{PROTOCOL_VERSION}), the server runs {server}; a standard reload re-executes it "
+        "from the files installed now"
+    )
+
+
 def _report(args: argparse.Namespace, ok: bool, message: str, data: Any, out: TextIO) -> int:
     if not ok:
         print(f"sockactctl: {args.command} failed: {message}", file=sys.stderr)
@@ -153,6 +186,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "sockactctl") -> int:
     except ControlError as exc:
         print(f"sockactctl: {exc}", file=sys.stderr)
         return exc.exit_code
+    note = version_note(response)
+    if note is not None:
+        print(f"sockactctl: {note}", file=sys.stderr)
     return _report(args, response.ok, response.message, response.data, sys.stdout)
 
 

@@ -7,8 +7,8 @@ sockets, no clocks), shared by server.py and client.py.
 Request::
 
     {"cmd": "reload", "mode": "chain" | "workers" | "standard" | null,
-     "wait": true | false, "timeout": <seconds> | null}
-    {"cmd": "status"}
+     "wait": true | false, "timeout": <seconds> | null, "protocol": 1, "client": "0.1.1"}
+    {"cmd": "status", "protocol": 1, "client": "0.1.1"}
 
 `mode` null means the server's configured `reload-mode`. `timeout` is how long
 the caller will wait for the answer (informational: the master may log it; the
@@ -16,7 +16,20 @@ client enforces it). Unknown fields are refused, so a typo never goes unnoticed.
 
 Response::
 
-    {"ok": true | false, "message": "<one line for humans>", "data": {...} | null}
+    {"ok": true | false, "message": "<one line for humans>", "data": {...} | null,
+     "protocol": 1, "server": "0.1.1"}
+
+Versions. `protocol` is this format's version (PROTOCOL_VERSION); `client` and
+`server` are the sockactd versions of each side, for messages only. Protocol 0
+is the format before versions existed: the same fields without these, and a
+server that refuses fields it does not know. So the two sides of any pair of
+versions either work or say that they differ:
+* a server takes every protocol up to its own (a request without "protocol"
+  is protocol 0) and refuses a newer one with a message naming both versions;
+* a client sends its protocol; a protocol-0 server refuses the unknown fields,
+  and the client (client.py) repeats the request without them -- a refused
+  request changed nothing;
+* a response's extra fields are ignored by older clients.
 
 For `status`, `data` is a `StatusData` (layout below). The server fills the
 peer credentials of a request from SO_PEERCRED; they never travel on the wire.
@@ -31,10 +44,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
+from sockactd import __version__
 from sockactd.errors import ControlError
 
 __all__ = [
     "MAX_LINE",
+    "PROTOCOL_VERSION",
     "RELOAD_MODES",
     "Command",
     "ControlRequest",
@@ -49,9 +64,11 @@ __all__ = [
     "decode_response",
     "encode_request",
     "encode_response",
+    "predates_versions",
 ]
 
 MAX_LINE: Final = 64 * 1024  # bytes, newline included; a status reply for 1000 workers fits
+PROTOCOL_VERSION: Final = 1  # raise when a change would confuse the other side; see above
 RELOAD_MODES: Final = ("standard", "workers", "chain")
 
 
@@ -83,6 +100,9 @@ class Response:
     ok: bool
     message: str
     data: Mapping[str, Any] | None = None
+    # Filled in by decode_response from the server's line; None from a protocol-0 server.
+    protocol: int | None = field(default=None, compare=False)
+    server: str | None = field(default=None, compare=False)  # its sockactd version
 
 
 # --- status layout (the master fills it; `sockactctl status` renders it) -----------
@@ -152,24 +172,35 @@ def _line(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
-def encode_request(request: ControlRequest) -> bytes:
-    if request.command is Command.STATUS:
-        return _line({"cmd": "status"})
-    return _line(
-        {"cmd": "reload", "mode": request.mode, "wait": request.wait, "timeout": request.timeout}
-    )
+def encode_request(request: ControlRequest, *, versioned: bool = True) -> bytes:
+    """The request line; `versioned=False` gives protocol 0, for a server that predates it."""
+    fields: dict[str, Any] = {"cmd": request.command.value}
+    if request.command is Command.RELOAD:
+        fields.update(mode=request.mode, wait=request.wait, timeout=request.timeout)
+    if versioned:
+        fields.update(protocol=PROTOCOL_VERSION, client=__version__)
+    return _line(fields)
 
 
 def encode_response(response: Response) -> bytes:
     data = dict(response.data) if response.data is not None else None
-    return _line({"ok": response.ok, "message": response.message, "data": data})
+    return _line(
+        {
+            "ok": response.ok,
+            "message": response.message,
+            "data": data,
+            "protocol": PROTOCOL_VERSION,
+            "server": __version__,
+        }
+    )
 
 
 # --- decoding -----------------------------------------------------------------------
 
+_VERSION_FIELDS: Final = frozenset({"protocol", "client"})
 _FIELDS: Final[Mapping[Command, frozenset[str]]] = {
-    Command.RELOAD: frozenset({"cmd", "mode", "wait", "timeout"}),
-    Command.STATUS: frozenset({"cmd"}),
+    Command.RELOAD: frozenset({"cmd", "mode", "wait", "timeout"}) | _VERSION_FIELDS,
+    Command.STATUS: frozenset({"cmd"}) | _VERSION_FIELDS,
 }
 
 
@@ -209,10 +240,26 @@ def _timeout(value: Any) -> float | None:
     return float(value)
 
 
+def _check_version(obj: Mapping[str, Any]) -> None:
+    protocol, client = obj.get("protocol", 0), obj.get("client")
+    if isinstance(protocol, bool) or not isinstance(protocol, int) or protocol < 0:
+        raise ControlError(f'"protocol" must be a whole number >= 0, got {protocol!r}')
+    if client is not None and not isinstance(client, str):
+        raise ControlError(f'"client" must be a version string, got {client!r}')
+    if protocol > PROTOCOL_VERSION:
+        raise ControlError(
+            f"versions differ: the client (sockactd {client or 'unknown'}) speaks control "
+            f"protocol {protocol}, this server (sockactd {__version__}) speaks protocol "
+            f"{PROTOCOL_VERSION}. Use the sockactctl installed with the running server, or "
+            "re-execute the server onto the installed version (standard reload: SIGUSR2)"
+        )
+
+
 def decode_request(line: bytes) -> ControlRequest:
     """Parse and validate one request line. Raises ControlError with a message for the client."""
     obj = _object(line, "request")
     command = _command(obj)
+    _check_version(obj)
     unknown = sorted(set(obj) - _FIELDS[command])
     if unknown:
         raise ControlError(f"unknown field(s) in {command.value} request: {', '.join(unknown)}")
@@ -234,4 +281,21 @@ def decode_response(line: bytes) -> Response:
         raise ControlError('response needs "ok" (true/false) and "message" (string)')
     if data is not None and not isinstance(data, dict):
         raise ControlError(f'response "data" must be an object or null, got {type(data).__name__}')
-    return Response(ok=ok, message=message, data=data)
+    protocol, server = obj.get("protocol"), obj.get("server")
+    return Response(
+        ok=ok,
+        message=message,
+        data=data,
+        protocol=protocol if isinstance(protocol, int) and not isinstance(protocol, bool) else None,
+        server=server if isinstance(server, str) else None,
+    )
+
+
+def predates_versions(response: Response) -> bool:
+    """True for a protocol-0 server's refusal of the version fields (see Versions above)."""
+    return (
+        not response.ok
+        and response.protocol is None
+        and "unknown field(s)" in response.message
+        and "protocol" in response.message
+    )

@@ -120,7 +120,7 @@ def _ctl_words() -> list[str]:
 
 # From the project decisions: the control command's interface, whatever the parser says.
 DECIDED_CTL_WORDS = ("--control-socket", "reload", "--mode", "standard", "workers", "chain",
-                     "--wait", "--timeout", "status", "--json")  # fmt: skip
+                     "--wait", "--timeout", "status", "--json", "--version")  # fmt: skip
 
 
 def test_ctl_parser_has_the_decided_interface() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from sockactd import __version__
 from sockactd.control.protocol import (
+    PROTOCOL_VERSION,
     Command,
     ControlRequest,
     LineReader,
@@ -14,6 +18,7 @@ from sockactd.control.protocol import (
     decode_response,
     encode_request,
     encode_response,
+    predates_versions,
 )
 from sockactd.errors import ControlError
 
@@ -139,3 +144,59 @@ def test_line_reader_limit(chunks: list[bytes]) -> None:
     with pytest.raises(ControlError, match="request longer than 16 bytes"):
         for chunk in chunks:
             reader.feed(chunk)
+
+
+# --- versions (protocol.py, "Versions") ---------------------------------------------
+
+
+def test_requests_carry_the_protocol_and_the_client_version() -> None:
+    line = json.loads(encode_request(ControlRequest(STATUS)))
+    assert line == {"cmd": "status", "protocol": PROTOCOL_VERSION, "client": __version__}
+    assert json.loads(encode_request(ControlRequest(STATUS), versioned=False)) == {"cmd": "status"}
+
+
+def test_a_request_of_an_older_or_equal_protocol_is_understood() -> None:
+    assert decode_request(b'{"cmd": "status"}') == ControlRequest(STATUS)  # protocol 0
+    line = b'{"cmd": "reload", "mode": "chain", "protocol": 1, "client": "0.0.1"}'
+    assert decode_request(line) == ControlRequest(RELOAD, "chain")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            b'{"cmd": "status", "protocol": 7, "client": "9.0"}',
+            f"versions differ: the client (sockactd 9.0) speaks control protocol 7, this "
+            f"server (sockactd {__version__}) speaks protocol {PROTOCOL_VERSION}",
+        ),
+        (b'{"cmd": "reload", "protocol": 7}', "the client (sockactd unknown)"),
+        (b'{"cmd": "status", "protocol": "1"}', '"protocol" must be a whole number'),
+        (b'{"cmd": "status", "protocol": true}', '"protocol" must be a whole number'),
+        (b'{"cmd": "status", "protocol": 1, "client": 1}', '"client" must be a version string'),
+    ],
+)
+def test_a_newer_protocol_is_refused_saying_the_versions_differ(line: bytes, message: str) -> None:
+    with pytest.raises(ControlError) as caught:
+        decode_request(line)
+    assert message in str(caught.value)
+
+
+def test_responses_carry_the_server_version() -> None:
+    line = encode_response(Response(True, "ok"))
+    assert json.loads(line)["protocol"] == PROTOCOL_VERSION
+    decoded = decode_response(line)
+    assert (decoded.protocol, decoded.server) == (PROTOCOL_VERSION, __version__)
+    old = decode_response(b'{"ok": true, "message": "", "data": null}')
+    assert (old.protocol, old.server) == (None, None)
+
+
+OLD_REFUSAL = (
+    b'{"ok": false, "message": "bad request: unknown field(s) in status request: '
+    b'client, protocol", "data": null}'
+)
+
+
+def test_a_protocol_0_refusal_of_the_version_fields_is_recognised() -> None:
+    assert predates_versions(decode_response(OLD_REFUSAL))
+    assert not predates_versions(Response(False, "unknown field(s) in reload request: mood"))
+    assert not predates_versions(decode_response(encode_response(Response(False, "protocol"))))
