@@ -94,10 +94,21 @@ def use_journal_prefix(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def _configure() -> None:
-    context.pending = False
     from sockactd import logfmt
 
     logfmt.install(context.level, journal=context.journal)
+    context.pending = False
+
+
+def _write_without_logging(level: int, text: str) -> None:
+    """The record's line, when `logging` cannot be imported (it needs fds to open files)."""
+    name = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}.get(level, "CRITICAL")
+    prefix = f"<{(7, 6, 4, 3, 2)[min(4, level // 10 - 1)]}>" if context.journal else ""
+    line = f"{prefix}{name} [{context.role} {os.getpid()} g{context.generation}] {text}\n"
+    try:
+        os.write(2, line.encode(errors="replace"))
+    except OSError:
+        pass
 
 
 class _ConfigureOnImport:
@@ -142,10 +153,13 @@ class Logger:
         if real is None:
             if level < context.level and "logging" not in sys.modules:
                 return None
-            import logging
+            try:
+                import logging
 
-            if context.pending:
-                _configure()
+                if context.pending:
+                    _configure()
+            except (ImportError, OSError):  # e.g. no fd left to open its source files
+                return None
             real = self._real = logging.getLogger(self._name)
         return real
 
@@ -153,6 +167,8 @@ class Logger:
         real = self._logger(level)
         if real is not None:
             real.log(level, msg, *args, **kwargs)
+        elif level >= context.level:
+            _write_without_logging(level, msg % args if args else msg)
 
     def debug(self, msg: str, *args: object, **kwargs: Any) -> None:
         self.log(DEBUG, msg, *args, **kwargs)

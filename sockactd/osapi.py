@@ -36,6 +36,7 @@ __all__ = [
     "RealKernel",
     "csignal",
     "describe_status",
+    "raise_fd_limit",
     "set_parent_death_signal",
 ]
 
@@ -110,3 +111,21 @@ def set_parent_death_signal(sig: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft RLIMIT_NOFILE to the hard one; return (soft before, soft now).
+
+    The soft limit is often 1024 (systemd's default, kept low for programs that still
+    use select()); a server holding idle connections needs more. Raises OSError when
+    the kernel refuses. `resource` is a C module that costs time to load: callers
+    call this off the first client's clock.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = 1 << 20 if hard == resource.RLIM_INFINITY else hard  # the kernel's nr_open
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return soft, target
+    return soft, soft

@@ -50,6 +50,7 @@ class Config:
     socket_timeout: float
     keepalive_timeout: float
     keepalive_requests: int
+    worker_connections: int
     trusted_proxies: list[str]
     reload_mode: str
     drain_first: bool

@@ -436,6 +436,17 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         doc="Close a keep-alive connection after this many requests.",
     ),
     Setting(
+        "worker-connections",
+        Kind.INT,
+        1000,
+        section=HTTP,
+        check=at_least(1),
+        metavar="N",
+        doc="Most connections one worker keeps parked (waiting for a request head, or "
+        "idle between keep-alive requests). A worker at this cap, or out of file "
+        "descriptors, closes its oldest idle connection to make room for the next one.",
+    ),
+    Setting(
         "trusted-proxies",
         Kind.LIST,
         [],

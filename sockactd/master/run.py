@@ -68,6 +68,7 @@ def run(config: Config, argv: list[str] | None = None) -> int:
             fork_worker(os.fork, config, listeners, app, 1, notifier.close_in_child)
             for _ in range(config.processes)
         ]
+    _raise_fd_limit()  # after the fork: `resource` is not free to import (osapi.py)
     from sockactd.master.handover import take_handover
     from sockactd.master.master import Master
     from sockactd.osapi import RealKernel
@@ -85,3 +86,16 @@ def run(config: Config, argv: list[str] | None = None) -> int:
     )
     log.debug("master pid %d", os.getpid())
     return master.run()
+
+
+def _raise_fd_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard one, for the master and every later worker."""
+    from sockactd.osapi import raise_fd_limit
+
+    try:
+        before, after = raise_fd_limit()
+    except OSError as exc:
+        log.warning("cannot raise the open-file limit: %s", exc)
+        return
+    if after != before:
+        log.info("raised the open-file limit from %d to %d", before, after)

@@ -16,7 +16,7 @@ import os
 from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import get_logger
-from sockactd.osapi import MASTER_SIGNALS, csignal, set_parent_death_signal
+from sockactd.osapi import MASTER_SIGNALS, csignal, raise_fd_limit, set_parent_death_signal
 from sockactd.worker.app import load_app
 from sockactd.worker.board import Board
 
@@ -136,9 +136,20 @@ def _run(spec: WorkerSpec) -> int:
         spec.board,
         stop_fd,
         on_draining=lambda: write_frame(spec.status_fd, FrameKind.DRAINING),
-        settle=lambda: _watch_master(spec.master_pid),
+        settle=lambda: _settle(spec.master_pid),
     )
     return ExitCode.OK
+
+
+def _settle(master_pid: int) -> None:
+    """What waits until the first client was served: see serve()'s `settle`."""
+    _watch_master(master_pid)
+    # The first workers were forked before the master raised the fd limit (run.py);
+    # later ones inherit it, and this is a no-op for them.
+    try:
+        raise_fd_limit()
+    except OSError as exc:
+        log.debug("cannot raise the open-file limit: %s", exc)  # the master said so
 
 
 def _watch_master(master_pid: int) -> None:

@@ -30,7 +30,6 @@ anything a client does.
 from __future__ import annotations
 
 import _socket  # not socket: its enums cost start-up time (sockets.py); csignal likewise
-import errno
 import os
 import select
 import time
@@ -38,6 +37,7 @@ import time
 from sockactd.log import get_logger
 from sockactd.osapi import csignal
 from sockactd.protocols.wsgi import wsgi_keys
+from sockactd.worker.admission import EXHAUSTED, AcceptPause
 from sockactd.worker.channel import Channel
 from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
 
@@ -183,6 +183,8 @@ class _Server:
         self.ports: dict[int, _Port] = {}
         self.stopping = False
         self._close_idle_at: float | None = None
+        self.cap = config.worker_connections
+        self.pause = AcceptPause()
         multithread = self.threads > 1
         for listener in listeners:
             port = _port(listener, multithread, config.processes > 1)
@@ -201,7 +203,10 @@ class _Server:
         ports = self.ports
         next_sweep = time.monotonic() + self.tick
         while not (self.stopping and self._drained()):
-            events = poll(_STOP_TICK if self.stopping else self.tick)
+            timeout = _STOP_TICK if self.stopping else self.tick
+            if self.pause.resume_at:
+                timeout = min(timeout, max(0.0, self.pause.resume_at - time.monotonic()))
+            events = poll(timeout)
             if len(events) > 1:
                 # A stop must win over an accept that arrived in the same wake-up.
                 events.sort(key=lambda event: event[0] != self.stop_fd)
@@ -221,6 +226,8 @@ class _Server:
             if self.ctx.closing and not self.stopping:
                 self._begin_stop(self._why_closing())
             now = time.monotonic()
+            if self.pause.resume_at and now >= self.pause.resume_at:
+                self._resume_accepting()
             if self._close_idle_at is not None and now >= self._close_idle_at:
                 self._close_idle()
             if now >= next_sweep:
@@ -253,8 +260,13 @@ class _Server:
         except BlockingIOError:
             return  # another worker was faster
         except OSError as exc:
-            _log_accept_error(exc)
+            self._accept_failed(exc)
             return
+        if len(self.conns) >= self.cap:
+            self._close_oldest_idle()
+            self.pause.say("cap", time.monotonic(), "worker %d holds worker-connections=%d "
+                           "parked connections: closing the oldest idle ones", os.getpid(),
+                           self.cap)  # fmt: skip
         sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
@@ -288,6 +300,48 @@ class _Server:
                 pass
         handler.channel.close()
 
+    # --- admission (admission.py decides) -----------------------------------------------
+    def _accept_failed(self, exc: OSError) -> None:
+        if exc.errno not in EXHAUSTED:
+            log.debug("accept failed: %s", exc)  # ECONNABORTED and the like: one client's
+            return
+        self._close_oldest_idle()
+        self.pause.exhausted(exc, time.monotonic(), len(self.conns))
+        self._unregister_listeners()
+
+    def _resume_accepting(self) -> None:
+        self.pause.resumed()
+        if self.stopping:
+            return
+        for fd in self.ports:
+            try:
+                self.epoll.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            except FileExistsError:
+                pass
+
+    def _unregister_listeners(self) -> None:
+        for fd in self.ports:
+            try:
+                self.epoll.unregister(fd)
+            except OSError:
+                pass
+
+    def _close_oldest_idle(self) -> None:
+        busy = self.pool.busy if self.pool is not None else ()
+        oldest: Handler | None = None
+        for handler in list(self.conns.values()):
+            if (oldest is None or handler.parked_at < oldest.parked_at) and (
+                handler.channel.fd not in busy
+            ):
+                oldest = handler
+        if oldest is None:
+            return
+        log.debug("closing the oldest idle connection, from %s", oldest.channel.peer[0])
+        if self.pool is not None:
+            self.pool.close_parked(oldest)
+        else:
+            self.close_conn(oldest)
+
     # --- timeouts and stop -------------------------------------------------------------------
     def _sweep(self, now: float) -> None:
         busy = self.pool.busy if self.pool is not None else ()
@@ -309,11 +363,7 @@ class _Server:
         self.stopping = True
         self.ctx.closing = True
         log.info("worker %d stopping (%s) after %d requests", os.getpid(), why, self.ctx.served)
-        for fd in self.ports:
-            try:
-                self.epoll.unregister(fd)
-            except OSError:
-                pass
+        self._unregister_listeners()
         if self.on_draining is not None:
             self.on_draining()
         grace = min(_IDLE_GRACE, self.ctx.config.keepalive_timeout)
@@ -336,6 +386,7 @@ class _Server:
         for handler in list(self.conns.values()):
             self.close_conn(handler)
         self.epoll.close()
+        self.pause.close()
 
 
 def step(handler: Handler) -> Next:
@@ -357,13 +408,6 @@ def _bytes_waiting(handler: Handler) -> bool:
         return False
     except OSError:
         return False
-
-
-def _log_accept_error(exc: OSError) -> None:
-    if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-        log.warning("accept failed: %s", exc)
-    else:
-        log.debug("accept failed: %s", exc)
 
 
 class _Pool:

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -27,6 +28,8 @@ from pathlib import Path
 from tests.support import ROOT, child_environ, wait_until
 
 __all__ = ["Load", "NotifyListener", "Server", "get_json", "http_get"]
+
+_NOFILE = resource.RLIMIT_NOFILE
 
 
 class NotifyListener:
@@ -98,6 +101,7 @@ class Server:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     notify: NotifyListener | None = None
+    fd_limit: tuple[int, int] | None = None  # the server's RLIMIT_NOFILE (soft, hard)
 
     @property
     def control(self) -> str:
@@ -114,9 +118,17 @@ class Server:
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # reload tests rewrite app files within a second
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(":")
         argv = [sys.executable, "-m", "sockactd", "--control-socket", self.control, *self.args]
+        limit = self.fd_limit
+        preexec = None if limit is None else lambda: resource.setrlimit(_NOFILE, limit)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                argv, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.tmp
+                argv,
+                env=env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                cwd=self.tmp,
+                preexec_fn=preexec,
             )
         if wait_ready:
             self.wait_ready()

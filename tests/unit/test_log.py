@@ -200,3 +200,19 @@ def test_an_app_importing_logging_later_finds_it_configured() -> None:
         "import logging; logging.basicConfig(); logging.getLogger('app').info('from the app')\n"
     )
     assert out.count("from the app") == 1 and " INFO [worker " in out, out
+
+
+def test_a_record_is_written_even_when_logging_cannot_be_imported() -> None:
+    """Out of fds, `import logging` fails (it opens files): the line must still come out."""
+    probe = (
+        "import resource, sys\n"
+        "from sockactd.log import get_logger, setup_logging, set_role\n"
+        "setup_logging('info', role='worker')\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (3, 3))  # only stdio: no file opens\n"
+        "get_logger('x').warning('out of %s', 'fds')\n"
+        "print('alive')\n"
+    )
+    done = run_python(probe)
+    assert "logging" not in done.stderr.split("] ", 1)[0]  # no traceback, no crash
+    assert re.fullmatch(r"WARNING \[worker \d+ g0\] out of fds\n", done.stderr), done.stderr
+    assert done.stdout == "alive\n"

@@ -129,6 +129,8 @@ def test_service_contract() -> None:
         "CapabilityBoundingSet=",
     ):
         assert re.search(rf"^{re.escape(line)}$", text, re.MULTILINE), line
+    nofile = re.search(r"^LimitNOFILE=(\d+)$", text, re.MULTILINE)
+    assert nofile is not None and int(nofile.group(1)) >= 65536  # idle clients hold fds
     stop = re.search(r"^TimeoutStopSec=(\d+)$", text, re.MULTILINE)
     assert stop is not None and int(stop.group(1)) > 60  # above worker-reload-mercy's default
 
