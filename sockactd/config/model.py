@@ -48,6 +48,8 @@ class Config:
     buffer_size: int
     header_timeout: float
     socket_timeout: float
+    body_timeout: float
+    body_min_rate: int
     keepalive_timeout: float
     keepalive_requests: int
     worker_connections: int

@@ -416,6 +416,29 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         doc="Timeout for each read of a request body and each write of a response.",
     ),
     Setting(
+        "body-timeout",
+        Kind.FLOAT,
+        10.0,
+        section=HTTP,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="A request body must arrive within this time after the app first waits for "
+        "it, extended by one second for every `body-min-rate` bytes received; past it the "
+        "request gets 408 and the connection is closed. 0 disables (only socket-timeout "
+        "bounds each read).",
+    ),
+    Setting(
+        "body-min-rate",
+        Kind.INT,
+        500,
+        section=HTTP,
+        check=at_least(0),
+        metavar="BYTES",
+        doc="Bytes per second of request body that extend `body-timeout` by one second, "
+        "so a steady upload of any size goes on while a trickle ends; 0 makes "
+        "`body-timeout` a fixed deadline for the whole body.",
+    ),
+    Setting(
         "keepalive-timeout",
         Kind.FLOAT,
         5.0,

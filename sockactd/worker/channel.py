@@ -15,6 +15,7 @@ from __future__ import annotations
 import _socket  # not socket: see sockets.py (its enums cost start-up time)
 import os
 import select
+import time
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from _socket import socket as RawSocket
     from typing import Any, Final
 
-__all__ = ["Channel"]
+__all__ = ["BodyDeadline", "Channel"]
 
 _DONTWAIT: Final = _socket.MSG_DONTWAIT
 _MORE: Final = _socket.MSG_DONTWAIT | _socket.MSG_MORE
@@ -62,13 +63,23 @@ class Channel:
         except BlockingIOError:
             return None
 
-    def recv_wait(self) -> bytes:
-        """Bytes, waiting up to `timeout`; b"" at end of stream; TimeoutError when idle."""
+    def recv_wait(self, deadline: BodyDeadline | None = None) -> bytes:
+        """Bytes, waiting up to `timeout`; b"" at end of stream; TimeoutError when idle.
+
+        With a `deadline`, waiting also ends (TimeoutError) when the deadline passes.
+        """
         while True:
             try:
-                return self.sock.recv(_RECV_SIZE, _DONTWAIT)
+                data = self.sock.recv(_RECV_SIZE, _DONTWAIT)
             except BlockingIOError:
-                self._wait(select.POLLIN)
+                if deadline is None:
+                    self._wait(select.POLLIN)
+                else:
+                    self._wait(select.POLLIN, deadline.wait_limit(self.timeout), deadline.why)
+                continue
+            if deadline is not None:
+                deadline.received += len(data)
+            return data
 
     def send(self, data: bytes) -> None:
         """Send all of `data`, waiting at most `timeout` each time the kernel is full."""
@@ -137,11 +148,45 @@ class Channel:
             self.sock.setblocking(True)
         return sent
 
-    def _wait(self, events: int) -> None:
+    def _wait(self, events: int, limit: float = -1.0, why: str = "") -> None:
         poller = select.poll()
         poller.register(self.fd, events)
-        if not poller.poll(self.timeout * 1000.0):
+        wait = self.timeout if limit < 0 else limit
+        if not poller.poll(wait * 1000.0):
+            if wait < self.timeout:
+                raise TimeoutError(f"client {self.peer[0]} {why}")
             raise TimeoutError(f"client {self.peer[0]} idle for {self.timeout:g}s")
 
     def close(self) -> None:
         self.sock.close()
+
+
+class BodyDeadline:
+    """When a request body must have arrived: `limit` seconds after the first wait for it,
+    plus one second for every `rate` bytes received so far.
+
+    A steady upload, however long, keeps moving its deadline; a body trickled in a byte
+    at a time runs out after about `limit` seconds and frees the worker. (The rule of
+    Apache's mod_reqtimeout: body-timeout, extended at body-min-rate.) rate 0: a fixed
+    deadline for the whole body.
+    """
+
+    __slots__ = ("_limit", "_rate", "_start", "received")
+
+    def __init__(self, limit: float, rate: int) -> None:
+        self._limit = limit
+        self._rate = rate
+        self._start = 0.0
+        self.received = 0
+
+    @property
+    def why(self) -> str:
+        return f"sent its request body too slowly (body-timeout {self._limit:g}s)"
+
+    def wait_limit(self, idle: float) -> float:
+        """How long the next wait may last: `idle` (socket-timeout), or less if due sooner."""
+        now = time.monotonic()
+        if not self._start:
+            self._start = now
+        due = self._start + self._limit + (self.received / self._rate if self._rate else 0.0)
+        return min(idle, max(0.0, due - now))

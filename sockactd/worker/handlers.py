@@ -28,6 +28,7 @@ from sockactd.protocols.wsgi import (
     http_environ,
 )
 from sockactd.symbol import Symbol
+from sockactd.worker.channel import BodyDeadline
 from sockactd.worker.exchange import Response, error_response, log_access, run_app
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
@@ -209,7 +210,7 @@ class HttpHandler:
 class _HttpBody:
     """The pull side of wsgi.input for one HTTP request: parser events, then the socket."""
 
-    __slots__ = ("conn", "continue_sent", "done", "head", "received", "response")
+    __slots__ = ("conn", "continue_sent", "deadline", "done", "head", "received", "response")
 
     def __init__(self, conn: HttpHandler, head: RequestHead, response: Response) -> None:
         self.conn = conn
@@ -218,6 +219,7 @@ class _HttpBody:
         self.done = not head.has_body and self._end_queued()
         self.continue_sent = False
         self.received = 0
+        self.deadline: BodyDeadline | None = None  # made at the first wait for the body
 
     def _end_queued(self) -> bool:
         events = self.conn.parser.events
@@ -245,8 +247,11 @@ class _HttpBody:
         return event
 
     def _read_more(self) -> None:
+        deadline = self.deadline
+        if deadline is None:
+            deadline = self.deadline = _body_deadline(self.conn.ctx.config)
         try:
-            data = self.conn.channel.recv_wait()
+            data = self.conn.channel.recv_wait(deadline)
         except TimeoutError:
             self.response.input_status = 408
             raise
@@ -355,7 +360,7 @@ class UwsgiHandler:
                 pass
             return
         if length:
-            body = _UwsgiBody(self.channel, self.remainder, length, response)
+            body = _UwsgiBody(self.channel, self.remainder, length, response, ctx.config)
             environ["wsgi.input"] = InputStream(body.pull)
         else:
             environ["wsgi.input"] = EMPTY_INPUT
@@ -369,13 +374,16 @@ class UwsgiHandler:
 class _UwsgiBody:
     """Exactly CONTENT_LENGTH bytes: what followed the vars block, then the socket."""
 
-    __slots__ = ("channel", "first", "left", "response")
+    __slots__ = ("channel", "deadline", "first", "left", "response")
 
-    def __init__(self, channel: Channel, first: bytes, length: int, response: Response) -> None:
+    def __init__(
+        self, channel: Channel, first: bytes, length: int, response: Response, config: Config
+    ) -> None:
         self.channel = channel
         self.first = first[:length]
         self.left = length
         self.response = response
+        self.deadline = _body_deadline(config)
 
     def pull(self) -> bytes:
         if self.left <= 0:
@@ -384,7 +392,7 @@ class _UwsgiBody:
             data, self.first = self.first, b""
         else:
             try:
-                data = self.channel.recv_wait()
+                data = self.channel.recv_wait(self.deadline)
             except TimeoutError:
                 self.response.input_status = 408
                 raise
@@ -394,6 +402,13 @@ class _UwsgiBody:
             data = data[: self.left]
         self.left -= len(data)
         return data
+
+
+def _body_deadline(config: Config) -> BodyDeadline | None:
+    """The bound on waiting for a request body (None: only socket-timeout per read)."""
+    if not config.body_timeout:
+        return None
+    return BodyDeadline(config.body_timeout, config.body_min_rate)
 
 
 def make_handler_factory(
