@@ -35,6 +35,7 @@ __all__ = [
     "set_role",
     "setup_logging",
     "use_journal_prefix",
+    "write_direct",
 ]
 
 ACCESS_LOGGER = "sockactd.access"
@@ -100,8 +101,9 @@ def _configure() -> None:
     context.pending = False
 
 
-def _write_without_logging(level: int, text: str) -> None:
-    """The record's line, when `logging` cannot be imported (it needs fds to open files)."""
+def write_direct(level: int, text: str) -> None:
+    """One line straight to fd 2, taking no lock and opening nothing: for when `logging`
+    cannot be imported (no fd left to open its files) or must not be waited for."""
     name = {DEBUG: "DEBUG", INFO: "INFO", WARNING: "WARNING", ERROR: "ERROR"}.get(level, "CRITICAL")
     prefix = f"<{(7, 6, 4, 3, 2)[min(4, level // 10 - 1)]}>" if context.journal else ""
     line = f"{prefix}{name} [{context.role} {os.getpid()} g{context.generation}] {text}\n"
@@ -168,7 +170,7 @@ class Logger:
         if real is not None:
             real.log(level, msg, *args, **kwargs)
         elif level >= context.level:
-            _write_without_logging(level, msg % args if args else msg)
+            write_direct(level, msg % args if args else msg)
 
     def debug(self, msg: str, *args: object, **kwargs: Any) -> None:
         self.log(DEBUG, msg, *args, **kwargs)

@@ -1,21 +1,31 @@
 """The child side of a fork: turn a copy of the master into a worker.
 
 Order matters: signals first (so a SIGTERM during boot is not lost), then
-a check that the master is still there, then shedding everything that belongs to the master (notify
-socket and NOTIFY_SOCKET, the master's fds), then the app, then READY on the
-status pipe, then serving. The parent-death signal is set once serving has
-begun (see `_watch_master`). `run_worker` never returns: it ends in os._exit so
-no master code (atexit handlers, finalizers of master objects) runs here.
+a pidfd of the master and a check that it is still there, then shedding everything
+that belongs to the master (notify socket and NOTIFY_SOCKET, the master's fds), then
+the app, then READY on the status pipe, then serving. `run_worker` never returns: it
+ends in os._exit so no master code (atexit handlers, finalizers of master objects)
+runs here.
+
+Following the master's death without ctypes (which costs milliseconds on the
+cold-start clock) and without systemd: the master's pidfd (os.pidfd_open) becomes
+readable when it exits. While the app is imported (--lazy-apps), a helper thread
+waits on it and ends the process at once: nothing has been accepted yet, and an
+import can take any time. Once serving, serve() polls it with everything else and
+drains as for SIGTERM. A master that re-executes itself (standard reload) keeps its
+PID, so its pidfd stays quiet. Where pidfd_open is refused, PR_SET_PDEATHSIG is set
+through ctypes after the first wake-up, as before.
 """
 
 from __future__ import annotations
 
 import gc
 import os
+import select
 
 from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
-from sockactd.log import get_logger
+from sockactd.log import WARNING, get_logger, write_direct
 from sockactd.osapi import MASTER_SIGNALS, csignal, raise_fd_limit, set_parent_death_signal
 from sockactd.worker.app import load_app
 from sockactd.worker.board import Board
@@ -27,6 +37,7 @@ from sockactd.worker.status import FrameKind, write_frame
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
+    import _thread
     from collections.abc import Callable, Sequence
     from typing import NoReturn
 
@@ -106,7 +117,8 @@ def run_worker(spec: WorkerSpec) -> NoReturn:
 def _run(spec: WorkerSpec) -> int:
     set_drain_limit(spec.config.worker_reload_mercy)
     stop_fd, wakeup_fd = _install_signals()
-    if os.getppid() != spec.master_pid:
+    master_fd = _open_master_pidfd(spec.master_pid)
+    if master_fd is None:
         return ExitCode.FAILURE  # the master died right after the fork
     spec.close_in_child()
     for name in _MASTER_ONLY_ENV:
@@ -115,17 +127,21 @@ def _run(spec: WorkerSpec) -> int:
     sockactd_log.set_role("worker")
     sockactd_log.set_generation(spec.generation)
     _close_master_fds(
-        keep={spec.status_fd, spec.board.fd, stop_fd, wakeup_fd}
+        keep={spec.status_fd, spec.board.fd, stop_fd, wakeup_fd, master_fd}
         | {listener.sock.fileno() for listener in spec.listeners}
     )
     app = spec.app
     if app is None:
         try:
-            app = load_app(spec.config)
+            app = _load_app_following(spec.config, master_fd)
         except AppImportError as exc:
             write_frame(spec.status_fd, FrameKind.BOOT_FAILED, exc.details)
             return ExitCode.APP_IMPORT_FAILED
-    write_frame(spec.status_fd, FrameKind.READY)
+    try:
+        write_frame(spec.status_fd, FrameKind.READY)
+    except BrokenPipeError:
+        log.warning("worker %d: its master is gone before it was ready; exiting", os.getpid())
+        return ExitCode.FAILURE
     # The master recycles workers after max-requests itself, replacement first;
     # a worker that stopped on its own would leave a gap.
     config = spec.config.replace(max_requests=0)
@@ -135,15 +151,75 @@ def _run(spec: WorkerSpec) -> int:
         config,
         spec.board,
         stop_fd,
-        on_draining=lambda: write_frame(spec.status_fd, FrameKind.DRAINING),
-        settle=lambda: _settle(spec.master_pid),
+        on_draining=lambda: _tell_draining(spec.status_fd),
+        settle=lambda: _settle(spec.master_pid, master_fd),
+        master_fd=master_fd,
     )
     return ExitCode.OK
 
 
-def _settle(master_pid: int) -> None:
+def _open_master_pidfd(master_pid: int) -> int | None:
+    """A pidfd of our master; None if it is gone already; -1 if pidfds are refused."""
+    try:
+        fd = os.pidfd_open(master_pid)
+    except ProcessLookupError:
+        return None
+    except OSError:  # ENOSYS (Linux < 5.3) or a seccomp filter: settle() uses prctl
+        return -1 if os.getppid() == master_pid else None
+    if os.getppid() != master_pid:  # gone, and its PID maybe someone else's by now
+        os.close(fd)
+        return None
+    return fd
+
+
+def _load_app_following(config: Config, master_fd: int) -> WSGIApp:
+    """load_app(), ending this process at once if the master dies meanwhile."""
+    if master_fd < 0:
+        return load_app(config)
+    import _thread  # built in, already loaded: threading would cost start-up time
+
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    gone = _thread.allocate_lock()
+    gone.acquire()
+    _thread.start_new_thread(_exit_if_master_dies, (master_fd, done_r, gone))
+    try:
+        return load_app(config)
+    finally:
+        os.write(done_w, b"!")
+        gone.acquire()  # the helper has returned: the app runs single-threaded from here
+        os.close(done_r)
+        os.close(done_w)
+
+
+def _exit_if_master_dies(master_fd: int, done_fd: int, finished: _thread.LockType) -> None:
+    """Helper thread: wait for the app to load or the master to die, whichever comes first."""
+    try:
+        poller = select.poll()
+        poller.register(master_fd, select.POLLIN)
+        poller.register(done_fd, select.POLLIN)
+        ready = {fd for fd, _ in poller.poll()}
+        if done_fd not in ready:
+            # Not through logging: the import may hold its locks, or be importing it.
+            write_direct(WARNING, f"worker {os.getpid()}: its master is gone while the app "
+                         "was loading; exiting")  # fmt: skip
+            os._exit(ExitCode.FAILURE)
+    finally:
+        finished.release()
+
+
+def _tell_draining(status_fd: int) -> None:
+    """Tell the master this worker no longer accepts; bound the drain by our own clock."""
+    csignal.alarm(_drain_limit)  # the master that would kill a late drain may be gone
+    try:
+        write_frame(status_fd, FrameKind.DRAINING)
+    except BrokenPipeError:
+        pass  # the master is gone: serve() said so and drains all the same
+
+
+def _settle(master_pid: int, master_fd: int) -> None:
     """What waits until the first client was served: see serve()'s `settle`."""
-    _watch_master(master_pid)
+    if master_fd < 0:
+        _watch_master(master_pid)
     # The first workers were forked before the master raised the fd limit (run.py);
     # later ones inherit it, and this is a no-op for them.
     try:
@@ -153,7 +229,7 @@ def _settle(master_pid: int) -> None:
 
 
 def _watch_master(master_pid: int) -> None:
-    """From now on die with the master (PR_SET_PDEATHSIG), and now if it is gone already.
+    """Without a pidfd: die with the master (PR_SET_PDEATHSIG), and now if it is gone already.
 
     serve() calls this after its first wake-up (at most a second after it starts),
     not before: it needs ctypes, which costs milliseconds to import, while under socket

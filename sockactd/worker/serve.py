@@ -78,16 +78,20 @@ def serve(
     stop_fd: int,
     on_draining: Callable[[], None] | None = None,
     settle: Callable[[], None] | None = None,
+    master_fd: int = -1,
 ) -> None:
     """Serve requests until stop_fd is readable or max-requests is reached, then drain.
 
     `settle` runs once, after the first wake-up has been handled: set-up that can wait
-    until the first waiting client has been served (entry.py's parent-death signal).
+    until the first waiting client has been served (entry.py's fd limit).
+    `master_fd` (a pidfd of the master) readable: the master is gone. Drain as for
+    SIGTERM, and close this worker's listening sockets at once, so that a new server
+    can bind the address while in-flight requests finish here.
     """
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
     if config.threads <= 1:
         board.single_threaded()
-    server = _Server(listeners, ctx, stop_fd, on_draining, settle)
+    server = _Server(listeners, ctx, stop_fd, on_draining, settle, master_fd)
     restore = _flag_on_sigterm(ctx)
     try:
         server.run()
@@ -171,10 +175,12 @@ class _Server:
         stop_fd: int,
         on_draining: Callable[[], None] | None = None,
         settle: Callable[[], None] | None = None,
+        master_fd: int = -1,
     ) -> None:
         config = ctx.config
         self.ctx = ctx
         self.stop_fd = stop_fd
+        self.master_fd = master_fd
         self.on_draining = on_draining
         self.settle = settle
         self.threads = config.threads
@@ -192,6 +198,8 @@ class _Server:
             self.ports[fd] = port
             self.epoll.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         self.epoll.register(stop_fd, select.EPOLLIN)
+        if master_fd >= 0:
+            self.epoll.register(master_fd, select.EPOLLIN)
         timeouts = [config.header_timeout, config.keepalive_timeout or config.header_timeout]
         self.tick = max(0.02, min(1.0, *(t / 4 for t in timeouts)))
         self.pool: _Pool | None = _Pool(self) if self.threads > 1 else None
@@ -220,6 +228,8 @@ class _Server:
                 elif fd == self.stop_fd:
                     self._drain_stop_fd()
                     self._begin_stop("SIGTERM")
+                elif fd == self.master_fd:
+                    self._master_gone()
             if self.settle is not None:
                 settle, self.settle = self.settle, None
                 settle()
@@ -352,6 +362,14 @@ class _Server:
                     self.pool.close_parked(handler)
                 else:
                     self.close_conn(handler)
+
+    def _master_gone(self) -> None:
+        self.epoll.unregister(self.master_fd)
+        self.master_fd = -1
+        if not self.stopping:
+            self._begin_stop("its master is gone")
+        for port in self.ports.values():
+            port.sock.close()  # only this process's reference: free the address for a restart
 
     def _drain_stop_fd(self) -> None:
         try:

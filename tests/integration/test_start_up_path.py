@@ -54,7 +54,7 @@ HEAVY = [
     "socket",  # its constants become enums (plus selectors): sockactd uses _socket
     "selectors",
     "signal",  # the same: sockactd uses _signal
-    "ctypes",  # for PR_SET_PDEATHSIG, set after a worker's first wake-up
+    "ctypes",  # PR_SET_PDEATHSIG, only where pidfd_open is refused, after a first wake-up
 ]
 # The master's own machinery: loaded after the first workers are forked.
 MASTER_ONLY = [
