@@ -420,6 +420,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.FLOAT,
         10.0,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(0),
         metavar="SECONDS",
         doc="A request body must arrive within this time after the app first waits for "
@@ -432,6 +433,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         500,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(0),
         metavar="BYTES",
         doc="Bytes per second of request body that extend `body-timeout` by one second, "
@@ -463,6 +465,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         Kind.INT,
         1000,
         section=HTTP,
+        applies=Applies.WORKERS,
         check=at_least(1),
         metavar="N",
         doc="Most connections one worker keeps parked (waiting for a request head, or "
