@@ -1,6 +1,7 @@
 """The `sockactd` command: choose an action, run it, turn the outcome into an exit status.
 
     sockactd ctl ...             the control command (same as sockactctl)
+    sockactd migrate-uwsgi ...   convert a uWSGI ini file (sockactd/migrate/)
     sockactd --help | --version
     sockactd --check [settings]  validate, import the app here, exit 0 / 4 / 78
     sockactd [settings]          serve until stopped
@@ -45,6 +46,10 @@ def _run(args: list[str]) -> int:
 
         return int(ctl_main(args[1:], prog=f"{PROG} ctl"))
     try:
+        if args[:1] == ["migrate-uwsgi"]:
+            from sockactd.migrate.command import main as migrate_main
+
+            return migrate_main(args[1:])
         return _dispatch(args)
     except SockactdError as exc:
         _report(exc)

@@ -38,6 +38,7 @@ __all__ = [
     "help_text",
     "load_config",
     "read_command_line",
+    "validate_setting",
 ]
 
 CONFIG_ENV = "SOCKACTD_CONFIG"
@@ -410,6 +411,15 @@ def _validate(setting: Setting, raw: _Raw) -> object:
         if problem is not None:
             raise SettingError(setting.name, raw.source, problem)
     return value
+
+
+def validate_setting(setting: Setting, value: object, source: str) -> object:
+    """One value converted and checked exactly as a config file's (raises SettingError).
+
+    For tools that write configuration (`sockactd migrate-uwsgi`), so what they write
+    is what the server accepts.
+    """
+    return _validate(setting, _Raw(value, source))
 
 
 def _describe(value: object) -> str:

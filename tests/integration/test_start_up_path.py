@@ -63,6 +63,8 @@ MASTER_ONLY = [
     "sockactd.control.server",
     "sockactd.triggers.base",
 ]
+# Tools that are commands of their own, never loaded by a server at all.
+NEVER_SERVING = ["sockactd.migrate", "sockactd.migrate.rules", "sockactd.migrate.ini"]
 
 
 class Activated:
@@ -117,6 +119,7 @@ def test_first_workers_import_nothing_heavy(tmp_path: Path, mode: list[str]) -> 
     assert "sockactd.worker.serve" in modules  # the probe does see sockactd's own modules
     assert sorted(modules & set(HEAVY) - dependency_modules()) == []
     assert sorted(modules & set(MASTER_ONLY)) == []
+    assert sorted(modules & set(NEVER_SERVING)) == []
 
 
 def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> None:
@@ -131,6 +134,7 @@ def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> No
     finally:
         server.stop()
     assert set(MASTER_ONLY) <= modules
+    assert sorted(modules & set(NEVER_SERVING)) == []  # the whole master: still no converter
 
 
 def _answering_pid(server: Activated) -> int | None:
