@@ -4,17 +4,23 @@ Theory of operation: `RequestParser.feed(data)` hands bytes to llhttp (through
 httptools) and appends what it recognised to `events`, in order: a `RequestHead`
 when a request's head is complete, `bytes` for each piece of its body, then
 `END` when the request is complete. Pipelined requests simply follow each other
-in `events`. The caller pops events as it needs them and feeds more bytes when
+in `events`; after a request that closes the connection, further bytes are
+ignored. The caller pops events as it needs them and feeds more bytes when
 `events` is empty; the parser never reads a socket, never blocks, never looks
 at a clock.
 
-Rule 1: every malformed input raises `errors.ProtocolError` carrying the status
-        to answer with (400, 413, 431, 501, 505); after that the parser is dead
-        and the connection must be closed.
-Rule 2: RFC 9112's musts that llhttp leaves to us are checked here: exactly one
-        Host in HTTP/1.1, only the `chunked` transfer coding, HTTP/1.x only.
-        llhttp itself refuses Content-Length with Transfer-Encoding and
-        duplicate Content-Lengths.
+Rule 1: malformed input appends a `ProtocolError` event carrying the status to
+        answer with (400, 413, 431, 501, 505), after the events of every request
+        before it; then the parser is dead (`finished`) and the connection must
+        close once those requests are answered.
+Rule 2: the result never depends on how the reads cut the bytes. The parser
+        finds each head's end itself and gives httptools one head, then one
+        Content-Length body, at a time; chunked bodies are decoded by chunked.py.
+Rule 3: RFC 9110/9112's musts that httptools leaves to us are checked here and
+        in fields.py: exactly one valid Host in HTTP/1.1, the request-target's
+        form, field names, no obsolete line folding, only the `chunked` transfer
+        coding, HTTP/1.x only. httptools itself refuses Content-Length with
+        Transfer-Encoding and differing Content-Lengths.
 
 This module knows nothing of WSGI (see wsgi.py) nor of sockets (worker/).
 """
@@ -24,6 +30,8 @@ from __future__ import annotations
 import httptools
 
 from sockactd.errors import ProtocolError
+from sockactd.protocols.chunked import ChunkedDecoder
+from sockactd.protocols.fields import is_token, origin_target, valid_host
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
@@ -43,10 +51,6 @@ class _End:
 
 
 END: Final = _End()
-
-# Fixed bytes of a request line and its final CRLF, for the head-size estimate.
-_LINE_OVERHEAD: Final = 16
-_HEADER_OVERHEAD: Final = 4  # ": " and CRLF
 
 
 class RequestHead:
@@ -98,40 +102,125 @@ class RequestHead:
         return self.chunked or bool(self.content_length)
 
 
+# Framing states of a connection's byte stream (ints: checked for every read).
+_HEAD = 0  # between requests, or in a head: bytes go to httptools up to the head's end
+_LENGTH = 1  # in a Content-Length body: exactly that many bytes go to httptools
+_CHUNKED = 2  # in a chunked body: bytes go to ChunkedDecoder
+_DONE = 3  # after an error, an upgrade or a request that closes the connection
+_HEAD_END: Final = b"\r\n\r\n"
+
+
 class RequestParser:
-    """Feed bytes, pop events from `events`. One instance per connection."""
+    """Feed bytes, pop events from `events`. One instance per connection.
+
+    The parser itself finds where each head ends and how long each body is, and hands
+    httptools one head (then one Content-Length body) at a time: checks on head bytes
+    then never see body bytes, whatever the reads' boundaries (see `_feed_head`).
+    """
 
     def __init__(self, head_limit: int, body_limit: int = 0) -> None:
-        self.events: list[RequestHead | bytes | _End] = []
+        self.events: list[RequestHead | bytes | _End | ProtocolError] = []
         self.upgraded = False  # the parser stopped after an Upgrade/CONNECT request
         self._head_limit = head_limit
         self._body_limit = body_limit
         self._parser = httptools.HttpRequestParser(self)
-        self._in_head = True
+        self._state = _HEAD
+        self._tail = b""  # the last bytes of the head so far: its end may straddle reads
         self._head_fed = 0
-        self._head_size = _LINE_OVERHEAD
+        self._left = 0  # Content-Length body bytes not fed yet
+        self._chunks: ChunkedDecoder | None = None
+        self._keep_alive = True  # the current request's
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body_seen = 0
-        self._ended_line = False
 
     @property
     def in_request(self) -> bool:
         """True once any byte of a request arrived that has not been fully parsed."""
-        return not self._in_head or self._head_fed > 0
+        state = self._state
+        return state in (_LENGTH, _CHUNKED) or (state == _HEAD and self._head_fed > 0)
+
+    @property
+    def finished(self) -> bool:
+        """True when this connection carries no further request (see `feed`)."""
+        return self._state == _DONE
 
     def feed(self, data: bytes) -> None:
-        """Parse `data`; raise ProtocolError (with the status to send) on bad input."""
-        if self.upgraded:
-            return  # after an upgrade request the connection closes; ignore what follows
-        in_head = self._in_head
-        if in_head:
-            self._head_fed += len(data)
-            self._refuse_folding(data)
+        """Parse `data`. Bad input appends a ProtocolError (with the status to send) after
+        the events of the requests before it, and parsing stops: the connection must close.
+        After a request that does not keep the connection, what follows is ignored."""
+        pos = 0
+        end = len(data)
         try:
-            self._parser.feed_data(data)
+            while pos < end:
+                state = self._state
+                if state == _HEAD:
+                    pos = self._feed_head(data, pos)
+                elif state == _LENGTH:
+                    pos = self._feed_length(data, pos)
+                elif state == _CHUNKED:
+                    pos = self._feed_chunked(data, pos)
+                else:
+                    return
+        except ProtocolError as exc:
+            self._state = _DONE
+            self.events.append(exc)
+
+    def _feed_head(self, data: bytes, pos: int) -> int:
+        """Feed head bytes up to and including the head's final CRLF; return where they end."""
+        tail = self._tail
+        stop = -1
+        if tail:
+            found = (tail + data[pos : pos + 3]).find(_HEAD_END)
+            if found >= 0:
+                stop = pos + found + 4 - len(tail)
+        if stop < 0:
+            found = data.find(_HEAD_END, pos)
+            stop = found + 4 if found >= 0 else len(data)
+        piece = data[pos:stop]
+        self._head_fed += len(piece)
+        if self._head_fed > self._head_limit:
+            raise ProtocolError("request head too large", 431)
+        # RFC 9112 5.2: obsolete line folding is refused (httptools 0.1.1 would unfold it)
+        previous = tail[-1:]
+        if (
+            b"\n " in piece
+            or b"\n\t" in piece
+            or (previous == b"\n" and piece[:1] in (b" ", b"\t"))
+        ):
+            raise ProtocolError("obsolete line folding in a request header")
+        # RFC 9112 2.2 lets a recipient take a bare LF as a line end; llhttp refuses it
+        # and 0.1.1 accepts it: refused, so both builds and the head's end search agree.
+        crlf = piece.count(b"\r\n") + (previous == b"\r" and piece[:1] == b"\n")
+        if piece.count(b"\n") != crlf:
+            raise ProtocolError("bare LF in a request head")
+        self._tail = (tail + piece)[-3:]  # on_headers_complete clears it
+        self._feed_parser(piece)
+        return stop
+
+    def _feed_length(self, data: bytes, pos: int) -> int:
+        piece = data[pos : pos + self._left]
+        self._left -= len(piece)
+        self._feed_parser(piece)  # on_body, then on_message_complete at the end
+        return pos + len(piece)
+
+    def _feed_chunked(self, data: bytes, pos: int) -> int:
+        chunks = self._chunks
+        assert chunks is not None
+        pos = chunks.feed(data, pos)
+        if chunks.done:
+            self._chunks = None
+            # httptools waits for a body it was never given: the next head needs a new one
+            self._parser = httptools.HttpRequestParser(self)
+            self.on_message_complete()
+        return pos
+
+    def _feed_parser(self, piece: bytes) -> None:
+        try:
+            self._parser.feed_data(piece)
         except httptools.HttpParserUpgrade:
             self.upgraded = True
+            self._state = _DONE
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if isinstance(cause, ProtocolError):
@@ -139,38 +228,19 @@ class RequestParser:
             raise ProtocolError(f"bad request: {exc}") from exc
         except httptools.HttpParserError as exc:
             raise ProtocolError(f"bad request: {exc}") from None
-        if self._in_head and in_head and self._head_fed > self._head_limit:
-            raise ProtocolError("request head too large", 431)
-
-    def _refuse_folding(self, data: bytes) -> None:
-        """RFC 9112 5.2: obsolete line folding must be rejected (some httptools accept it)."""
-        end = data.find(b"\r\n\r\n")
-        head = data if end < 0 else data[: end + 2]
-        if (
-            (self._ended_line and head[:1] in (b" ", b"\t") and self._head_fed > len(data))
-            or b"\n " in head
-            or b"\n\t" in head
-        ):
-            raise ProtocolError("obsolete line folding in a request header")
-        self._ended_line = head.endswith(b"\n")
 
     # --- httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
-        self._in_head = True
-        self._head_size = _LINE_OVERHEAD
         self._url = b""
         self._headers = []
         self._body_seen = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._grow(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._in_head:
-            self._headers.append((name, value))
-            self._grow(len(name) + len(value) + _HEADER_OVERHEAD)
-        # else: a chunked trailer; WSGI has no place for it, so it is dropped
+        # RFC 9110 5.5: a field value excludes leading and trailing whitespace
+        self._headers.append((name, value.strip(b" \t")))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -187,8 +257,15 @@ class RequestParser:
         )
         if self._body_limit and (head.content_length or 0) > self._body_limit:
             raise ProtocolError("request body too large", 413)
-        self._in_head = False
         self._head_fed = 0
+        self._tail = b""
+        self._keep_alive = head.keep_alive
+        if head.chunked:
+            self._state = _CHUNKED
+            self._chunks = ChunkedDecoder(self.on_body, self._head_limit)
+        elif head.content_length:
+            self._state = _LENGTH
+            self._left = head.content_length
         self.events.append(head)
 
     def on_body(self, body: bytes) -> None:
@@ -198,13 +275,9 @@ class RequestParser:
         self.events.append(body)
 
     def on_message_complete(self) -> None:
-        self._in_head = True
+        # RFC 9112 9.6: after a request that closes the connection, nothing more is read
+        self._state = _HEAD if self._keep_alive else _DONE
         self.events.append(END)
-
-    def _grow(self, size: int) -> None:
-        self._head_size += size
-        if self._head_size > self._head_limit:
-            raise ProtocolError("request head too large", 431)
 
 
 def _check_head(
@@ -215,7 +288,7 @@ def _check_head(
     keep_alive: bool,
     upgrade: bool,
 ) -> RequestHead:
-    """Apply the RFC 9112 rules llhttp does not, and pick out framing headers."""
+    """Apply the RFC 9110/9112 rules httptools does not, and pick out framing headers."""
     hosts = 0
     content_length: int | None = None
     chunked = False
@@ -224,18 +297,32 @@ def _check_head(
         lname = name.lower()
         if lname == b"host":
             hosts += 1
+            if not valid_host(value):  # RFC 9112 3.2: MUST answer 400
+                raise ProtocolError(f"invalid Host {value[:60]!r}")
         elif lname == b"content-length":
-            content_length = int(value)  # llhttp already checked digits and duplicates
+            content_length = int(value)  # httptools already checked digits and duplicates
         elif lname == b"transfer-encoding":
-            if value.strip().lower() != b"chunked":
+            if value.lower() != b"chunked":
                 raise ProtocolError(f"unsupported transfer coding {value!r}", 501)
+            if chunked:  # RFC 9112 6.1: chunked is applied once
+                raise ProtocolError("chunked transfer coding applied twice")
             chunked = True
-        elif lname == b"expect" and value.strip().lower() == b"100-continue":
+        elif lname == b"expect" and value.lower() == b"100-continue":
             expect_continue = version == "1.1"
-    if hosts > 1 or (hosts == 0 and version == "1.1"):
+        elif not is_token(name):  # RFC 9110 5.1 (httptools 0.1.1 lets spaces through)
+            raise ProtocolError(f"invalid field name {name[:60]!r}")
+    if hosts > 1 or (hosts == 0 and version == "1.1"):  # RFC 9112 3.2: MUST answer 400
         raise ProtocolError("HTTP/1.1 request needs exactly one Host header")
     if chunked and version == "1.0":
         raise ProtocolError("chunked transfer coding in an HTTP/1.0 request")
+    form = origin_target(method, target)
+    if isinstance(form, str):
+        raise ProtocolError(f"{form}: {target[:60]!r}")
+    target, authority = form
+    if authority is not None:
+        # RFC 9112 3.2.2: the target's authority, not Host, is the request's host
+        headers = [(n, v) for n, v in headers if n.lower() != b"host"]
+        headers.append((b"Host", authority))
     return RequestHead(
         method,
         target,

@@ -142,21 +142,18 @@ def wsgi_keys(url_scheme: str, multithread: bool, multiprocess: bool) -> dict[st
 
 
 def split_target(target: bytes) -> tuple[str, str, str]:
-    """(PATH_INFO, QUERY_STRING, REQUEST_URI) from a request target, per PEP 3333."""
+    """(PATH_INFO, QUERY_STRING, REQUEST_URI) from an origin-form target, per PEP 3333.
+
+    protocols/http.py turns every other form into origin-form and refuses fragments.
+    """
     raw = target.decode("latin-1")
-    if not target.startswith(b"/") and b"://" in target:
-        # absolute-form (RFC 9112 3.2.2): keep only the path and query
-        rest = raw.split("://", 1)[1]
-        slash = rest.find("/")
-        raw = rest[slash:] if slash >= 0 else "/"
     path, _, query = raw.partition("?")
-    path = path.partition("#")[0]
     if "%" in path:
         from urllib.parse import unquote_to_bytes  # rare: most paths have no escapes
 
         # back to the raw bytes first: unquote_to_bytes would encode a str as UTF-8
         path = unquote_to_bytes(path.encode("latin-1")).decode("latin-1")
-    return path, query.partition("#")[0], raw
+    return path, query, raw
 
 
 def http_environ(

@@ -141,18 +141,19 @@ class HttpHandler:
             return _PARK
         if not data:
             return _CLOSE
-        try:
-            self.parser.feed(data)
-        except ProtocolError as exc:
-            return self._refuse(exc)
+        self.parser.feed(data)
         events = self.parser.events
+        # Every request parsed before an error is answered, in order; the error only if
+        # the connection is still open after them.
         while events:
-            head = events.pop(0)
-            if not isinstance(head, RequestHead):
-                continue  # leftovers of a body a previous response drained
-            if not self._serve(head):
-                return _CLOSE
-        if self.parser.upgraded:
+            event = events.pop(0)
+            if type(event) is RequestHead:
+                if not self._serve(event):
+                    return _CLOSE
+            elif type(event) is ProtocolError:
+                return self._refuse(event)
+            # else: leftovers of a body a previous response drained
+        if self.parser.finished:
             return _CLOSE
         return _PARK
 
@@ -239,12 +240,17 @@ class _HttpBody:
         while not events:
             self._read_more()
         event = events.pop(0)
+        if type(event) is bytes:
+            self.received += len(event)
+            return event
         if event is END:
             self.done = True
             return b""
-        assert isinstance(event, bytes)
-        self.received += len(event)
-        return event
+        assert isinstance(event, ProtocolError)
+        self.response.input_status = event.status
+        if event.status == 413:
+            raise BodyTooLarge(str(event))
+        raise ClientDisconnected(f"bad request body: {event}")
 
     def _read_more(self) -> None:
         deadline = self.deadline
@@ -258,13 +264,7 @@ class _HttpBody:
         if not data:
             self.response.input_status = 400
             raise ClientDisconnected("client closed the connection before the body ended")
-        try:
-            self.conn.parser.feed(data)
-        except ProtocolError as exc:
-            self.response.input_status = exc.status
-            if exc.status == 413:
-                raise BodyTooLarge(str(exc)) from None
-            raise ClientDisconnected(f"bad request body: {exc}") from None
+        self.conn.parser.feed(data)  # an error comes out as an event (see pull)
 
     def pending(self) -> bool:
         """True when unread body makes keeping the connection unsafe or too costly."""

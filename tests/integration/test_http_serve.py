@@ -135,6 +135,34 @@ def test_pipelined_requests_answered_in_order() -> None:
         assert data.index(b"one") < data.index(b"three")
 
 
+def test_requests_before_a_malformed_one_are_answered_then_the_error() -> None:
+    # issue 13 defect 4: one 400 for all of it read as the answer to the valid request
+    with serving(echo.app) as served, connect(served.port) as sock:
+        sock.sendall(
+            b"POST /?how=read HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\none"
+            b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n"
+        )
+        data = read_until_close(sock)
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        first_end = data.index(b"\r\n\r\none") + 7
+        assert data[first_end:].startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+    ],
+)
+def test_bytes_after_a_request_that_closes_are_ignored(first: bytes) -> None:
+    with serving(echo.app) as served, connect(served.port) as sock:
+        sock.sendall(first + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n\x00garbage")
+        data = read_until_close(sock)
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert data.count(b"HTTP/1.1 ") == 1
+
+
 @pytest.mark.parametrize(
     ("version", "framing"),
     [("1.1", b"Transfer-Encoding: chunked"), ("1.0", b"Connection: close")],

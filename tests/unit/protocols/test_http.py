@@ -17,6 +17,9 @@ def parse(data: bytes, head_limit: int = 8192, body_limit: int = 0, step: int = 
             parser.feed(data[i : i + step])
     else:
         parser.feed(data)
+    errors = [e for e in parser.events if isinstance(e, ProtocolError)]
+    if errors:
+        raise errors[0]
     return parser.events
 
 
