@@ -74,20 +74,21 @@ def _valid_extensions(ext: bytes) -> bool:
             pos += 1
         if pos == start:
             return False
-        end = pos
-        while ext[end : end + 1] in (b" ", b"\t"):
-            end += 1
-        if ext[end : end + 1] == b"=":
-            end += 1
-            while ext[end : end + 1] in (b" ", b"\t"):
-                end += 1
-            pos = _ext_value_end(ext, end)
-            if pos < 0:
+        end = pos  # of the name, or of the value if there is one
+        while ext[pos : pos + 1] in (b" ", b"\t"):
+            pos += 1
+        if ext[pos : pos + 1] == b"=":
+            pos += 1
+            while ext[pos : pos + 1] in (b" ", b"\t"):
+                pos += 1
+            end = _ext_value_end(ext, pos)
+            if end < 0:
                 return False
-            end = pos
-            while ext[end : end + 1] in (b" ", b"\t"):
-                end += 1
         pos = end
+        while ext[pos : pos + 1] in (b" ", b"\t"):
+            pos += 1
+        if pos == len(ext) and pos > end:
+            return False  # BWS comes only before a ";" (or "=")
     return True
 
 

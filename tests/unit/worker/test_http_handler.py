@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from tests.unit.worker.wire import environ_app, exchange, responses
+from tests.apps.environ_echo import app as environ_app
+from tests.unit.worker.wire import exchange, responses
 
 GET = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 JSON_BODY = b'{\n  "a": 1,\n\t"b": 2\n}'
