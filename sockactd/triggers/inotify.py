@@ -11,6 +11,11 @@ Rule 2: the master's selector owns the loop: this module reads the inotify fd
 Rule 3: a burst of events becomes one reload per mode (triggers.base.Debouncer).
 Rule 4: a watched directory that vanishes is logged and retried every
         RETRY_SECONDS; serving goes on. A directory missing at start is a ConfigError.
+Rule 5: a trigger path is followed as the user wrote it, through symlinks
+        (triggers/paths.py): the directory of the file it reaches is watched, and so
+        is the directory of every symlink on the way. A change to one of those
+        symlinks (a deploy's `mv -T current.new current`) is a change of the trigger
+        file, and the paths are resolved again: the watches move to where they lead now.
 
 pyinotify is imported only when this module is, i.e. only when triggers are set.
 """
@@ -25,6 +30,7 @@ from typing import Any, Final
 
 from sockactd.errors import ConfigError
 from sockactd.triggers.base import MODES, SETTING_BY_MODE, Debouncer
+from sockactd.triggers.paths import resolve
 
 with warnings.catch_warnings():
     # pyinotify imports asyncore (deprecated in 3.11, pyasyncore from 3.12); we never use it.
@@ -57,8 +63,15 @@ class TriggerWatcher:
 
     def __init__(self, rules: Sequence[tuple[str, str]], quiet: float = 0.2) -> None:
         """Raises ConfigError (naming the touch-* setting) when a directory cannot be watched."""
-        self._names: dict[str, dict[str, list[str]]] = _group_by_directory(rules)
-        self._settings = {directory: _setting_of(modes) for directory, modes in _dirs(rules)}
+        for path, mode in rules:
+            if mode not in MODES:
+                raise ValueError(f"unknown reload mode {mode!r} for trigger file {path}")
+        self._rules = list(rules)
+        try:
+            self._names, self._links, self._settings = _resolve_all(self._rules)
+        except OSError as exc:
+            raise ConfigError(SETTING_BY_MODE[rules[0][1]], str(exc)) from None
+        self._follow_again = False
         self._modes = list(dict.fromkeys(mode for _, mode in rules))
         self._debouncer = Debouncer(quiet=quiet)
         self._wds: dict[int, str] = {}  # watch descriptor -> directory
@@ -91,6 +104,9 @@ class TriggerWatcher:
             log.warning("cannot read trigger file events: %s", exc)
             return
         self._notifier.process_events()
+        if self._follow_again:  # after processing: no watch changes under pyinotify's feet
+            self._follow_again = False
+            self._follow()
 
     def due(self, now: float) -> list[str]:
         if self._retry_at is not None and now >= self._retry_at:
@@ -129,11 +145,34 @@ class TriggerWatcher:
         return None
 
     def _retry_lost(self, now: float) -> None:
+        self._follow()  # a symlink on the way may have changed while a directory was gone
         for directory in sorted(self._lost):
             if os.path.isdir(directory) and self._add_watch(directory) is None:
                 self._lost.discard(directory)
                 log.info("trigger directory %s is back; watching it again", directory)
         self._retry_at = now + RETRY_SECONDS if self._lost else None
+
+    def _follow(self) -> None:
+        """Resolve every trigger path again; move the watches to the directories it gives."""
+        try:
+            names, links, settings = _resolve_all(self._rules)
+        except OSError as exc:
+            log.warning("cannot follow the trigger paths (%s); watching where they led", exc)
+            return
+        before = set(self._names)
+        self._names, self._links, self._settings = names, links, settings
+        for directory in sorted(set(names) - before):
+            if not os.path.isdir(directory) or self._add_watch(directory) is not None:
+                self._lost.add(directory)
+                self._retry_at = self._retry_at or self._now + RETRY_SECONDS
+                log.warning("trigger directory %s does not exist (still serving)", directory)
+        for directory in before - set(names):
+            self._lost.discard(directory)
+            for wd in [wd for wd, watched in self._wds.items() if watched == directory]:
+                del self._wds[wd]
+                self._manager.rm_watch(wd, quiet=True)
+        if before != set(names):
+            log.info("trigger paths now lead to %s", ", ".join(sorted(names)))
 
     def _on_directory_gone(self, wd: int, mask: int, directory: str) -> None:
         self._wds.pop(wd, None)
@@ -167,30 +206,30 @@ class TriggerWatcher:
         if mask & pyinotify.IN_IGNORED:
             self._wds.pop(event.wd, None)
             return
-        for mode in self._names[directory].get(event.name, []):
+        for mode in self._names.get(directory, {}).get(event.name, []):
             self._debouncer.note(mode, self._now)
+        if (directory, event.name) in self._links:
+            self._follow_again = True
 
 
-def _group_by_directory(rules: Sequence[tuple[str, str]]) -> dict[str, dict[str, list[str]]]:
-    """{directory: {file name: [modes]}} with absolute, normalised directories."""
-    grouped: dict[str, dict[str, list[str]]] = {}
+def _resolve_all(
+    rules: Sequence[tuple[str, str]],
+) -> tuple[dict[str, dict[str, list[str]]], set[tuple[str, str]], dict[str, str]]:
+    """({directory: {name: [modes]}}, symlinks on the way, {directory: setting to name}).
+
+    A name is the file a rule's path reaches, or a symlink the path passes through;
+    directories are real (symlink-free) paths. The first rule naming a directory
+    decides which setting an error message about it names.
+    """
+    names: dict[str, dict[str, list[str]]] = {}
+    links: set[tuple[str, str]] = set()
+    settings: dict[str, str] = {}
     for path, mode in rules:
-        if mode not in MODES:
-            raise ValueError(f"unknown reload mode {mode!r} for trigger file {path}")
-        directory, name = os.path.split(os.path.abspath(path))
-        modes = grouped.setdefault(directory, {}).setdefault(name, [])
-        if mode not in modes:
-            modes.append(mode)
-    return grouped
-
-
-def _dirs(rules: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
-    by_dir: dict[str, list[str]] = {}
-    for path, mode in rules:
-        by_dir.setdefault(os.path.dirname(os.path.abspath(path)), []).append(mode)
-    return list(by_dir.items())
-
-
-def _setting_of(modes: list[str]) -> str:
-    # The first rule naming this directory decides which setting an error message names.
-    return SETTING_BY_MODE[modes[0]]
+        resolved = resolve(path)
+        for directory, name in (resolved.target, *resolved.links):
+            modes = names.setdefault(directory, {}).setdefault(name, [])
+            if mode not in modes:
+                modes.append(mode)
+            settings.setdefault(directory, SETTING_BY_MODE[mode])
+        links.update(resolved.links)
+    return names, links, settings
