@@ -41,8 +41,11 @@ def server_for(name: str, port: int, tmp: Path) -> common.Server:
 
 
 def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(") ", 1)[1].split()
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(") ", 1)[1].split()
+    except OSError:
+        return 0.0  # gone meanwhile
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -68,11 +71,12 @@ def one_round(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, float
         start = time.monotonic()
         time.sleep(args.hold)
         spent = time.monotonic() - start
+        # Workers born during the hold (replacements of crashed ones) count from zero.
+        now_workers = set(common.descendants(proc.pid)) - {proc.pid}
         cpu = max(
-            (cpu_seconds(pid) - t0) / spent
-            for pid, t0 in before.items()
-            if os.path.exists(f"/proc/{pid}")
-        ) if before else 0.0  # fmt: skip
+            ((cpu_seconds(pid) - before.get(pid, 0.0)) / spent for pid in now_workers),
+            default=0.0,
+        )
         said = log.read_bytes()[size:]
         same = sorted(set(common.descendants(proc.pid)) - {proc.pid}) == workers
         for sock in flood:

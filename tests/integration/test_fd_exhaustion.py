@@ -52,11 +52,13 @@ def served(port: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 def test_a_flood_past_the_fd_limit_neither_crashes_nor_spins(
-    tmp_path: Path, many_fds: None
+    tmp_path: Path, many_fds: None, threads: int
 ) -> None:
     port = free_port()
-    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", "--header-timeout", "60", APP])
+    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", "--header-timeout", "60",
+                            "--threads", str(threads), APP])  # fmt: skip
     srv.fd_limit = (LIMIT, LIMIT)
     srv.start()
     flood: list[socket.socket] = []
