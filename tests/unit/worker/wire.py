@@ -55,7 +55,7 @@ class ScriptedChannel:
             return data
         return None
 
-    def recv_wait(self) -> bytes:
+    def recv_wait(self, deadline: object = None) -> bytes:
         if not self._buffer:
             self.deliver()
         return self.recv_nowait() or b""
