@@ -3,7 +3,7 @@
     sockactd ctl ...             the control command (same as sockactctl)
     sockactd migrate-uwsgi ...   convert a uWSGI ini file (sockactd/migrate/)
     sockactd --help | --version
-    sockactd --check [settings]  validate, import the app here, exit 0 / 4 / 78
+    sockactd --check [settings]  validate, import the app here, exit 0 / 70 / 78
     sockactd [settings]          serve until stopped
 
 This is the only module that calls sys.exit. Every expected failure arrives as

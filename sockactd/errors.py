@@ -19,15 +19,21 @@ __all__ = [
 
 
 class ExitCode:
-    """Exit statuses: plain ints (no enum on the cold-start path: see symbol.py)."""
+    """Exit statuses of sockactd and sockactctl: plain ints (no enum on the cold-start path).
+
+    0 and 1, then sysexits.h values only: `systemctl status` names statuses 2-7 after the
+    LSB init-script codes (4 would read NOPERMISSION, 6 NOTCONFIGURED), 64-78 after
+    sysexits.h, which is what these mean (the name systemd shows is in the comment).
+    """
 
     OK = 0
     FAILURE = 1
-    WORKER_BOOT_FAILED = 3  # workers never became ready at start-up
-    APP_IMPORT_FAILED = 4  # a worker (or the master, when preloading) could not import the app
-    CONTROL_FAILED = 5  # sockactctl: the server answered with a failure (e.g. reload aborted)
-    CONTROL_UNREACHABLE = 6  # sockactctl: no server on the control socket
-    CONFIG_INVALID = 78  # EX_CONFIG from sysexits.h
+    USAGE = 64  # USAGE: sockactctl's bad command line (sockactd's is a config error, 78)
+    CONTROL_FAILED = 65  # DATAERR: sockactctl: the server refused, or the reload aborted
+    CONTROL_UNREACHABLE = 69  # UNAVAILABLE: sockactctl: nothing answers on the control socket
+    APP_IMPORT_FAILED = 70  # SOFTWARE: a worker (or the master, preloading) could not import it
+    WORKER_BOOT_FAILED = 75  # TEMPFAIL: workers never became ready at start-up; a retry may work
+    CONFIG_INVALID = 78  # CONFIG: bad setting, file or socket
 
     @classmethod
     def members(cls) -> dict[str, int]:

@@ -291,7 +291,7 @@ def help_text() -> str:
         "--check",
         action="store_true",
         help="Validate the configuration and import the application in this "
-        "process, then exit (0 ok, 4 import failed, 78 bad config).",
+        "process, then exit (0 ok, 70 import failed, 78 bad config).",
     )
     general.add_argument("module", nargs="?", metavar="MODULE:CALLABLE", help="Same as --module.")
     groups: dict[str, argparse._ArgumentGroup] = {}

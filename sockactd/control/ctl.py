@@ -9,9 +9,9 @@ stderr says so (they still work together: control/protocol.py, Versions); when
 their control protocols cannot work together, the server's refusal says that.
 
 Exit codes (sockactd.errors.ExitCode): 0 done (or queued, without --wait);
-1 no answer in time / connection lost (outcome unknown); 2 bad arguments;
-5 the server answered with a failure (reload aborted, refused, bad request);
-6 nothing answers on the control socket.
+1 no answer in time / connection lost (outcome unknown); 64 bad arguments;
+65 the server answered with a failure (reload aborted, refused, bad request);
+69 nothing answers on the control socket.
 
 --timeout defaults to 300 s with --wait (a chain reload of many slow-importing
 workers takes a while; 0 means wait forever) and to 10 s otherwise (the server
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "sockactctl") -> int:
     try:
         args = _parser(prog).parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse already printed
-        return exc.code if isinstance(exc.code, int) else ExitCode.FAILURE
+        return ExitCode.OK if exc.code in (0, None) else ExitCode.USAGE
     path = _socket_path(args, os.environ)
     timeout = _timeout(args)
     try:

@@ -230,7 +230,7 @@ def test_reload_without_wait_is_queued(loop: Loop, sock_path: str, master: FakeM
     ("ok", "message", "exit_code", "stream"),
     [
         (True, "chain reload done: generation 4 serves everything", 0, "out"),
-        (False, "reload aborted: worker 77 exited during import (status 4)", 5, "err"),
+        (False, "reload aborted: worker 77 exited during import (status 70)", 65, "err"),
     ],
 )
 def test_reload_wait_reports_the_outcome(
@@ -286,7 +286,7 @@ def test_console_script(loop: Loop, sock_path: str) -> None:
 def test_missing_socket_is_unreachable(tmp_path: Path) -> None:
     path = str(tmp_path / "nowhere" / "control.sock")
     code, out, err = finished(ctl("--control-socket", path, "reload", "--wait"))
-    assert code == 6 == ExitCode.CONTROL_UNREACHABLE
+    assert code == 69 == ExitCode.CONTROL_UNREACHABLE
     assert out == ""
     assert path in err and "no such file" in err
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from sockactd.errors import ExitCode
 from tests.integration.server import Load, Server, get_json, running
 from tests.support import ROOT, free_port, wait_until
 
@@ -96,7 +97,7 @@ def test_broken_code_never_goes_live(tmp_path: Path, mode: str) -> None:
             deploy(site, version="v2", broken="raise ImportError('no module named flask_pony')")
             result = srv.ctl("reload", "--mode", mode, "--wait")
             load.wait_requests(50)
-        assert result.returncode == 5, result
+        assert result.returncode == ExitCode.CONTROL_FAILED, result
         assert "flask_pony" in result.stderr
         assert load.failures == {}, load.failures
         assert answers(port) == {(1, "v1")}
@@ -121,7 +122,9 @@ def test_worker_hanging_at_import_is_aborted_by_ready_timeout(tmp_path: Path, mo
             deploy(site, version="v2", import_delay=60)
             result = srv.ctl("reload", "--mode", mode, "--wait")
             load.wait_requests(20)
-        assert result.returncode == 5 and "ready-timeout" in result.stderr, result
+        assert result.returncode == ExitCode.CONTROL_FAILED and "ready-timeout" in result.stderr, (
+            result
+        )
         assert load.failures == {}, load.failures
         assert answers(port) == {(1, "v1")}
     finally:
@@ -159,7 +162,7 @@ def test_standard_reload_with_broken_config_keeps_the_old_master(tmp_path: Path)
     with running(tmp_path, "--config", str(config)) as srv:
         config.write_text(text + "processes = 'many'\n")
         result = srv.ctl("reload", "--mode", "standard", "--wait")
-        assert result.returncode == 5 and "processes" in result.stderr, result
+        assert result.returncode == ExitCode.CONTROL_FAILED and "processes" in result.stderr, result
         assert answers(port) == {(1, "v1")}
 
 
@@ -168,7 +171,7 @@ def test_preloaded_app_refuses_workers_and_chain_reload(tmp_path: Path) -> None:
     try:
         for mode in ("workers", "chain"):
             result = srv.ctl("reload", "--mode", mode, "--wait")
-            assert result.returncode == 5
+            assert result.returncode == ExitCode.CONTROL_FAILED
             assert "lazy-apps" in result.stderr and "standard" in result.stderr
         deploy(site, version="v2")  # a standard reload does load new code into the master
         assert srv.ctl("reload", "--mode", "standard", "--wait").returncode == 0

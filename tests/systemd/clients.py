@@ -23,6 +23,8 @@ import json
 import os
 import time
 
+import sockactd
+
 VERSION = {version}
 time.sleep({import_delay})  # a slow import makes "READY before the app is loaded" visible
 {broken}
@@ -38,6 +40,7 @@ def app(environ, start_response):
         "pid": os.getpid(),
         "uid": os.getuid(),
         "version": VERSION,
+        "sockactd": sockactd.__version__,  # the server that forked this worker
         "generation": int(os.environ.get("SOCKACTD_GENERATION", "0")),
     }}).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
@@ -59,9 +62,9 @@ class Reply:
     body: dict[str, Any]
 
 
-def get(port: int, path: str = "/", timeout: float = 10.0) -> Reply:
-    """One GET on a fresh connection to 127.0.0.1:port; raises OSError on failure."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def get(port: int, path: str = "/", timeout: float = 10.0, host: str = "127.0.0.1") -> Reply:
+    """One GET on a fresh connection to host:port; raises OSError on failure."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -81,6 +84,7 @@ class Load:
 
     port: int
     threads: int = 4
+    host: str = "127.0.0.1"
     max_seconds: float = 60.0
     failures: list[str] = field(default_factory=list)
     answers: list[Reply] = field(default_factory=list)
@@ -109,7 +113,7 @@ class Load:
     def _run(self, deadline: float) -> None:
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
-                reply = get(self.port, timeout=20)
+                reply = get(self.port, timeout=20, host=self.host)
             except (OSError, ValueError) as exc:
                 self._record(failure=f"{type(exc).__name__}: {exc}")
                 continue

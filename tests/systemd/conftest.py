@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import require
-from tests.systemd.debs import build_deb, deb_tools_missing
+from tests.systemd.debs import build_deb, deb_tools_missing, tree_version
 from tests.systemd.sandbox import Sandbox, booted_sandbox, missing_requirements
 
 
@@ -46,3 +46,9 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = deb_tools_missing()
     require(missing is None, missing or "")
     return build_deb(tmp_path_factory.mktemp("deb"))
+
+
+@pytest.fixture(scope="session")
+def next_deb(tmp_path_factory: pytest.TempPathFactory, deb: Path) -> Path:
+    """The same tree as version N+1 (VERSION+up1 sorts after VERSION): the upgrade."""
+    return build_deb(tmp_path_factory.mktemp("next-deb"), version=tree_version() + "+up1")

@@ -3,8 +3,8 @@
 Used by sandbox.Sandbox when it is created with `packaged=True` (see sandbox.py's
 docstring for the API). Inside the sandbox's mount namespace, before systemd starts:
 
-* /etc, /usr and /var become overlays whose lower layer is the host's tree and whose
-  upper layer is ROOT/upper/{etc,usr,var}: dpkg, apt, maintainer scripts, systemctl
+* /etc, /usr, /var, /srv and /opt become overlays whose lower layer is the host's tree and whose
+  upper layer is ROOT/upper/{etc,usr,...}: dpkg, apt, maintainer scripts, systemctl
   enable, DynamicUser state directories all write there, never on the host (the
   host's dpkg database and apt locks live under /var, so they are not shared either).
 * /usr/lib/systemd/system (= /lib/systemd/system) and /etc/systemd/system are then
@@ -32,7 +32,7 @@ __all__ = [
     "prepare",
 ]
 
-OVERLAID: Final = ("etc", "usr", "var")
+OVERLAID: Final = ("etc", "usr", "var", "srv", "opt")  # /srv, /opt: where sites deploy apps
 LIB_UNITS: Final = "/usr/lib/systemd/system"
 ETC_UNITS: Final = "/etc/systemd/system"
 RUN_UNITS: Final = "/run/systemd/system"  # on the sandbox's own /run tmpfs
@@ -85,7 +85,12 @@ def _add_journald(lib: Path) -> None:
 
 
 def boot_lines(root: Path) -> str:
-    """Shell lines (run with `set -e` inside the new mount namespace) that set up the trees."""
+    """Shell lines (run with `set -e` inside the new mount namespace) that set up the trees.
+
+    `root` is the sandbox root as bound inside (sandbox.INNER): through the host path, an
+    upper directory under /var/tmp would be reached through the /var overlay once that is
+    mounted, and overlayfs refuses an overlay as upper layer.
+    """
     lines = [
         f"mount -t overlay overlay -o lowerdir=/{t},upperdir={root}/upper/{t},"
         f"workdir={root}/work/{t} /{t}"

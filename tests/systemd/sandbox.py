@@ -8,7 +8,7 @@ Two kinds, one class (`Sandbox`), booted by `booted_sandbox(...)`:
   of the not-installed /usr/bin/sockactd, and (c) put the socket on 127.0.0.1:PORT with
   the shipped units/examples/tcp.conf.
 * package sandbox (`packaged=True`, the `host` fixture): a fresh "host" into which the
-  real .deb is installed. /etc, /usr and /var are overlays inside the sandbox (hostfs.py),
+  real .deb is installed. /etc, /usr, /var, /srv, /opt are overlays inside the sandbox (hostfs.py),
   the host's units are hidden, journald runs, /usr/sbin/policy-rc.d is gone; nothing of
   units/ or the checkout is loaded. `host.apt("install", "./dist/...deb")` runs the
   real apt-get, dpkg and maintainer scripts against this systemd; the host stays clean.
@@ -206,10 +206,12 @@ class Sandbox:
         return self.var_lib / "private" / "sockactd" / instance / name
 
     def log(self, unit: str) -> str:
-        if self.packaged:
-            return self.journal(unit)
+        """What the unit wrote: its log file (checkout sandbox, or "systemd" for the launcher's
+        own output), else its journal (package sandbox)."""
         path = self.log_dir / f"{unit}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        if path.exists():
+            return path.read_text(errors="replace")
+        return self.journal(unit) if self.packaged else ""
 
     def inside(self, path: str) -> Path:
         """The host path of `path` as the sandbox sees it (through its PID 1's root)."""
@@ -322,7 +324,7 @@ class Sandbox:
             f"mount --bind {self.root} {INNER}\n"
             f"mount --bind {self.boot_id_file} /proc/sys/kernel/random/boot_id\n"
             + (
-                hostfs.boot_lines(self.root)
+                hostfs.boot_lines(INNER)  # the bind of root: the real file system, not an overlay
                 if self.packaged
                 else f"mount --bind {self.var_lib} /var/lib\nexport SYSTEMD_UNIT_PATH={unit_path}\n"
             )

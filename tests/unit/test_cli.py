@@ -162,7 +162,7 @@ def test_check_imports_the_app_and_exits_0(app_dir: Path) -> None:
 
 def test_check_of_a_broken_app_exits_4_with_the_traceback(app_dir: Path) -> None:
     done = run_child(["--check", "brokenapp:application"], env={"PYTHONPATH": str(app_dir)})
-    assert done.returncode == ExitCode.APP_IMPORT_FAILED == 4
+    assert done.returncode == ExitCode.APP_IMPORT_FAILED == 70
     assert done.stdout == ""
     first, *rest = done.stderr.splitlines()
     assert first.startswith("sockactd: error: cannot import WSGI app 'brokenapp:application'")
@@ -180,7 +180,7 @@ def test_check_applies_pythonpath_and_chdir_like_the_master(app_dir: Path, tmp_p
 
 def test_check_of_a_missing_app_exits_4(app_dir: Path) -> None:
     done = run_child(["--check", "goodapp:application"])  # app_dir is not on the path
-    assert done.returncode == 4
+    assert done.returncode == ExitCode.APP_IMPORT_FAILED
     assert "ModuleNotFoundError" in done.stderr
 
 
