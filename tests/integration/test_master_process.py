@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from sockactd.errors import ExitCode
 from tests.integration.server import Load, NotifyListener, Server, get_json, http_get, running
 from tests.support import ROOT, child_environ, free_port, port_open, require, wait_until
 
@@ -153,7 +154,7 @@ def test_app_that_fails_to_import_exits_with_a_clear_reason(tmp_path: Path) -> N
         )
         srv.start(wait_ready=False)
         try:
-            assert srv.wait(30) == 4
+            assert srv.wait(30) == ExitCode.APP_IMPORT_FAILED
             assert "database URL missing" in srv.log()
             assert srv.notify is not None
             fatal = srv.notify.wait_for("ERRNO")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sockactd.errors import ExitCode
 from tests.integration.server import Load, Server, get_json, http_get, running
 from tests.support import ROOT, free_port, wait_until
 
@@ -65,7 +66,7 @@ def test_a_typo_aborts_the_reload_and_the_old_generation_serves(tmp_path: Path, 
             result = srv.ctl("reload", "--mode", mode, "--wait")
             load.wait_requests(20)
         assert load.failures == {}, load.failures
-        assert result.returncode == 5, result
+        assert result.returncode == ExitCode.CONTROL_FAILED, result
         assert "setting 'procesess'" in result.stderr
         assert "did you mean 'processes'?" in result.stderr
         assert "generation 1 keeps serving" in result.stderr
@@ -103,7 +104,7 @@ def test_a_setting_only_a_new_master_applies_refuses_chain_and_workers(
         config.write_text(text + edit + "access-log = true\n")
         for mode in ("chain", "workers"):
             result = srv.ctl("reload", "--mode", mode, "--wait")
-            assert result.returncode == 5, result
+            assert result.returncode == ExitCode.CONTROL_FAILED, result
             assert f"'{setting}'" in result.stderr and "standard reload" in result.stderr
             assert f"a {mode} reload does not" in result.stderr
         assert generations(port) == {1}

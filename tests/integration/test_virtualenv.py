@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sockactd.errors import ExitCode
 from tests.integration.server import NotifyListener, http_get, running
 from tests.support import child_environ, free_port, sockactd_argv
 
@@ -60,7 +61,8 @@ def test_the_venv_python_sees_the_package_and_sockactd_alone_does_not(tmp_path: 
         text=True,
         timeout=60,
     )
-    assert done.returncode == 4 and "No module named 'greeting'" in done.stderr, done
+    assert done.returncode == ExitCode.APP_IMPORT_FAILED, done
+    assert "No module named 'greeting'" in done.stderr, done
 
 
 def test_home_serves_an_app_whose_dependencies_live_in_the_venv(tmp_path: Path) -> None:
