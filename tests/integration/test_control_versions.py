@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sockactd import __version__
 from sockactd.control.protocol import PROTOCOL_VERSION
+from sockactd.errors import ExitCode
 from tests.integration.server import Server, running
 from tests.support import ROOT, child_environ
 
@@ -70,7 +71,7 @@ def test_a_newer_protocol_is_refused_with_both_versions_named(tmp_path: Path) ->
     with running(tmp_path, "--http-socket", "127.0.0.1:0", "--lazy-apps",
                  "tests.apps.hello:app") as srv:  # fmt: skip
         result = ctl_from(copy, srv, "reload", "--wait")
-        assert result.returncode == 5, result
+        assert result.returncode == ExitCode.CONTROL_FAILED, result
         assert (
             f"versions differ: the client (sockactd 9.0.0) speaks control protocol "
             f"{PROTOCOL_VERSION + 1}, this server (sockactd {__version__}) speaks protocol "
