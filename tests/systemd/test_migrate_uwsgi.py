@@ -1,0 +1,113 @@
+"""From a uWSGI site to a running sockactd instance, the way an operator moves one.
+
+In a package sandbox (a fresh Debian "host" with this checkout's .deb installed):
+a uWSGI-style application directory with its ini file -> `sockactd migrate-uwsgi
+--out` -> the files copied into / as the command says -> `systemctl enable --now
+sockactd@shop.socket` -> nginx's `uwsgi_pass` to the same socket path the ini named
+answers 200 -> `touch` of the converted touch-reload file reloads the new code.
+"""
+
+from __future__ import annotations
+
+import http.client
+from pathlib import Path
+
+from tests.integration.nginx import Mode, nginx_starter
+from tests.support import wait_until
+from tests.systemd.sandbox import Sandbox
+
+SITE = "/var/www/shop"  # under /var: the package sandbox's overlay, never the real host's
+OUT = "/var/lib/migrate-uwsgi-out"
+SOCKET = "sockactd@shop.socket"
+SERVICE = "sockactd@shop.service"
+
+INI = """\
+# /etc/uwsgi/apps-available/shop.ini, as a Debian uWSGI site has it
+[uwsgi]
+project = shop
+base = %d
+chdir = %(base)
+module = wsgi:application
+master = true
+processes = 2
+lazy-apps = true
+socket = /run/uwsgi/%(project).sock
+chmod-socket = 660
+chown-socket = www-data:www-data
+vacuum = true
+uid = www-data
+gid = www-data
+env = GREETING=hello from %(project)
+harakiri = 30
+touch-reload = %(base)reload.trigger
+die-on-term = true
+need-app = true
+logto = /var/log/uwsgi/%n.log
+"""
+
+APP = """\
+import os
+
+VERSION = {version}
+
+
+def application(environ, start_response):
+    body = "{{}} {{}} {{}}".format(VERSION, os.getpid(), os.environ["GREETING"]).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def get(port: int) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_uwsgi_site_moves_with_one_command(host: Sandbox, deb: Path, tmp_path: Path) -> None:
+    host.apt("install", "-y", str(deb))
+    host.write_file(f"{SITE}/shop.ini", INI)
+    host.write_file(f"{SITE}/wsgi.py", APP.format(version=1))
+    host.write_file(f"{SITE}/reload.trigger", "")
+
+    converted = host.run("/usr/bin/sockactd", "migrate-uwsgi", f"{SITE}/shop.ini", "--out", OUT)
+    assert converted.stdout.splitlines()[-3] == "result: every option mapped or explained"
+    assert f"install with: cp -r {OUT}/etc / && systemctl daemon-reload" in converted.stdout
+    host.run("cp", "-r", f"{OUT}/etc", "/")
+    host.systemctl("daemon-reload")
+    host.systemctl("enable", "--now", SOCKET)
+
+    assert host.systemctl("is-enabled", SOCKET).stdout.strip() == "enabled"
+    assert host.show(SOCKET, "Listen", "SocketMode", "SocketUser") == {
+        "Listen": "/run/uwsgi/shop.sock (Stream)",
+        "SocketMode": "0660",
+        "SocketUser": "www-data",
+    }
+    socket_path = host.inside("/run/uwsgi/shop.sock")
+    with nginx_starter(tmp_path) as start_nginx:
+        nginx = start_nginx(f"unix:{socket_path}", Mode.UWSGI)
+        status, body = get(nginx.port)  # this request starts the service
+        assert status == 200, nginx.logs() + host.journal(SERVICE)
+        version, first_pid, greeting = body.split(" ", 2)
+        assert (version, greeting) == ("1", "hello from shop")
+        host.wait_for(SERVICE, "ActiveState", "active")
+        assert host.prop(SERVICE, "User") == "www-data"
+        main_pid = host.prop(SERVICE, "MainPID")
+
+        host.write_file(f"{SITE}/wsgi.py", APP.format(version=2))
+        host.run("touch", f"{SITE}/reload.trigger")  # what the deploy script did for uWSGI
+        wait_until(
+            lambda: get(nginx.port)[1].startswith("2 "),
+            60,
+            f"version 2 to answer after the touch; journal:\n{host.journal(SERVICE)}",
+            interval=0.1,
+        )
+        assert host.prop(SERVICE, "MainPID") == main_pid  # a standard reload, in place
+        assert "standard reload" in host.journal(SERVICE)
+        status, body = get(nginx.port)
+        assert status == 200 and body.split(" ")[1] != first_pid  # a new worker answers
