@@ -21,8 +21,10 @@ from pathlib import Path, PurePosixPath
 
 from sockactd.errors import ExitCode
 from sockactd.migrate import render
+from sockactd.migrate.cmdline import read_command
 from sockactd.migrate.convert import convert
-from sockactd.migrate.ini import DEFAULT_SECTION, read_command, read_ini
+from sockactd.migrate.ini import read_ini
+from sockactd.migrate.option import DEFAULT_SECTION
 from sockactd.migrate.rules import is_flag
 
 __all__ = ["CANT_CREATE", "main"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sockactd.config.load import validate_setting
 from sockactd.config.settings import Kind, by_name
 from sockactd.errors import ConfigError
-from sockactd.migrate.ini import Option
+from sockactd.migrate.option import Option
 from sockactd.migrate.rules import Fate, Rule, rule_for
 from sockactd.migrate.units import Plan, Unmappable, is_false
 from sockactd.migrate.uwsgi_options import UWSGI_OPTIONS

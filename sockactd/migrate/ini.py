@@ -9,14 +9,16 @@ checks the reader against the real `uwsgi --get` where uWSGI is installed):
   line without `=` is a key with an empty value.
 * Only the asked section counts (`uwsgi`, or FILE:SECTION, or --section).
 * Options keep their order, repeats included: an option given twice is a list.
+* A `.json` file is uWSGI's JSON form, `{"uwsgi": {"key": value or [values]}}`
+  (true is 1, false and null 0), with the same magic variables and placeholders.
 * Magic variables are replaced as a file is read: %d its directory (trailing
   slash), %p its path, %s its name, %n that without extension, %e the extension,
   %c the directory's name, %x the section, %0..%9 the path's directories, %i its
   inode, %% a percent sign; upper-case letters give the same of the first file
   read. An unknown %X is dropped, as uWSGI drops it.
-* `ini = FILE[:SECTION]` reads another file at that point, resolved against the
-  including file's directory; `ini = :SECTION` reads a section of the file read
-  last (not necessarily the current one, as in uWSGI).
+* `ini = FILE[:SECTION]` (`json = FILE` for JSON) reads another file at that
+  point, resolved against the including file's directory; `ini = :SECTION` reads
+  a section of the file read last (not necessarily the current one, as in uWSGI).
 * When every file is read, `%(name)` becomes the first value of option `name`
   (or of `set-placeholder = name=value`), recursively, with uWSGI's `%(a + 1)`
   arithmetic. A placeholder naming nothing stays, and is reported.
@@ -29,25 +31,22 @@ checks the reader against the real `uwsgi --get` where uWSGI is installed):
   So are `${VAR}` and `{{ var }}`, which uWSGI keeps as written: a template that
   was never filled in.
 
-`--from-command` gives the same options from a uWSGI command line (an ExecStart=
-value): `--key value`, `--key=value`, `--flag`, `-s X`, `--ini FILE[:SECTION]`.
+Placeholders are resolved by placeholders.py; cmdline.py reads a command line.
 """
 
 from __future__ import annotations
 
-import re
-import shlex
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from sockactd.errors import ExitCode, SockactdError
+from sockactd.migrate.option import DEFAULT_SECTION, IniError, Option, runtime_references, with_note
+from sockactd.migrate.placeholders import resolve_placeholders
 
-__all__ = ["IniError", "Option", "read_command", "read_ini"]
+__all__ = ["IniReader", "read_ini", "split_include"]
 
-DEFAULT_SECTION: Final = "uwsgi"
 _MAX_DEPTH: Final = 20
+_INCLUDES: Final = frozenset({"ini", "json", "js"})  # the format is the option's, not the name's
 _RUNTIME_MAGIC: Final = {
     "k": "the CPU count",
     "h": "the host name",
@@ -68,108 +67,18 @@ _RUNTIME_MAGIC: Final = {
 _BLOCK_ENDS: Final = frozenset({"end", "endfor", "endif", "end-if", "end-for"})
 _BLOCK_STARTS: Final = frozenset({"for", "for-glob", "for-readline", "for-times", "ifdir", "ifenv",
                                   "ifexists", "ifplugin"})  # fmt: skip
-_PLACEHOLDER: Final = re.compile(r"%\(([^)]*)\)")
-_RUNTIME_REFERENCE: Final = re.compile(r"[$@]\([^)]*\)")
-_TEMPLATE_LEFTOVER: Final = re.compile(r"\$\{[^}]*\}|\{\{.*?\}\}|\{%.*?%\}")
-_SHORT_OPTIONS: Final = {
-    "s": "socket",
-    "p": "processes",
-    "w": "module",
-    "H": "home",
-    "b": "buffer-size",
-    "R": "max-requests",
-    "t": "harakiri",
-    "l": "listen",
-    "z": "socket-timeout",
-    "d": "daemonize",
-    "M": "master",
-    "T": "enable-threads",
-    "L": "disable-logging",
-    "i": "single-interpreter",
-}
-_SHORT_FLAGS: Final = frozenset("MTLi")
-
-
-class IniError(SockactdError):
-    """Not a uWSGI configuration this reader accepts; names the file and line."""
-
-    exit_code = ExitCode.CONFIG_INVALID
-
-    def __init__(self, where: str, message: str) -> None:
-        self.where = where
-        super().__init__(f"{where}: {message}")
-
-
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One option as uWSGI would see it, with where it was written."""
-
-    key: str
-    value: str
-    where: str  # "shop.ini:12" or "command line, argument 3"
-    runtime: tuple[str, ...] = ()  # what in `value` only uWSGI's run time could expand
 
 
 def read_ini(path: Path, section: str = DEFAULT_SECTION) -> list[Option]:
     """The options of `section` in the ini file at `path`, includes and placeholders resolved."""
-    reader = _Reader(path.resolve())  # uWSGI takes the real path: %d, %c follow links
-    reader.read_file(path.resolve(), section, where=str(path), depth=0)
-    return _resolve_placeholders(reader.options)
+    reader = IniReader(path.resolve())  # uWSGI takes the real path: %d, %c follow links
+    json = path.suffix in (".json", ".js")  # as uWSGI takes a bare FILE.json argument
+    reader.read_file(path.resolve(), section, where=str(path), depth=0, json=json)
+    return resolve_placeholders(reader.options)
 
 
-def read_command(command: str, is_flag: Callable[[str], bool], cwd: Path) -> list[Option]:
-    """The options of a uWSGI command line (ExecStart= value); `is_flag` names valueless ones."""
-    try:
-        args = shlex.split(command)
-    except ValueError as exc:
-        raise IniError("--from-command", f"cannot split the command line: {exc}") from None
-    if args and not args[0].startswith("-") and not args[0].endswith(".ini"):
-        args = args[1:]  # the program: uwsgi, /usr/bin/uwsgi, uwsgi-core, ...
-    reader: _Reader | None = None
-    options: list[Option] = []
-    position = 0
-    while position < len(args):
-        arg, position = args[position], position + 1
-        where = f"command line, argument {position}"
-        key, value = _split_argument(arg, where)
-        if value is None and key not in ("", "ini") and is_flag(key):
-            value = ""
-        elif value is None and key != "":
-            if position >= len(args):
-                raise IniError(where, f"--{key} needs a value")
-            value, position = args[position], position + 1
-        if key in ("yaml", "yml", "xml", "xmlconfig", "json", "js"):
-            raise IniError(where, f"--{key}: only ini configuration files are read")
-        if key in ("", "ini"):  # `--ini FILE[:SECTION]`, or a lone FILE.ini
-            file_part, section = _split_include(value or arg)
-            path = (cwd / file_part).resolve()
-            reader = reader or _Reader(path)
-            reader.options = options
-            reader.read_file(path, section or DEFAULT_SECTION, where=file_part, depth=0)
-            continue
-        options.append(Option(key, value or "", where, tuple(_runtime_references(value or ""))))
-    return _resolve_placeholders(options)
-
-
-def _split_argument(arg: str, where: str) -> tuple[str, str | None]:
-    if arg.startswith("--"):
-        key, equals, value = arg[2:].partition("=")
-        return key, value if equals else None
-    if arg.startswith("-") and len(arg) >= 2:
-        long = _SHORT_OPTIONS.get(arg[1])
-        if long is None:
-            raise IniError(where, f"unknown short option {arg[:2]} (use its --long form)")
-        if arg[1] in _SHORT_FLAGS:
-            return long, ""
-        return long, arg[2:] or None
-    if arg.endswith(".ini") or ".ini:" in arg:
-        return "", arg
-    if arg.endswith((".xml", ".yaml", ".yml", ".json")):
-        raise IniError(where, f"{arg}: only ini configuration files are read")
-    raise IniError(where, f"unexpected argument {arg!r}")
-
-
-def _split_include(value: str) -> tuple[str, str | None]:
+def split_include(value: str) -> tuple[str, str | None]:
+    """`FILE:SECTION` -> (FILE, SECTION); `FILE` -> (FILE, None); `:SECTION` -> ("", SECTION)."""
     file_part, colon, section = value.rpartition(":")
     if not colon:
         return value, None
@@ -186,13 +95,18 @@ class _Block:
 
 
 @dataclass
-class _Reader:
+class IniReader:
+    """Reads ini files into `options` (one reader per configuration: it knows the first file)."""
+
     top: Path
     options: list[Option] = field(default_factory=list)
     _open: list[tuple[Path, str]] = field(default_factory=list)
     _last: Path | None = None  # `ini = :SECTION` reads the file read last, as uWSGI does
 
-    def read_file(self, path: Path, section: str, where: str, depth: int) -> None:
+    def read_file(
+        self, path: Path, section: str, where: str, depth: int, json: bool = False
+    ) -> None:
+        """Add the options of `section` of the file at `path` (ini, or uWSGI's JSON form)."""
         if depth > _MAX_DEPTH or (path, section) in self._open:
             raise IniError(where, f"include loop at {path}:{section}")
         try:
@@ -206,15 +120,16 @@ class _Reader:
             raise IniError(f"{path}:{line}", "not UTF-8 text") from None
         self._open.append((path, section))
         self._last = path
+        read = self._read_json if json else self._read_lines
         try:
-            if not self._read_lines(path, section, text.split("\n")):
+            if not read(path, section, text):
                 raise IniError(where, f"no [{section}] section in {path}")
         finally:
             self._open.pop()
 
-    def _read_lines(self, path: Path, section: str, lines: Sequence[str]) -> bool:
+    def _read_lines(self, path: Path, section: str, text: str) -> bool:
         current, found, block = "", False, None
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(text.split("\n"), start=1):
             where = f"{path}:{number}"
             stripped = line.strip(" \t\r")
             if not stripped or stripped[0] in ";#":
@@ -235,6 +150,27 @@ class _Reader:
             block = self._take(Option(key, value, where, tuple(notes)), path, block)
         return found
 
+    def _read_json(self, path: Path, section: str, text: str) -> bool:
+        """uWSGI's JSON form: {"SECTION": {"key": value or [values]}}; true is 1, null 0."""
+        import json  # only for a JSON file
+
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise IniError(f"{path}:{exc.lineno}", f"not JSON: {exc.msg}") from None
+        table = document.get(section) if isinstance(document, dict) else None
+        if not isinstance(table, dict):
+            return False
+        block = None
+        for key, given in table.items():
+            for item in given if isinstance(given, list) else [given]:
+                if isinstance(item, dict | list):
+                    raise IniError(f"{path}:{key}", "a nested JSON value is not an option value")
+                value = {True: "1", False: "0", None: "0"}.get(item, str(item))
+                value, notes = self._magic(path, section, value)
+                block = self._take(Option(key, value, f"{path}:{key}", tuple(notes)), path, block)
+        return True
+
     def _take(self, option: Option, path: Path, block: _Block | None) -> _Block | None:
         """Add one option, honouring an open logic block; returns the block now open."""
         key = option.key
@@ -244,22 +180,23 @@ class _Reader:
             if block.runtime is None and block.key.startswith("if"):
                 block.items = [] if block.items else [""]
             return block
-        opens = key == "ini" or _starts_block(key)
+        opens = key in _INCLUDES or _starts_block(key)
         if opens and block is not None:
             raise IniError(option.where, f"{key} inside an open {block.key} block")
-        if key == "ini":
-            file_part, section = _split_include(option.value)
+        if key in _INCLUDES:
+            file_part, section = split_include(option.value)
             target = self._last or path
             if file_part:
                 target = (path.parent / file_part).resolve()
-            self.read_file(target, section or DEFAULT_SECTION, option.where, len(self._open))
+            section = section or DEFAULT_SECTION
+            self.read_file(target, section, option.where, len(self._open), json=key != "ini")
             return None
         if _starts_block(key):
             return self._open_block(option)
         if block is None:
             self.options.append(option)
         elif block.runtime is not None:
-            self.options.append(_with_note(option, block.runtime))
+            self.options.append(with_note(option, block.runtime))
         else:
             for item in block.items or []:
                 value = option.value.replace("%(_)", item)
@@ -283,7 +220,7 @@ class _Reader:
 
     def _magic(self, path: Path, section: str, value: str) -> tuple[str, list[str]]:
         if "%" not in value:
-            return value, _runtime_references(value)
+            return value, runtime_references(value)
         out: list[str] = []
         notes: list[str] = []
         position = 0
@@ -305,7 +242,7 @@ class _Reader:
                 source = self.top if top else path
                 out.append(_magic_value(source, following.lower(), section, top))
         text = "".join(out)
-        return text, notes + _runtime_references(text)
+        return text, notes + runtime_references(text)
 
 
 def _starts_block(key: str) -> bool:
@@ -328,99 +265,3 @@ def _magic_value(path: Path, letter: str, section: str, top: bool) -> str:
         "i": str(path.stat().st_ino) if path.exists() else "",
     }
     return values.get(letter, "")  # uWSGI drops an unknown magic variable
-
-
-def _runtime_references(value: str) -> list[str]:
-    notes = [f"{ref} (expanded by uWSGI at run time)" for ref in _RUNTIME_REFERENCE.findall(value)]
-    notes += [f"{ref} (not uWSGI syntax: a template left unfilled?)"
-              for ref in _TEMPLATE_LEFTOVER.findall(value)]  # fmt: skip
-    return notes
-
-
-def _with_note(option: Option, note: str) -> Option:
-    return Option(option.key, option.value, option.where, (*option.runtime, note))
-
-
-def _resolve_placeholders(options: list[Option]) -> list[Option]:
-    named: list[tuple[str, Option]] = []
-    declared = {
-        o.value.partition("=")[0].strip() for o in options if o.key.startswith("declare-option")
-    }
-    for option in options:
-        if option.key in ("set-placeholder", "set-ph"):
-            name, _, value = option.value.partition("=")
-            named.append((name, Option(name, value, option.where, option.runtime)))
-        else:
-            named.append((option.key, option))
-    cache: dict[int, Option] = {}
-
-    def resolve(option: Option, stack: tuple[int, ...] = ()) -> Option:
-        if id(option) in cache:
-            return cache[id(option)]
-        if id(option) in stack:
-            return _with_note(option, "placeholders refer to each other in a loop")
-        notes = list(option.runtime)
-
-        def substitute(match: re.Match[str]) -> str:
-            expression = match.group(1)
-            if " " in expression:
-                return _arithmetic(expression, lambda n: _value_of(n, named, resolve, stack))
-            found = next((o for key, o in named if key == expression), None)
-            if found is None:
-                why = "is set when uWSGI runs" if expression in declared else "names no option"
-                notes.append(f"%({expression}) {why}")
-                return match.group(0)
-            resolved = resolve(found, (*stack, id(option)))
-            notes.extend(n for n in resolved.runtime if n not in notes)
-            return resolved.value
-
-        value = _PLACEHOLDER.sub(substitute, option.value)
-        result = Option(option.key, value, option.where, tuple(notes))
-        cache[id(option)] = result
-        return result
-
-    return [resolve(option) for option in options]
-
-
-def _value_of(
-    name: str,
-    named: list[tuple[str, Option]],
-    resolve: Callable[[Option, tuple[int, ...]], Option],
-    stack: tuple[int, ...],
-) -> str:
-    found = next((o for key, o in named if key == name), None)
-    return "" if found is None else resolve(found, stack).value
-
-
-def _arithmetic(expression: str, lookup: Callable[[str], str]) -> str:
-    """uWSGI's `%(a b + 1)`: tokens concatenate, `+ - * /` apply to the next, `++`/`--`."""
-    current: str | None = None
-    operator = ""
-    for token in expression.split():
-        if token in ("+", "-", "*", "/"):
-            operator = token
-            continue
-        if token in ("++", "--"):
-            if current is not None:
-                current = str(_to_int(current) + (1 if token == "++" else -1))
-            operator = ""
-            continue
-        value = token if token.lstrip("-").isdigit() else lookup(token)
-        left, right = _to_int(current or ""), _to_int(value)
-        if operator == "+":
-            current = str(left + right)
-        elif operator == "-":
-            current = str(left - right)
-        elif operator == "*":
-            current = str(left * right)
-        elif operator == "/":
-            current = str(int(left / right) if right else 0)
-        else:
-            current = (current or "") + value
-        operator = ""
-    return current or ""
-
-
-def _to_int(text: str) -> int:
-    match = re.match(r"\s*[-+]?\d+", text)
-    return int(match.group(0)) if match else 0

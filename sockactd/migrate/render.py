@@ -65,10 +65,8 @@ def toml_value(value: object) -> str:
 
 
 def _short(where: str) -> str:
-    path, _, line = where.rpartition(":")
-    if not path or not line.isdigit():
-        return where
-    return f"{os.path.basename(path)}:{line}"
+    path, _, line = where.rpartition(":")  # FILE:LINE, FILE.json:KEY, or "command line, ..."
+    return f"{os.path.basename(path)}:{line}" if path.startswith("/") else where
 
 
 def report(migration: Migration, source: str) -> str:

@@ -211,4 +211,6 @@ _NAMES: Final = """
     wsgi-lite wsgi-strict xml xmlconfig yaml yml zabbix-template zerg zerg-fallback zerg-pool
     zerg-server zergpool
 """
-UWSGI_OPTIONS: Final = frozenset(_NAMES.split())
+# uWSGI options newer than 2.0.21, so missing from Debian 12's `uwsgi --help`
+_NEWER: Final = ("max-requests-delta",)
+UWSGI_OPTIONS: Final = frozenset((*_NAMES.split(), *_NEWER))

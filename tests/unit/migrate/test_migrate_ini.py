@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sockactd.migrate.ini import IniError, Option, read_command, read_ini
+from sockactd.migrate.cmdline import read_command
+from sockactd.migrate.ini import read_ini
+from sockactd.migrate.option import IniError, Option
 from sockactd.migrate.rules import is_flag
 from tests.support import require
 
@@ -74,6 +76,15 @@ CASES: list[tuple[str, dict[str, str], list[tuple[str, str]]]] = [
      [("mode", "prod"), ("p", "8")]),
     ("if-not-opt", {"a.ini": "[uwsgi]\nif-not-opt = threads\nthreads = 2\nendif =\n"},
      [("threads", "2")]),
+    ("JSON: lists repeat, true is 1, magic and placeholders",
+     {"dir/app.json": '{"uwsgi": {"socket": ["/run/a.sock", ":3031"], "master": true, '
+                      '"vacuum": false, "processes": 4, "name": "%n", "p": "%(processes)"}}'},
+     [("socket", "/run/a.sock"), ("socket", ":3031"), ("master", "1"), ("vacuum", "0"),
+      ("processes", "4"), ("name", "app"), ("p", "4")]),
+    ("json = FILE:SECTION includes JSON",
+     {"main.ini": "[uwsgi]\njson = a.json:prod\n",
+      "a.json": '{"uwsgi": {"a": 1}, "prod": {"b": 2}}'},
+     [("b", "2")]),
 ]  # fmt: skip
 
 # what the magic-directory case's %d must be (the directory of the file read)
@@ -116,7 +127,7 @@ def test_uwsgi_itself_reads_the_same(
         ours.setdefault(option.key, option.value)
     for key, value in ours.items():
         result = subprocess.run(
-            [uwsgi, "--ini", path.name, "--get", key],
+            [uwsgi, "--json" if path.suffix == ".json" else "--ini", path.name, "--get", key],
             cwd=path.parent, capture_output=True, text=True, timeout=10, check=False,
         )  # fmt: skip
         assert result.stdout.rstrip("\n") == value, (key, result.stdout, result.stderr)
@@ -185,7 +196,8 @@ def test_command_line_gives_the_same_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "message"),
     [("uwsgi --socket", "--socket needs a value"), ("uwsgi -Z 1", "unknown short option"),
-     ("uwsgi --yaml app.yaml", "only ini"), ("uwsgi 'unclosed", "cannot split")],
+     ("uwsgi --yaml app.yaml", "only ini"), ("uwsgi --json missing.json", "cannot read"),
+     ("uwsgi 'unclosed", "cannot split")],
 )  # fmt: skip
 def test_bad_command_lines_are_refused(command: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(IniError, match=message):
