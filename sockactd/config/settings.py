@@ -230,7 +230,7 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         None,
         section=APP,
         applies=Applies.STANDARD,
-        aliases=("--virtualenv", "-H"),
+        aliases=("--virtualenv", "--venv", "--pyhome", "-H"),
         metavar="DIR",
         doc="A virtualenv (made with `python3 -m venv` for the Python sockactd runs on) "
         "whose site-packages, with their .pth files, come before the system's when the "
