@@ -44,6 +44,11 @@ class Config:
     ready_timeout: float
     reload_mercy: float
     worker_reload_mercy: float
+    max_requests_delta: int
+    max_worker_lifetime: float
+    max_worker_lifetime_delta: float
+    reload_on_rss: int
+    evil_reload_on_rss: int
     limit_post: int
     buffer_size: int
     header_timeout: float

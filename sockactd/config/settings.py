@@ -371,6 +371,64 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         doc="How long a retired worker may take to finish its in-flight requests "
         "before it is killed.",
     ),
+    Setting(
+        "max-requests-delta",
+        Kind.INT,
+        0,
+        section=PROCESSES,
+        applies=Applies.MASTER,
+        check=at_least(0),
+        metavar="N",
+        doc="Worker number K (1, 2, ...) is recycled after `max-requests` + K * N "
+        "requests, so workers started together do not all recycle at once "
+        "(uWSGI's option).",
+    ),
+    Setting(
+        "max-worker-lifetime",
+        Kind.FLOAT,
+        0.0,
+        section=PROCESSES,
+        applies=Applies.MASTER,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="Recycle a worker this long after it started (its replacement starts "
+        "first); 0 disables. Checked once a second.",
+    ),
+    Setting(
+        "max-worker-lifetime-delta",
+        Kind.FLOAT,
+        0.0,
+        section=PROCESSES,
+        applies=Applies.MASTER,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="Worker number K lives `max-worker-lifetime` + K * SECONDS, so workers "
+        "started together do not all recycle at once (uWSGI's option).",
+    ),
+    Setting(
+        "reload-on-rss",
+        Kind.INT,
+        0,
+        section=PROCESSES,
+        applies=Applies.WORKERS,
+        check=at_least(0),
+        metavar="MB",
+        doc="A worker whose resident memory passes this many MiB after a request "
+        "serves that request (with `Connection: close`), stops accepting and is "
+        "replaced at once; 0 disables. The worker checks after every request.",
+    ),
+    Setting(
+        "evil-reload-on-rss",
+        Kind.INT,
+        0,
+        section=PROCESSES,
+        applies=Applies.MASTER,
+        check=at_least(0),
+        metavar="MB",
+        doc="Hard limit: the master kills (SIGKILL) a worker whose resident memory "
+        "passes this many MiB, even in the middle of a request; 0 disables. "
+        "Checked once a second.",
+    ),
     # --- HTTP --------------------------------------------------------------------
     Setting(
         "limit-post",

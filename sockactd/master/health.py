@@ -6,8 +6,7 @@ Rule 1: a missing worker is replaced, but workers that keep dying young
 Rule 2: every deadline is enforced here, never by a sleep: a worker that
         does not report ready in `ready-timeout`, a retired worker past its
         mercy, a request past `harakiri` -- each gets SIGKILL.
-Rule 3: `max-requests` recycles replacement first: the new worker is started,
-        and the old one is retired only when the new one is ready.
+Recycling (max-requests, lifetime, memory) is recycle.py's.
 While a reload runs, respawning pauses if the reload itself brings the new
 generation up (reloads.pauses_respawn).
 """
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
+from sockactd.master.tally import ExitReason
 
 if TYPE_CHECKING:
     from sockactd.master.master import Master
@@ -64,6 +64,7 @@ class Health:
             surplus = [w for w in pool.active() if not w.recycling and w.replacing is None]
             for worker in surplus[pool.size :]:
                 log.info("retiring worker %d: %d workers configured", worker.pid, pool.size)
+                worker.exit_reason = ExitReason.SCALE_DOWN
                 pool.retire(worker, master.config.worker_reload_mercy)
 
     def check_deadlines(self, now: float) -> None:
@@ -83,27 +84,18 @@ class Health:
 
     def check_boards(self, now: float) -> None:
         config, pool = self.master.config, self.master.pool
-        if not config.harakiri and not config.max_requests:
+        if not config.harakiri:
             return
         for worker in pool:
-            served, started, busy = worker.board.read()
-            if config.harakiri and busy and started and now - started > config.harakiri:
+            _, started, busy = worker.board.read()
+            if busy and started and now - started > config.harakiri:
                 log.error(
                     "harakiri: worker %d has run one request for %.1fs (limit %gs); killing it",
                     worker.pid, now - started, config.harakiri,
                 )  # fmt: skip
                 pool.kill(worker)
                 worker.state = WorkerState.DRAINING  # its exit is expected, not a crash
-            elif (
-                config.max_requests
-                and served >= config.max_requests
-                and self.master.reloads.strategy is None
-                and worker.state is WorkerState.SERVING
-                and not worker.recycling
-            ):
-                log.info("worker %d served %d requests: recycling it", worker.pid, served)
-                worker.recycling = True
-                pool.spawn().replacing = worker
+                worker.exit_reason = ExitReason.HARAKIRI
 
     def scale(self, delta: int) -> None:
         pool = self.master.pool

@@ -43,9 +43,11 @@ from sockactd.master.phase import (
 )
 from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.reconfig import apply_process_settings
+from sockactd.master.recycle import Recycler
 from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
 from sockactd.master.status import status_data, status_line
+from sockactd.master.tally import Tally
 from sockactd.osapi import describe_status
 from sockactd.sockets import Listener, close_listeners
 from sockactd.systemd.notify import Notifier, watchdog_interval
@@ -98,6 +100,10 @@ class Master:
         self.pool.on_removed = self._unwatch_worker
         self.reloads = Reloads(self)
         self.health = Health(self)
+        self.tally = Tally()
+        self.recycler = Recycler(
+            lambda: self.config, self.pool, lambda: self.reloads.strategy is not None
+        )
         self._boot_failures = 0
         self._logged_boot_error = ""
         self._stop_deadline: float | None = None
@@ -205,6 +211,7 @@ class Master:
                 self.reloads.request(mode, None)
         self.health.check_deadlines(now)
         self.health.check_boards(now)
+        self.recycler.check(now)
         self.health.keep_capacity(now)
         if self._stop_deadline is not None and now >= self._stop_deadline:
             self._stop_deadline = None
@@ -286,6 +293,7 @@ class Master:
                 self._on_ready(worker)
             elif frame.kind is FrameKind.DRAINING:
                 worker.accepting = False
+                self.recycler.on_draining(worker, frame.text)
                 self.reloads.settle()
             else:
                 worker.boot_error = frame.text
@@ -321,6 +329,7 @@ class Master:
 
     def _on_worker_exit(self, worker: Worker, state: WorkerState, status: int) -> None:
         how = describe_status(status)
+        self.tally.worker_exited(worker, state, stopping=self.phase is Phase.STOPPING)
         if worker.replacing is not None:  # a max-requests replacement that never served
             worker.replacing.recycling = False
         if state is WorkerState.BOOTING:

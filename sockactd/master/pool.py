@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
+from sockactd.master.tally import ExitReason
 from sockactd.worker.board import Board
 from sockactd.worker.status import FrameReader
 
@@ -51,6 +52,8 @@ class Worker:
     recycling: bool = False  # a replacement for this worker is booting
     accepting: bool = False  # READY seen, and no DRAINING frame since
     retired_at: float | None = None
+    number: int = 0  # 1..N among active workers, like uWSGI's worker id (a replacement reuses it)
+    exit_reason: ExitReason | None = None  # set by whoever decided this worker goes
 
     def __repr__(self) -> str:
         return f"<worker {self.pid} g{self.generation} {self.state.value}>"
@@ -105,6 +108,7 @@ class WorkerPool:
             ready_deadline=now + self.ready_timeout,
         )
         worker.pidfd = self.kernel.pidfd_open(pid)
+        worker.number = self._free_number()
         self._workers[pid] = worker
         self.on_added(worker)
         log.debug("spawned %r", worker)
@@ -113,6 +117,7 @@ class WorkerPool:
     def adopt(self, worker: Worker) -> None:
         """Take over a worker forked by a previous image of this master (standard reload)."""
         worker.pidfd = self.kernel.pidfd_open(worker.pid)
+        worker.number = self._free_number()
         self._workers[worker.pid] = worker
         self.on_added(worker)
 
@@ -160,6 +165,11 @@ class WorkerPool:
                     except OSError:
                         pass
             worker.board.close()
+
+    def _free_number(self) -> int:
+        """The lowest number no active worker holds (one being recycled gives its number up)."""
+        taken = {w.number for w in self.active() if not w.recycling}
+        return next(n for n in range(1, len(taken) + 2) if n not in taken)
 
     # --- questions -----------------------------------------------------------
     def __iter__(self) -> Iterator[Worker]:

@@ -151,7 +151,7 @@ def _run(spec: WorkerSpec) -> int:
         config,
         spec.board,
         stop_fd,
-        on_draining=lambda: _tell_draining(spec.status_fd),
+        on_draining=lambda why: _tell_draining(spec.status_fd, why),
         settle=lambda: _settle(spec.master_pid, master_fd),
         master_fd=master_fd,
     )
@@ -207,11 +207,11 @@ def _exit_if_master_dies(master_fd: int, done_fd: int, finished: _thread.LockTyp
         finished.release()
 
 
-def _tell_draining(status_fd: int) -> None:
-    """Tell the master this worker no longer accepts; bound the drain by our own clock."""
+def _tell_draining(status_fd: int, why: str) -> None:
+    """Tell the master this worker no longer accepts, and why; bound the drain by our clock."""
     csignal.alarm(_drain_limit)  # the master that would kill a late drain may be gone
     try:
-        write_frame(status_fd, FrameKind.DRAINING)
+        write_frame(status_fd, FrameKind.DRAINING, why)
     except BrokenPipeError:
         pass  # the master is gone: serve() said so and drains all the same
 

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from sockactd.worker.board import Board
     from sockactd.worker.channel import Channel
     from sockactd.worker.exchange import WSGIApp
+    from sockactd.worker.memory import RssLimit
 
     class Handler(Protocol):
         channel: Channel
@@ -88,7 +89,16 @@ class Context:
     the whole request path.
     """
 
-    __slots__ = ("app", "apply_forwarded", "board", "closing", "config", "served")
+    __slots__ = (
+        "app",
+        "apply_forwarded",
+        "board",
+        "closing",
+        "config",
+        "memory",
+        "served",
+        "stop_reason",
+    )
 
     def __init__(
         self,
@@ -103,11 +113,21 @@ class Context:
         self.apply_forwarded = apply_forwarded
         self.closing = False
         self.served = 0
+        self.stop_reason = ""  # why this worker stops on its own, for its log and the master
+        self.memory: RssLimit | None = None  # reload-on-rss, set by serve()
 
     def count_request(self) -> None:
         self.served += 1
         limit = self.config.max_requests
         if limit and self.served >= limit:
+            self.closing = True
+
+    def check_memory(self) -> None:
+        """After a request: past reload-on-rss, stop accepting (the master replaces us)."""
+        assert self.memory is not None
+        reason = self.memory.exceeded()
+        if reason and not self.closing:
+            self.stop_reason = reason
             self.closing = True
 
 
@@ -200,6 +220,8 @@ class HttpHandler:
         started = time.monotonic() if ctx.config.access_log else 0.0
         ctx.count_request()
         run_app(ctx.app, environ, response, ctx.board)
+        if ctx.memory is not None:
+            ctx.check_memory()
         if started:
             log_access(environ, response, started)
         if response.keep_alive and not body.done:
@@ -367,6 +389,8 @@ class UwsgiHandler:
         started = time.monotonic() if ctx.config.access_log else 0.0
         ctx.count_request()
         run_app(ctx.app, environ, response, ctx.board)
+        if ctx.memory is not None:
+            ctx.check_memory()
         if started:
             log_access(environ, response, started)
 

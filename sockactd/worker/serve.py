@@ -14,14 +14,15 @@ threads > 1 the loop thread hands readable connections to N handler threads;
 connections are registered EPOLLONESHOT so the loop never sees one that a
 thread is serving, and the thread re-arms it when it parks it again.
 
-Stop: `stop_fd` readable (SIGTERM) or max-requests reached: stop accepting
-(and say so through `on_draining`, so the master knows every new connection
-now goes to other workers), close keep-alive connections still idle after a
-short grace (a request sent on one meanwhile is served with `Connection:
-close` rather than reset), serve every connection that was accepted but has not sent its
-request yet (it is owed an answer: closing it would drop a request), let
-in-flight requests finish with `Connection: close`, return. Listeners are
-registered EPOLLEXCLUSIVE so one connection wakes one worker, not all of them.
+Stop: `stop_fd` readable (SIGTERM), max-requests or reload-on-rss reached: stop
+accepting (and say why through `on_draining`, so the master knows every new
+connection now goes to other workers and whether to replace us), close
+keep-alive connections still idle after a short grace (a request sent on one
+meanwhile is served with `Connection: close` rather than reset), serve every
+connection that was accepted but has not sent its request yet (it is owed an
+answer: closing it would drop a request), let in-flight requests finish with
+`Connection: close`, return. Listeners are registered EPOLLEXCLUSIVE so one
+connection wakes one worker, not all of them.
 
 This module never parses bytes (handlers.py, protocols/) and never raises for
 anything a client does.
@@ -76,7 +77,7 @@ def serve(
     config: Config,
     board: Board,
     stop_fd: int,
-    on_draining: Callable[[], None] | None = None,
+    on_draining: Callable[[str], None] | None = None,
     settle: Callable[[], None] | None = None,
     master_fd: int = -1,
 ) -> None:
@@ -89,6 +90,10 @@ def serve(
     can bind the address while in-flight requests finish here.
     """
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
+    if config.reload_on_rss:
+        from sockactd.worker.memory import RssLimit
+
+        ctx.memory = RssLimit(config.reload_on_rss)
     if config.threads <= 1:
         board.single_threaded()
     server = _Server(listeners, ctx, stop_fd, on_draining, settle, master_fd)
@@ -173,7 +178,7 @@ class _Server:
         listeners: Sequence[Listener],
         ctx: Context,
         stop_fd: int,
-        on_draining: Callable[[], None] | None = None,
+        on_draining: Callable[[str], None] | None = None,
         settle: Callable[[], None] | None = None,
         master_fd: int = -1,
     ) -> None:
@@ -245,6 +250,8 @@ class _Server:
                 next_sweep = now + self.tick
 
     def _why_closing(self) -> str:
+        if self.ctx.stop_reason:
+            return self.ctx.stop_reason
         limit = self.ctx.config.max_requests
         return "max-requests reached" if limit and self.ctx.served >= limit else "SIGTERM"
 
@@ -383,7 +390,7 @@ class _Server:
         log.info("worker %d stopping (%s) after %d requests", os.getpid(), why, self.ctx.served)
         self._unregister_listeners()
         if self.on_draining is not None:
-            self.on_draining()
+            self.on_draining(why)
         grace = min(_IDLE_GRACE, self.ctx.config.keepalive_timeout)
         self._close_idle_at = time.monotonic() + grace
 

@@ -6,7 +6,8 @@ one kind byte, a 4-byte big-endian length and a UTF-8 payload:
 
     R  ready: the app is imported and the worker is about to accept
     F  boot failed: payload is the traceback text, the worker exits next
-    D  draining: the worker stopped accepting (it only finishes what it has)
+    D  draining: the worker stopped accepting (it only finishes what it has);
+       payload is why: "SIGTERM", or "reload-on-rss: ..." when it stopped on its own
 
 End of file without an R means the worker died while booting. Per-request
 progress does not go through this pipe (see board.py): writing here on every

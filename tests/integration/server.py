@@ -218,6 +218,8 @@ class Load:
     versions: Counter[str] = field(default_factory=Counter)
     ok: int = 0
     last_generation: int = 0
+    keep_bodies: bool = False  # keep every decoded answer in `bodies`
+    bodies: list[dict[str, object]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -269,6 +271,8 @@ class Load:
             return
         with self._lock:
             self.ok += 1
+            if self.keep_bodies:
+                self.bodies.append(data)
             self.generations[int(data.get("generation", 0))] += 1
             self.versions[str(data.get("version", ""))] += 1
             self.last_generation = int(data.get("generation", 0))
