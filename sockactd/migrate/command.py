@@ -89,9 +89,10 @@ def main(argv: Sequence[str], prog: str = "sockactd migrate-uwsgi") -> int:
             return status
         sys.stdout.write(text)
         review = "review what was NOT MAPPED, then " if migration.unmapped else ""
+        enable = " ".join(render.units_to_enable(migration))
         sys.stdout.write(f"\nwritten under {args.out}; {review}install with: "
                          f"cp -r {args.out}/etc / && systemctl daemon-reload && "
-                         f"systemctl enable --now sockactd@{name}.socket\n")  # fmt: skip
+                         f"systemctl enable --now {enable}\n")  # fmt: skip
     return ExitCode.FAILURE if migration.unmapped else ExitCode.OK
 
 

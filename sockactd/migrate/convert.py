@@ -64,7 +64,7 @@ class Migration:
 
 def convert(options: list[Option], name: str) -> Migration:
     """The Migration of `options` (as read by ini.py) to instance `name`."""
-    migration = Migration(name)
+    migration = Migration(name, plan=Plan(name=name))
     for option in options:
         outcome, text = _one(option, migration.plan)
         migration.lines.append(Line(option, outcome, text))
@@ -127,6 +127,11 @@ def _check_site(migration: Migration) -> None:
     elif len(apps) == 2:
         migration.notes.append(Note("application: both `module` and `wsgi-file` given; "
                                     "keep one in APP.toml", incomplete=True))  # fmt: skip
+    if plan.second:
+        migration.notes.append(Note(
+            f"second socket unit: {plan.second_unit} carries the "
+            f"{dict(plan.second)['FileDescriptorName']} sockets; enable it too "
+            "(chmod-socket, chown-socket and listen apply to sockactd@APP.socket)"))  # fmt: skip
     if plan.protocol is None:
         migration.notes.append(Note(
             "socket: none converted; the shipped sockactd@APP.socket listens on "

@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from sockactd.migrate.convert import Migration, Outcome
 from sockactd.migrate.rules import Fate, docs_rows
 
-__all__ = ["docs_table", "files", "report", "toml_value"]
+__all__ = ["docs_table", "files", "report", "toml_value", "units_to_enable"]
 
 DROPIN = "uwsgi.conf"
 
@@ -32,7 +32,26 @@ def files(migration: Migration, source: str) -> dict[PurePosixPath, str]:
             body = "".join(f"{key}={value}\n" for key, value in directives)
             path = units / f"sockactd@{name}.{unit}.d" / DROPIN
             out[path] = f"{header}[{section}]\n{body}"
+    if migration.plan.second:
+        out[units / migration.plan.second_unit] = header + _second_unit(migration)
     return out
+
+
+def units_to_enable(migration: Migration) -> list[str]:
+    """What `systemctl enable --now` needs: the instance's socket, and a second one if any."""
+    second = [migration.plan.second_unit] if migration.plan.second else []
+    return [f"sockactd@{migration.name}.socket", *second]
+
+
+def _second_unit(migration: Migration) -> str:
+    name, directives = migration.name, migration.plan.second
+    body = "".join(f"{key}={value}\n" for key, value in directives)
+    return (
+        f"[Unit]\nDescription=sockactd {dict(directives)['FileDescriptorName']} sockets "
+        f"for {name}\nDocumentation=man:sockactd(8)\n\n"
+        f"[Socket]\n{body}Service=sockactd@{name}.service\n\n"
+        "[Install]\nWantedBy=sockets.target\n"
+    )
 
 
 def _toml(migration: Migration) -> str:

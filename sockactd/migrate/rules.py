@@ -88,8 +88,8 @@ _FRONT = "belongs to the front-end: nginx"
 OVERRIDES: Final = (
     Rule(("socket", "uwsgi-socket"), Fate.SOCKET, "`ListenStream=`, `FileDescriptorName=uwsgi`",
          "the same address, so nginx's `uwsgi_pass` stays", units.listen_on("uwsgi")),
-    Rule(("http-socket",), Fate.SOCKET, "`ListenStream=`, `FileDescriptorName=http`", "",
-         units.listen_on("http")),
+    Rule(("http-socket",), Fate.SOCKET, "`ListenStream=`, `FileDescriptorName=http`",
+         "beside `socket`: in a second unit, `sockactd-APP-http.socket`", units.listen_on("http")),
     Rule(("http",), Fate.SOCKET, "`ListenStream=`, `FileDescriptorName=http`",
          "the workers speak HTTP themselves: no router process", units.listen_on("http")),
     Rule(("chmod-socket", "chmod"), Fate.SOCKET, "`SocketMode=`", "", units.socket_mode),

@@ -34,6 +34,14 @@ class Plan:
     socket: list[tuple[str, str]] = field(default_factory=list)
     service: list[tuple[str, str]] = field(default_factory=list)
     protocol: str | None = None  # of the first listening socket: one unit names one
+    name: str = "APP"  # the instance
+    second: list[tuple[str, str]] = field(default_factory=list)  # the other protocol's unit
+
+    @property
+    def second_unit(self) -> str:
+        """The extra socket unit for sockets of the other protocol (see listen_on)."""
+        other = dict(self.second).get("FileDescriptorName", "")
+        return f"sockactd-{self.name}-{other}.socket"
 
     def add_socket(self, directive: str, value: str) -> str:
         self.socket.append((directive, value))
@@ -54,14 +62,23 @@ def is_false(value: str) -> bool:
 
 
 def listen_on(protocol: str) -> Handler:
-    """`socket`, `http-socket`, ...: a ListenStream= of the socket unit speaking `protocol`."""
+    """`socket`, `http-socket`, ...: a ListenStream= of the socket unit speaking `protocol`.
+
+    The first listening option decides the protocol of sockactd@APP.socket; sockets of
+    the other protocol go to a second unit, sockactd-APP-PROTOCOL.socket.
+    """
 
     def handler(value: str, plan: Plan) -> str:
         address = _systemd_address(value)
         if plan.protocol is not None and plan.protocol != protocol:
-            raise Unmappable(
-                f"a {protocol} socket beside {plan.protocol} ones: FileDescriptorName= names "
-                "every socket of a unit; add a second socket unit (units/README.md)"
+            # FileDescriptorName= names every socket of a unit: the other protocol's sockets
+            # go to a second socket unit, which the service lists in Sockets=
+            if not plan.second:
+                plan.second.append(("FileDescriptorName", protocol))
+                plan.add_service("Sockets", f"sockactd@{plan.name}.socket {plan.second_unit}")
+            plan.second.append(("ListenStream", address))
+            return (
+                f"ListenStream={address} ({protocol}) in a second socket unit, {plan.second_unit}"
             )
         if plan.protocol is None:
             plan.protocol = protocol

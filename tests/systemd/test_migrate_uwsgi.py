@@ -4,7 +4,8 @@ In a package sandbox (a fresh Debian "host" with this checkout's .deb installed)
 a uWSGI-style application directory with its ini file -> `sockactd migrate-uwsgi
 --out` -> the files copied into / as the command says -> `systemctl enable --now
 sockactd@shop.socket` -> nginx's `uwsgi_pass` to the same socket path the ini named
-answers 200 -> `touch` of the converted touch-reload file reloads the new code.
+answers 200 (and its http-socket, converted to a second socket unit, too) -> `touch`
+of the converted touch-reload file reloads the new code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SITE = "/var/www/shop"  # under /var: the package sandbox's overlay, never the r
 OUT = "/var/lib/migrate-uwsgi-out"
 SOCKET = "sockactd@shop.socket"
 SERVICE = "sockactd@shop.service"
+HTTP_SOCKET = "sockactd-shop-http.socket"  # the ini's http-socket: a second socket unit
 
 INI = """\
 # /etc/uwsgi/apps-available/shop.ini, as a Debian uWSGI site has it
@@ -32,6 +34,7 @@ master = true
 processes = 2
 lazy-apps = true
 socket = /run/uwsgi/%(project).sock
+http-socket = {address}:{port}
 chmod-socket = 660
 chown-socket = www-data:www-data
 vacuum = true
@@ -59,8 +62,8 @@ def application(environ, start_response):
 """
 
 
-def get(port: int) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def get(port: int, address: str = "127.0.0.1") -> tuple[int, str]:
+    conn = http.client.HTTPConnection(address, port, timeout=30)
     try:
         conn.request("GET", "/")
         response = conn.getresponse()
@@ -71,18 +74,19 @@ def get(port: int) -> tuple[int, str]:
 
 def test_a_uwsgi_site_moves_with_one_command(host: Sandbox, deb: Path, tmp_path: Path) -> None:
     host.apt("install", "-y", str(deb))
-    host.write_file(f"{SITE}/shop.ini", INI)
+    host.write_file(f"{SITE}/shop.ini", INI.format(address=host.address, port=host.port))
     host.write_file(f"{SITE}/wsgi.py", APP.format(version=1))
     host.write_file(f"{SITE}/reload.trigger", "")
 
     converted = host.run("/usr/bin/sockactd", "migrate-uwsgi", f"{SITE}/shop.ini", "--out", OUT)
     assert converted.stdout.splitlines()[-3] == "result: every option mapped or explained"
-    assert f"install with: cp -r {OUT}/etc / && systemctl daemon-reload" in converted.stdout
+    install = f"cp -r {OUT}/etc / && systemctl daemon-reload && systemctl enable --now "
+    assert converted.stdout.endswith(install + f"{SOCKET} {HTTP_SOCKET}\n")
     host.run("cp", "-r", f"{OUT}/etc", "/")
     host.systemctl("daemon-reload")
-    host.systemctl("enable", "--now", SOCKET)
+    host.systemctl("enable", "--now", SOCKET, HTTP_SOCKET)
 
-    assert host.systemctl("is-enabled", SOCKET).stdout.strip() == "enabled"
+    assert host.systemctl("is-enabled", SOCKET, HTTP_SOCKET).stdout.split() == ["enabled"] * 2
     assert host.show(SOCKET, "Listen", "SocketMode", "SocketUser") == {
         "Listen": "/run/uwsgi/shop.sock (Stream)",
         "SocketMode": "0660",
@@ -97,6 +101,8 @@ def test_a_uwsgi_site_moves_with_one_command(host: Sandbox, deb: Path, tmp_path:
         assert (version, greeting) == ("1", "hello from shop")
         host.wait_for(SERVICE, "ActiveState", "active")
         assert host.prop(SERVICE, "User") == "www-data"
+        http_status, http_body = get(host.port, host.address)  # the same site over HTTP
+        assert (http_status, http_body.split(" ")[0]) == (200, "1")
         main_pid = host.prop(SERVICE, "MainPID")
 
         host.write_file(f"{SITE}/wsgi.py", APP.format(version=2))

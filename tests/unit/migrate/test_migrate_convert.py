@@ -163,11 +163,32 @@ def test_a_virtualenv_becomes_home(key: str, tmp_path: Path) -> None:
     assert f'home = "{venv}"' in files[TOML]
 
 
-def test_a_second_protocol_needs_a_second_socket_unit(tmp_path: Path) -> None:
-    status, files, report = migrate(tmp_path, "module = a:b\nsocket = /run/a.sock\nhttp = :80")
-    assert status == 1
-    assert "NOT MAPPED: a http socket beside uwsgi ones" in report
-    assert "0.0.0.0:80" not in files[SOCKET]
+def test_a_second_protocol_gets_a_second_socket_unit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = "module = a:b\nsocket = /run/app.sock\nhttp-socket = 127.0.0.1:8080\nhttp = :80"
+    status, files, report = migrate(tmp_path, body)
+    assert status == 0, report
+    assert "FileDescriptorName=uwsgi\nListenStream=/run/app.sock\n" in files[SOCKET]
+    second = files["etc/systemd/system/sockactd-app-http.socket"]
+    assert (
+        "FileDescriptorName=http\nListenStream=127.0.0.1:8080\nListenStream=0.0.0.0:80\n" in second
+    )
+    assert "Service=sockactd@app.service\n" in second and "WantedBy=sockets.target" in second
+    assert "Sockets=sockactd@app.socket sockactd-app-http.socket\n" in files[SERVICE]
+    assert "in a second socket unit, sockactd-app-http.socket" in report
+    enable = "systemctl enable --now sockactd@app.socket sockactd-app-http.socket\n"
+    assert capsys.readouterr().out.endswith(enable)
+    (tmp_path / "stage").mkdir()
+    units = stage_units(tmp_path / "stage")
+    for path in (tmp_path / "out" / "etc" / "systemd" / "system").rglob("*"):
+        target = units / path.relative_to(tmp_path / "out" / "etc" / "systemd" / "system")
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            target.write_text(path.read_text())
+    names = ["sockactd@app.socket", "sockactd-app-http.socket", "sockactd@app.service"]
+    assert verify(units, *names) == ""
 
 
 def test_a_site_without_an_application_is_not_complete(tmp_path: Path) -> None:
