@@ -24,17 +24,27 @@ def files(migration: Migration, source: str) -> dict[PurePosixPath, str]:
     header = f"# Converted by `sockactd migrate-uwsgi` from {source}; review before use.\n"
     out = {PurePosixPath(f"etc/sockactd/{name}.toml"): header + _toml(migration)}
     units = PurePosixPath("etc/systemd/system")
-    for unit, section, directives in (
-        ("socket", "Socket", migration.plan.socket),
-        ("service", "Service", migration.plan.service),
+    for unit, section, directives, tail in (
+        ("socket", "Socket", migration.plan.socket, ""),
+        ("service", "Service", migration.plan.service, _writable_hint(migration)),
     ):
-        if directives:
+        if directives or tail:
             body = "".join(f"{key}={value}\n" for key, value in directives)
             path = units / f"sockactd@{name}.{unit}.d" / DROPIN
-            out[path] = f"{header}[{section}]\n{body}"
+            out[path] = f"{header}[{section}]\n{body}{tail}"
     if migration.plan.second:
         out[units / migration.plan.second_unit] = header + _second_unit(migration)
     return out
+
+
+def _writable_hint(migration: Migration) -> str:
+    """Commented ReadWritePaths=: what the app writes is for the operator to say."""
+    where = migration.plan.settings.get("chdir") or f"/srv/{migration.name}/uploads"
+    return (
+        f"# The shipped unit lets the service write only /var/lib/sockactd/{migration.name}, "
+        f"/run/sockactd/{migration.name}\n# and a private /tmp: list what the application "
+        f"writes (uploads, caches, SQLite files), e.g.\n#ReadWritePaths={where}\n"
+    )
 
 
 def units_to_enable(migration: Migration) -> list[str]:

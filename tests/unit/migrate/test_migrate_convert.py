@@ -84,6 +84,7 @@ MAPPED = [
     ("max-fd = 4096", SERVICE, "LimitNOFILE=4096"),
     ("umask = 022", SERVICE, "UMask=0022"),
     ("chdir = /home/shop/site", SERVICE, "ProtectHome=read-only"),
+    ("chdir = /srv/shop", SERVICE, "#ReadWritePaths=/srv/shop\n"),
 ]  # fmt: skip
 
 
