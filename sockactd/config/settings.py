@@ -212,7 +212,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         section=APP,
         applies=Applies.WORKERS,
         metavar="KEY=VALUE",
-        doc="Set an environment variable for the application (repeatable).",
+        doc="Set an environment variable for the application (repeatable). An entry "
+        "removed from the file is gone after the next reload, and a variable it overrode "
+        "has the service's own value again.",
     ),
     Setting(
         "lazy-apps",

@@ -22,6 +22,7 @@ from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
 from sockactd.master.run import HANDOVER_ENV
 from sockactd.systemd.activation import prepare_exec_fds
+from sockactd.worker.app import started_environ
 from sockactd.worker.board import Board
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
         "queued": list(queued),
         "workers": [_worker_record(w, moved) for w in workers],
     }
-    env = dict(os.environ)
+    env = started_environ()  # the new image applies the file's `env` entries itself
     env.update(exec_fds.env)
     import json
 

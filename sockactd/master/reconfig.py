@@ -36,6 +36,7 @@ from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Applies, Setting
 from sockactd.errors import ConfigError
 from sockactd.log import get_logger
+from sockactd.worker.app import apply_env
 
 __all__ = ["Reconfigure", "apply_process_settings", "changed_settings", "refusal"]
 
@@ -110,19 +111,15 @@ def apply_process_settings(old: Config, new: Config, start_dir: str) -> None:
     """Change chdir, env and pythonpath in this process so the workers it forks see `new`.
 
     The master applied `old` with worker.app.prepare_process at start-up; `home` is
-    a STANDARD setting and never changes here. An env key that `old` overrode and
-    `new` drops is removed, not restored to the value the service started with; a
-    previous working directory stays on sys.path behind the new one.
+    a STANDARD setting and never changes here. An env key that `new` no longer sets
+    gets back the value the service started with (or is unset); a previous working
+    directory stays on sys.path behind the new one.
     """
     os.chdir(start_dir)
     if new.chdir:
         os.chdir(new.chdir)
     cwd = os.getcwd()
-    old_env = dict(entry.partition("=")[::2] for entry in old.env)
-    new_env = dict(entry.partition("=")[::2] for entry in new.env)
-    for key in old_env.keys() - new_env.keys():
-        os.environ.pop(key, None)
-    os.environ.update(new_env)
+    apply_env(new.env)
     drop = set(old.pythonpath) - set(new.pythonpath)
     sys.path[:] = [entry for entry in sys.path if entry not in drop]
     for directory in reversed(new.pythonpath):

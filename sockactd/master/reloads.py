@@ -38,6 +38,7 @@ from sockactd.reload.base import Outcome, ReloadStrategy
 from sockactd.reload.chain import ChainReload
 from sockactd.reload.reexec import ReexecReload
 from sockactd.reload.refused import RefusedReload
+from sockactd.worker.app import started_environ
 
 if TYPE_CHECKING:
     import subprocess
@@ -73,7 +74,9 @@ class Reloads:
         self.queue: deque[PendingReload] = deque()
         self.last: tuple[bool, str, int] | None = None  # ok, message, generation
         self._preflight: _Preflight | None = None
-        self.reconfigure = Reconfigure(master.argv, os.environ, master.start_dir, master.use_config)
+        self.reconfigure = Reconfigure(
+            master.argv, started_environ(), master.start_dir, master.use_config
+        )
 
     # --- asking -------------------------------------------------------------
     def request(self, mode: str | None, replier: Replier | None) -> None:
@@ -211,7 +214,7 @@ class Reloads:
         output = tempfile.TemporaryFile()  # noqa: SIM115 -- closed when the process exits
         env = {
             k: v
-            for k, v in os.environ.items()
+            for k, v in started_environ().items()
             if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_"))
         }
         process = subprocess.Popen(

@@ -24,7 +24,12 @@ if TYPE_CHECKING:
 
     WSGIApp = Callable[..., Any]
 
-__all__ = ["load_app", "prepare_process"]  # and WSGIApp, a type for annotations only
+__all__ = ["apply_env", "load_app", "prepare_process", "started_environ"]
+
+# Key -> its value before an `env` entry replaced it (None: it was unset). Lets a reload
+# drop an entry (the service's own value comes back) and a re-executed master start from
+# the environment the service gave, not from the previous configuration's entries.
+_overridden: dict[str, str | None] = {}  # and WSGIApp, a type for annotations only
 
 
 def prepare_process(config: Config) -> None:
@@ -39,15 +44,39 @@ def prepare_process(config: Config) -> None:
         activate(config.home)
     if config.chdir:
         os.chdir(config.chdir)
-    for entry in config.env:
-        key, _, value = entry.partition("=")
-        os.environ[key] = value
+    apply_env(config.env)
     for directory in reversed(config.pythonpath):
         if directory not in sys.path:
             sys.path.insert(0, directory)
     # A module given as pkg.mod:app is looked up from the working directory, as uWSGI does.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+
+
+def apply_env(entries: list[str]) -> None:
+    """Make os.environ the started environment with `entries` (KEY=VALUE) over it."""
+    wanted = dict(entry.partition("=")[::2] for entry in entries)
+    for key in [key for key in _overridden if key not in wanted]:
+        original = _overridden.pop(key)
+        if original is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = original
+    for key, value in wanted.items():
+        if key not in _overridden:
+            _overridden[key] = os.environ.get(key)
+        os.environ[key] = value
+
+
+def started_environ() -> dict[str, str]:
+    """os.environ without the `env` entries: what a re-executed master must start from."""
+    environ = dict(os.environ)
+    for key, original in _overridden.items():
+        if original is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = original
+    return environ
 
 
 def load_app(config: Config) -> WSGIApp:

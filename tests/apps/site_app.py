@@ -1,4 +1,4 @@
-"""A test site: JSON with pid, generation and version; /sleep?SECONDS; /env; /crash.
+"""A test site: JSON with pid, generation and version; /sleep?SECONDS; /env; /getenv?KEY; /crash.
 
 Reload tests copy this file into a temporary directory and rewrite VERSION (or
 break it) to play a deploy.
@@ -26,6 +26,8 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     elif path == "/env":
         keys = [k for k in os.environ if k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))]
         return _json(start_response, {"master_only": keys})
+    elif path == "/getenv":
+        return _json(start_response, {"value": os.environ.get(environ.get("QUERY_STRING", ""))})
     return _json(
         start_response,
         {

@@ -149,3 +149,25 @@ def test_an_aborted_reload_puts_the_old_configuration_back(tmp_path: Path) -> No
             answered_by.add(int(str(get_json(port, "/after-abort")["pid"])))
         assert replacement in answered_by, "the replacement never answered"
         assert access_lines(srv, "/after-abort") == []
+
+
+def getenv(port: int, key: str) -> set[object]:
+    """What the workers answering on `port` see for `key` (a few requests, any worker)."""
+    return {get_json(port, f"/getenv?{key}")["value"] for _ in range(10)}
+
+
+@pytest.mark.parametrize("mode", ["chain", "workers", "standard"])
+def test_an_env_entry_removed_from_the_file_is_gone_after_the_reload(
+    tmp_path: Path, mode: str
+) -> None:
+    entries = 'env = ["SITE_COLOR=red", "SITE_FLAG=on"]\n'
+    config, text, port = write_site(tmp_path, entries)
+    # the service's own environment has SITE_COLOR: the file overrides it, then stops
+    with running(tmp_path, "--config", "site.toml", env={"SITE_COLOR": "blue"}) as srv:
+        assert getenv(port, "SITE_COLOR") == {"red"} and getenv(port, "SITE_FLAG") == {"on"}
+        config.write_text(text.replace(entries, ""))
+        result = srv.ctl("reload", "--mode", mode, "--wait")
+        assert result.returncode == 0, result.stderr + srv.log()
+        assert generations(port) == {2}
+        assert getenv(port, "SITE_FLAG") == {None}
+        assert getenv(port, "SITE_COLOR") == {"blue"}
