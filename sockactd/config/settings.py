@@ -452,7 +452,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         check=at_least(1024),
         metavar="BYTES",
         doc="Largest request head (request line and headers, or a uwsgi vars block); "
-        "larger requests get 431 (HTTP) or are closed (uwsgi).",
+        "larger requests get 431, or 414 when the request line alone is longer (HTTP), or "
+        "are closed (uwsgi).",
     ),
     Setting(
         "header-timeout",

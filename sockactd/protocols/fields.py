@@ -20,13 +20,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Final
 
-__all__ = ["is_token", "origin_target", "split_authority", "valid_host"]
+__all__ = ["TOKEN", "is_token", "origin_target", "split_authority", "valid_host"]
 
 _DIGITS: Final = b"0123456789"
 _ALPHA: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _HEXDIG: Final = _DIGITS + b"ABCDEFabcdef"
 # RFC 9110 5.6.2: tchar
-_TOKEN: Final = b"!#$%&'*+-.^_`|~" + _DIGITS + _ALPHA
+TOKEN: Final = b"!#$%&'*+-.^_`|~" + _DIGITS + _ALPHA
 # RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ); IPv4 is a reg-name too
 _REG_NAME: Final = _ALPHA + _DIGITS + b"-._~" + b"!$&'()*+,;=" + b"%"
 # RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
@@ -42,7 +42,7 @@ _TARGET: Final = bytes(range(0x21, 0x7F)).replace(b"#", b"")
 
 def is_token(name: bytes) -> bool:
     """RFC 9110 5.1: a field name is a non-empty token."""
-    return bool(name) and not name.strip(_TOKEN)
+    return bool(name) and not name.strip(TOKEN)
 
 
 def _valid_pct(text: bytes) -> bool:

@@ -10,7 +10,7 @@ ignored. The caller pops events as it needs them and feeds more bytes when
 at a clock.
 
 Rule 1: malformed input appends a `ProtocolError` event carrying the status to
-        answer with (400, 413, 431, 501, 505), after the events of every request
+        answer with (400, 413, 414, 431, 501, 505), after the events of every request
         before it; then the parser is dead (`finished`) and the connection must
         close once those requests are answered.
 Rule 2: the result never depends on how the reads cut the bytes. The parser
@@ -31,6 +31,7 @@ import httptools
 
 from sockactd.errors import ProtocolError
 from sockactd.protocols.chunked import ChunkedDecoder
+from sockactd.protocols.fields import TOKEN as _TOKEN
 from sockactd.protocols.fields import is_token, origin_target, valid_host
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
@@ -107,6 +108,8 @@ _HEAD = 0  # between requests, or in a head: bytes go to httptools up to the hea
 _LENGTH = 1  # in a Content-Length body: exactly that many bytes go to httptools
 _CHUNKED = 2  # in a chunked body: bytes go to ChunkedDecoder
 _DONE = 3  # after an error, an upgrade or a request that closes the connection
+_METHOD = 4  # httptools refused the method: wait for all of it to answer 501 or 400
+_METHOD_LIMIT: Final = 64  # bytes of a head kept to tell an unknown method from garbage
 _HEAD_END: Final = b"\r\n\r\n"
 
 
@@ -127,6 +130,8 @@ class RequestParser:
         self._state = _HEAD
         self._tail = b""  # the last bytes of the head so far: its end may straddle reads
         self._head_fed = 0
+        self._line_ended = False  # an LF seen in the head so far (see _feed_head)
+        self._start = b""  # the first bytes of a head that came in pieces (see _feed_head)
         self._left = 0  # Content-Length body bytes not fed yet
         self._chunks: ChunkedDecoder | None = None
         self._keep_alive = True  # the current request's
@@ -160,6 +165,8 @@ class RequestParser:
                     pos = self._feed_length(data, pos)
                 elif state == _CHUNKED:
                     pos = self._feed_chunked(data, pos)
+                elif state == _METHOD:
+                    pos = self._feed_method(data, pos)
                 else:
                     return
         except ProtocolError as exc:
@@ -178,8 +185,13 @@ class RequestParser:
             found = data.find(_HEAD_END, pos)
             stop = found + 4 if found >= 0 else len(data)
         piece = data[pos:stop]
-        self._head_fed += len(piece)
+        fed = self._head_fed
+        self._head_fed = fed + len(piece)
         if self._head_fed > self._head_limit:
+            # RFC 9112 3: a request-target longer than we parse MUST get 414. The request
+            # line is taken to end at the head's first LF (an empty line before it too).
+            if not self._line_ended and b"\n" not in piece[: self._head_limit - fed]:
+                raise ProtocolError("request target too long", 414)
             raise ProtocolError("request head too large", 431)
         # RFC 9112 5.2: obsolete line folding is refused (httptools 0.1.1 would unfold it)
         previous = tail[-1:]
@@ -195,8 +207,35 @@ class RequestParser:
         if piece.count(b"\n") != crlf:
             raise ProtocolError("bare LF in a request head")
         self._tail = (tail + piece)[-3:]  # on_headers_complete clears it
-        self._feed_parser(piece)
+        try:
+            self._feed_parser(piece)
+        except ProtocolError:
+            if self._head_fed:  # the error is in this head, not in a callback's check
+                self._start += piece[: _METHOD_LIMIT - len(self._start)]
+                verdict = _method_refused(self._start)
+                if verdict is None:
+                    self._state = _METHOD  # a token so far: wait for the rest of it
+                    return stop
+                if verdict:
+                    raise _not_implemented(self._start) from None
+            raise
+        if self._head_fed:  # a head still coming in (rare): what the checks above need
+            if not self._line_ended:
+                self._line_ended = b"\n" in piece
+            if len(self._start) < _METHOD_LIMIT:
+                self._start += piece[: _METHOD_LIMIT - len(self._start)]
         return stop
+
+    def _feed_method(self, data: bytes, pos: int) -> int:
+        """After httptools refused the start of a head: read until its method is whole."""
+        take = data[pos : pos + _METHOD_LIMIT - len(self._start)]
+        self._start += take
+        verdict = _method_refused(self._start)
+        if verdict is None:
+            return pos + len(take)
+        if verdict:
+            raise _not_implemented(self._start)
+        raise ProtocolError(f"bad request line {self._start[:40]!r}")
 
     def _feed_length(self, data: bytes, pos: int) -> int:
         piece = data[pos : pos + self._left]
@@ -258,6 +297,8 @@ class RequestParser:
         if self._body_limit and (head.content_length or 0) > self._body_limit:
             raise ProtocolError("request body too large", 413)
         self._head_fed = 0
+        self._line_ended = False
+        self._start = b""
         self._tail = b""
         self._keep_alive = head.keep_alive
         if head.chunked:
@@ -278,6 +319,46 @@ class RequestParser:
         # RFC 9112 9.6: after a request that closes the connection, nothing more is read
         self._state = _HEAD if self._keep_alive else _DONE
         self.events.append(END)
+
+
+_KNOWN_METHODS: dict[bytes, bool] = {}
+
+
+def _method_refused(start: bytes) -> bool | None:
+    """After httptools refused a head starting with `start`: was it for its method?
+
+    True: the method is a token httptools does not know (RFC 9110 9.1: SHOULD 501), or a
+    token longer than any method (RFC 9112 3: SHOULD 501). False: something else is
+    wrong (400). None: only token bytes so far; the answer needs more of them.
+    """
+    line = start.lstrip(b"\r\n")
+    method, space, _ = line.partition(b" ")
+    if not space:
+        if line.strip(_TOKEN):
+            return False
+        return True if len(start) >= _METHOD_LIMIT and line else None
+    if not method or method.strip(_TOKEN):
+        return False
+    known = _KNOWN_METHODS.get(method)
+    if known is None:
+        probe = httptools.HttpRequestParser(_Ignore())
+        try:
+            probe.feed_data(method + b" / HTTP/1.1\r\n")
+            known = True
+        except httptools.HttpParserError:
+            known = False
+        if len(_KNOWN_METHODS) < 64:
+            _KNOWN_METHODS[method] = known
+    return not known
+
+
+def _not_implemented(start: bytes) -> ProtocolError:
+    method = start.lstrip(b"\r\n").partition(b" ")[0]
+    return ProtocolError(f"method {method[:40]!r} not implemented", 501)
+
+
+class _Ignore:
+    """httptools callbacks for the method probe: none."""
 
 
 def _check_head(

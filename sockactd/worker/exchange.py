@@ -64,6 +64,7 @@ _REASONS: Final = {
     400: "Bad Request",
     408: "Request Timeout",
     413: "Content Too Large",
+    414: "URI Too Long",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     501: "Not Implemented",

@@ -58,11 +58,16 @@ STREAMS: list[tuple[str, bytes, list[int]]] = [
      b"\r\n\r\n7d1\r\n" + b"y" * 2001 + b"\r\n0\r\n\r\n", [413]),
     ("head over buffer-size", _GET + b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 1100
      + b"\r\n\r\n", [200, 431]),
+    ("target over buffer-size", _GET + b"GET /" + b"y" * 1100 + b" HTTP/1.1\r\n\r\n",
+     [200, 414]),
     ("head just under buffer-size", b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"y" * 980
      + b"\r\n\r\n", [200]),
     ("body cut short by the end of the stream", b"POST / HTTP/1.1\r\nHost: x\r\n"
      b"Content-Length: 10\r\n\r\nabc", [400]),
     ("head cut short by the end of the stream", _GET + b"GET / HTTP/1.1\r\nHo", [200]),
+    ("valid, then an unknown method", _GET + b"BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n",
+     [200, 501]),
+    ("a word and an empty line", b"HELLO\r\n\r\n", [400]),
     ("TLS client hello", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03", [400]),
     ("Upgrade, then bytes of the new protocol", b"GET /ws HTTP/1.1\r\nHost: x\r\n"
      b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello", [200]),

@@ -71,7 +71,9 @@ def body(events: list[object]) -> bytes:
         ("HTTP/2.0 line", b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505),
         ("chunked in 1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
         ("long header", b"GET / HTTP/1.1\r\nHost: a\r\nX: " + b"y" * 300 + b"\r\n\r\n", 431),
-        ("long target", b"GET /" + b"y" * 300 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 431),
+        ("long target", b"GET /" + b"y" * 300 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        ("unfinished long target", b"GET /" + b"y" * 300, 414),
+        ("long target after an empty line", b"\r\nGET /" + b"y" * 300, 431),
         ("unfinished long head", b"GET / HTTP/1.1\r\nX: " + b"y" * 300, 431),
         ("body over limit", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 101\r\n\r\n", 413),
         (
