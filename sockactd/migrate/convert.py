@@ -43,6 +43,7 @@ class Line:
 
 @dataclass(frozen=True, slots=True)
 class Note:
+    subject: str  # what it is about: named in the verdict when incomplete
     text: str
     incomplete: bool = False  # the site would not work (or not the same) without acting on it
 
@@ -58,7 +59,7 @@ class Migration:
     def unmapped(self) -> list[str]:
         """Names of what could not be carried over (empty: exit status 0)."""
         names = [line.option.key for line in self.lines if line.outcome is Outcome.UNMAPPED]
-        names += [note.text.split(":")[0] for note in self.notes if note.incomplete]
+        names += [note.subject for note in self.notes if note.incomplete]
         return list(dict.fromkeys(names))
 
 
@@ -122,28 +123,28 @@ def _check_site(migration: Migration) -> None:
     settings, plan = migration.plan.settings, migration.plan
     apps = [key for key in ("module", "wsgi-file") if settings.get(key)]
     if not apps:
-        migration.notes.append(Note("application: no `module` or `wsgi-file` found; "
+        migration.notes.append(Note("application", "no `module` or `wsgi-file` found; "
                                     "add one to APP.toml", incomplete=True))  # fmt: skip
     elif len(apps) == 2:
-        migration.notes.append(Note("application: both `module` and `wsgi-file` given; "
+        migration.notes.append(Note("application", "both `module` and `wsgi-file` given; "
                                     "keep one in APP.toml", incomplete=True))  # fmt: skip
     if plan.second:
         migration.notes.append(Note(
-            f"second socket unit: {plan.second_unit} carries the "
+            "second socket unit", f"{plan.second_unit} carries the "
             f"{dict(plan.second)['FileDescriptorName']} sockets; enable it too "
             "(chmod-socket, chown-socket and listen apply to sockactd@APP.socket)"))  # fmt: skip
     if plan.protocol is None:
         migration.notes.append(Note(
-            "socket: none converted; the shipped sockactd@APP.socket listens on "
+            "socket", "none converted; the shipped sockactd@APP.socket listens on "
             "/run/sockactd/APP.sock (uwsgi protocol)"))  # fmt: skip
     paths = [str(v) for key in _PATH_SETTINGS for v in _as_list(settings.get(key))]
     if any(os.path.abspath(p).startswith(("/home/", "/root/")) for p in paths):
         plan.add_service("ProtectHome", "read-only")
         migration.notes.append(Note(
-            "ProtectHome=read-only: the application lives under /home or /root, which the "
+            "ProtectHome=read-only", "the application lives under /home or /root, which the "
             "shipped unit hides; deploying to /srv or /opt avoids it"))  # fmt: skip
     migration.notes.append(Note(
-        "writable paths: the shipped unit makes the file system read-only for the service "
+        "writable paths", "the shipped unit makes the file system read-only for the service "
         "(ProtectSystem=strict) except /var/lib/sockactd/APP, /run/sockactd/APP and a private "
         "/tmp; add ReadWritePaths= to the service drop-in for what the application writes "
         "(uploads, caches, SQLite files)"))  # fmt: skip

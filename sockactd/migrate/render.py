@@ -110,7 +110,9 @@ def report(migration: Migration, source: str) -> str:
                      f"{line.text.replace('APP', name)}")  # fmt: skip
     if migration.notes:
         lines += ["", "notes:"]
-        lines += [f"  - {note.text.replace('APP', name)}" for note in migration.notes]
+        lines += [
+            f"  - {note.subject}: {note.text.replace('APP', name)}" for note in migration.notes
+        ]
     unmapped = migration.unmapped
     lines.append("")
     if unmapped:

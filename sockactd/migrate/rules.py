@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from sockactd.config.settings import SETTINGS
+from sockactd.config.settings import SETTINGS, Kind, by_name
 from sockactd.migrate import units
 from sockactd.migrate.units import Handler
 from sockactd.migrate.uwsgi_options import UWSGI_OPTIONS
@@ -149,9 +149,6 @@ FALLBACKS: Final = (
          "nginx buffers request bodies before they reach the server (`uwsgi_request_buffering`)"),
     Rule(("plugin-dir", "plugins-dir"), Fate.DROPPED, "nothing", "no plugins to load"),
     Rule(("print", "iprint"), Fate.DROPPED, "nothing", "a message uWSGI prints at start-up"),
-    Rule(("home", "virtualenv", "venv", "pyhome"), Fate.NOT_YET, "",
-         "meanwhile install sockactd into the virtualenv and override `ExecStart=` with its "
-         "`bin/sockactd --config /etc/sockactd/APP.toml`"),
     Rule(("stats", "stats-server", "stats-http"), Fate.NOT_YET, "",
          "`sockactctl status --json` has the numbers meanwhile"),
     Rule(("https", "http-to", "http-timeout", "https-socket", "ssl-socket", "http-modifier1"),
@@ -239,8 +236,6 @@ def is_flag(key: str) -> bool:
     """Whether uWSGI option `key` takes no value on a command line."""
     rule = rule_for(key)
     if rule is not None and rule.fate is Fate.SETTING and rule.handler is None:
-        from sockactd.config.settings import Kind, by_name
-
         return by_name(rule.does).kind is Kind.BOOL
     return key in _FLAGS
 

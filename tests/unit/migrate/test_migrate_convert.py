@@ -46,6 +46,7 @@ MAPPED = [
     ("harakiri = 30", TOML, "harakiri = 30"),
     ("max-requests = 5000", TOML, "max-requests = 5000"),
     ("reload-on-rss = 300", TOML, "reload-on-rss = 300"),
+    ("max-requests = 1000\nmax-requests-delta = 50", TOML, "max-requests-delta = 50"),
     ("evil-reload-on-rss = 400", TOML, "evil-reload-on-rss = 400"),
     ("max-worker-lifetime = 3600", TOML, "max-worker-lifetime = 3600"),
     ("max-worker-lifetime-delta = 30", TOML, "max-worker-lifetime-delta = 30"),
