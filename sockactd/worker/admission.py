@@ -39,10 +39,11 @@ _MAX_DELAY: Final = 1.0
 class AcceptPause:
     """When to poll the listeners again after resources ran out, and the one warning."""
 
-    __slots__ = ("_delay", "_said_at", "_spare", "_unsaid", "resume_at")
+    __slots__ = ("_delay", "_last_end", "_said_at", "_spare", "_unsaid", "resume_at")
 
     def __init__(self) -> None:
         self.resume_at = 0.0  # 0: not paused
+        self._last_end = 0.0  # when the last pause ended
         self._delay = _FIRST_DELAY
         self._spare = _open_spare()
         self._said_at: dict[str, float] = {}
@@ -50,11 +51,11 @@ class AcceptPause:
 
     def exhausted(self, exc: OSError, now: float, parked: int) -> float:
         """Record a failed accept; return when the listeners may be polled again."""
-        if now > self.resume_at + _MAX_DELAY:
+        if now > self._last_end + _MAX_DELAY:
             self._delay = _FIRST_DELAY  # the last pause is long over: start small again
         delay = self._delay
         self._delay = min(delay * 2, _MAX_DELAY)
-        self.resume_at = now + delay
+        self.resume_at = self._last_end = now + delay
         self.say(
             "exhausted",
             now,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from tests.apps import echo
 from tests.integration.serve_child import serving
+from tests.unit.protocols.test_uwsgi import packet
 
 BOUND = 1.0  # body-timeout in these tests
 HEAD = b"POST /?how=read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
@@ -95,3 +96,17 @@ def test_a_steady_slow_upload_is_not_cut() -> None:
                 time.sleep(100 / (2 * rate))  # twice the minimum rate
             response = sock.recv(65536)
         assert response.startswith(b"HTTP/1.1 200 "), response
+
+
+def test_a_trickled_uwsgi_body_gets_408_after_the_bound() -> None:
+    pairs = [("REQUEST_METHOD", "POST"), ("PATH_INFO", "/"), ("QUERY_STRING", "how=read"),
+             ("CONTENT_LENGTH", "100"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+             ("SERVER_NAME", "x"), ("SERVER_PORT", "80"), ("REMOTE_ADDR", "127.0.0.1")]  # fmt: skip
+    with serving(echo.app, protocol="uwsgi", body_timeout=BOUND, body_min_rate=0) as served:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+            sock.sendall(packet(pairs) + b"x")  # 1 of 100 bytes, then nothing
+            started = time.monotonic()
+            answer = read_all(sock)
+            waited = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert waited < 5 * BOUND  # not socket-timeout (30 s)
