@@ -55,6 +55,7 @@ HEAVY = [
     "selectors",
     "signal",  # the same: sockactd uses _signal
     "ctypes",  # PR_SET_PDEATHSIG, only where pidfd_open is refused, after a first wake-up
+    "resource",  # the fd limit: raised by the master after the fork, workers after a wake-up
 ]
 # The master's own machinery: loaded after the first workers are forked.
 MASTER_ONLY = [
