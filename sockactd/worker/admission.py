@@ -5,7 +5,7 @@ Rule 1: a worker keeps at most `worker-connections` connections parked. Acceptin
 Rule 2: accept() failing for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
         neither the client's fault nor a reason to die. The worker closes its oldest
         idle connection and stops polling the listeners for a back-off (50 ms,
-        doubling to 1 s while the failures go on): listeners are level-triggered,
+        doubling to 0.5 s while the failures go on): listeners are level-triggered,
         so polling one that cannot be accepted from would spin.
 Rule 3: both are said at most once per `LOG_INTERVAL`, with a count of what was not
         said; and saying it needs no free fd: a spare one (/dev/null) is given back
@@ -33,7 +33,7 @@ log = get_logger(__name__)
 EXHAUSTED: Final = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 LOG_INTERVAL: Final = 10.0
 _FIRST_DELAY: Final = 0.05
-_MAX_DELAY: Final = 1.0
+_MAX_DELAY: Final = 0.5
 
 
 class AcceptPause:
