@@ -279,15 +279,12 @@ class _Server:
         except OSError as exc:
             self._accept_failed(exc)
             return
-        if len(self.conns) >= self.cap:
-            self._close_oldest_idle()
-            self.pause.say("cap", time.monotonic(), "worker %d holds worker-connections=%d "
-                           "parked connections: closing the oldest idle ones", os.getpid(),
-                           self.cap)  # fmt: skip
         sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
         if self.pool is not None:
+            if len(self.conns) >= self.cap:
+                self._make_room()
             self.conns[channel.fd] = handler
             self.epoll.register(channel.fd, _ONESHOT)
         else:
@@ -302,6 +299,8 @@ class _Server:
     def _step_inline(self, handler: Handler, registered: bool) -> None:
         if step(handler) is _PARK and not (self.stopping and handler.between_requests()):
             if not registered:
+                if len(self.conns) >= self.cap:
+                    self._make_room()
                 fd = handler.channel.fd
                 self.conns[fd] = handler
                 self.epoll.register(fd, _IN)
@@ -342,6 +341,17 @@ class _Server:
                 self.epoll.unregister(fd)
             except OSError:
                 pass
+
+    def _make_room(self) -> None:
+        """At worker-connections: the oldest idle connection goes, so a new one can park."""
+        self._close_oldest_idle()
+        self.pause.say(
+            "cap",
+            time.monotonic(),
+            "worker %d holds worker-connections=%d parked connections: closing the oldest",
+            os.getpid(),
+            self.cap,
+        )
 
     def _close_oldest_idle(self) -> None:
         busy = self.pool.busy if self.pool is not None else ()
