@@ -50,18 +50,23 @@ def changed_settings(old: Config, new: Config) -> list[Setting]:
     return [s for s in SETTINGS if getattr(old, s.attr) != getattr(new, s.attr)]
 
 
-def refusal(changed: Sequence[Setting], mode: str) -> str:
-    """Why a `mode` reload cannot apply `changed`, or "" when it can."""
+def refusal(changed: Sequence[Setting], mode: str, control: str = "") -> str:
+    """Why a `mode` reload cannot apply `changed`, or "" when it can.
+
+    `control` is the server's control socket, so the command in the message is one
+    an operator can paste (sockactctl's default path is not an instance's).
+    """
     if mode == STANDARD:
         return ""
     fixed = [s.name for s in changed if s.applies is Applies.STANDARD]
     if not fixed:
         return ""
     names = ", ".join(f"'{name}'" for name in fixed)
+    where = f" --control-socket {control}" if control else ""
     return (
         f"the configuration changed {names}, which only a standard reload applies "
-        f"(sockactctl reload --mode standard, or a restart); a {mode} reload does not, "
-        "so nothing was changed"
+        f"(sockactctl{where} reload --mode standard --wait, or a restart); a {mode} reload "
+        "does not, so nothing was changed"
     )
 
 
@@ -75,7 +80,7 @@ class Reconfigure:
     use: Callable[[Config], None]  # installs a Config in the master (Master.use_config)
     _previous: Config | None = None
 
-    def begin(self, current: Config, mode: str) -> tuple[Config, str]:
+    def begin(self, current: Config, mode: str, control: str = "") -> tuple[Config, str]:
         """Load and check; for a workers or chain reload, install the new configuration.
 
         Returns the configuration this reload runs with and "" -- or the current
@@ -90,7 +95,7 @@ class Reconfigure:
         finally:
             os.chdir(here)
         changed = changed_settings(current, new)
-        problem = refusal(changed, mode)
+        problem = refusal(changed, mode, control)
         if problem or not changed:
             return current, problem
         log.info("configuration changed: %s", ", ".join(s.name for s in changed))

@@ -114,7 +114,7 @@ class Reloads:
             return
         self.current = self.queue.popleft()
         mode = self.current.mode
-        config, problem = self.reconfigure.begin(self.master.config, mode)
+        config, problem = self.reconfigure.begin(self.master.config, mode, self.master.control.path)
         strategy: ReloadStrategy
         if problem:
             strategy = RefusedReload(problem)

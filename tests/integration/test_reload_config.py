@@ -110,6 +110,9 @@ def test_a_setting_only_a_new_master_applies_refuses_chain_and_workers(
             assert result.returncode == ExitCode.CONTROL_FAILED, result
             assert f"'{setting}'" in result.stderr and "standard reload" in result.stderr
             assert f"a {mode} reload does not" in result.stderr
+            assert f"sockactctl --control-socket {srv.control} reload --mode standard" in (
+                result.stderr
+            )
         assert generations(port) == {1}
         assert http_get(port, "/refused")[0] == 200
         result = srv.ctl("reload", "--mode", "standard", "--wait")
