@@ -22,7 +22,8 @@ from pathlib import Path, PurePosixPath
 from sockactd.errors import ExitCode
 from sockactd.migrate import render
 from sockactd.migrate.cmdline import read_command
-from sockactd.migrate.convert import convert
+from sockactd.migrate.convert import Note, convert
+from sockactd.migrate.debian import debian_site
 from sockactd.migrate.ini import read_ini
 from sockactd.migrate.option import DEFAULT_SECTION
 from sockactd.migrate.rules import is_flag
@@ -46,6 +47,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--name", help="instance name APP (default: the file's name)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the files under DIR")
     parser.add_argument(
+        "--inherit",
+        metavar="FILE",
+        help="read FILE's [uwsgi] first, as `uwsgi --ini FILE --ini FILE.ini` does (default for "
+        "a file in /etc/uwsgi/apps-*: Debian's inherited config, as its init script; none: no)",
+    )
+    parser.add_argument(
         "--from-command",
         metavar="CMD",
         help="read a uWSGI command line instead (an ExecStart= value)",
@@ -59,13 +66,19 @@ def main(argv: Sequence[str], prog: str = "sockactd migrate-uwsgi") -> int:
     args = parser.parse_args(argv)
     if (args.file is None) == (args.from_command is None):
         parser.error("give FILE.ini or --from-command (one of them)")
+    debian = None
     if args.file is not None:
         path = Path(args.file)
         file_part, colon, section = args.file.rpartition(":")
         if colon and not path.exists() and file_part:
             path = Path(file_part)  # FILE.ini:SECTION, as uWSGI takes it
         section = args.section or (section if colon and file_part else DEFAULT_SECTION)
-        options = read_ini(path, section)
+        debian = debian_site(path) if args.inherit is None else None
+        if debian is not None:
+            options = read_ini(path, section, inherit=debian.inherited, preset=debian.preset)
+        else:
+            inherit = None if args.inherit in (None, "none") else Path(args.inherit)
+            options = read_ini(path, section, inherit=inherit)
         source = f"{args.file} [{section}]" if args.section else args.file
         name = args.name or path.name.rsplit(".", 1)[0]
     else:
@@ -77,6 +90,8 @@ def main(argv: Sequence[str], prog: str = "sockactd migrate-uwsgi") -> int:
     if not _INSTANCE.match(name):
         parser.error(f"instance name {name!r}: use letters, digits and _ . : - (--name)")
     migration = convert(options, name)
+    if debian is not None:
+        migration.notes.insert(0, Note("Debian", debian.describe()))
     outputs = render.files(migration, source)
     text = render.report(migration, source)
     if args.out is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from sockactd.config.load import validate_setting
 from sockactd.config.settings import Kind, by_name
 from sockactd.errors import ConfigError
-from sockactd.migrate.option import Option
+from sockactd.migrate.option import Option, short_where
 from sockactd.migrate.rules import Fate, Rule, rule_for
 from sockactd.migrate.units import Plan, Unmappable, is_false
 from sockactd.migrate.uwsgi_options import UWSGI_OPTIONS
@@ -66,9 +66,22 @@ class Migration:
 def convert(options: list[Option], name: str) -> Migration:
     """The Migration of `options` (as read by ini.py) to instance `name`."""
     migration = Migration(name, plan=Plan(name=name))
+    last: dict[str, Option] = {}  # a setting that takes one value -> the option that won
     for option in options:
         outcome, text = _one(option, migration.plan)
         migration.lines.append(Line(option, outcome, text))
+        name = text.split(" ", 1)[0]
+        if (
+            outcome is Outcome.MAPPED
+            and " in APP.toml" in text
+            and by_name(name).kind is not Kind.LIST
+        ):
+            last[name] = option
+    for index, line in enumerate(migration.lines):
+        winner = last.get(line.text.split(" ", 1)[0])
+        if winner is not None and winner is not line.option and " in APP.toml" in line.text:
+            text = f"{line.text}; overridden by {short_where(winner.where)}"
+            migration.lines[index] = Line(line.option, line.outcome, text)
     _check_site(migration)
     return migration
 

@@ -36,6 +36,7 @@ Placeholders are resolved by placeholders.py; cmdline.py reads a command line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -69,9 +70,23 @@ _BLOCK_STARTS: Final = frozenset({"for", "for-glob", "for-readline", "for-times"
                                   "ifexists", "ifplugin"})  # fmt: skip
 
 
-def read_ini(path: Path, section: str = DEFAULT_SECTION) -> list[Option]:
-    """The options of `section` in the ini file at `path`, includes and placeholders resolved."""
+def read_ini(
+    path: Path,
+    section: str = DEFAULT_SECTION,
+    *,
+    inherit: Path | None = None,
+    preset: Sequence[Option] = (),
+) -> list[Option]:
+    """The options of `section` in the ini file at `path`, includes and placeholders resolved.
+
+    `inherit`: a file whose [uwsgi] options come first, as `uwsgi --ini INHERIT --ini
+    PATH` reads them; `preset`: options set before both (uWSGI's UWSGI_* environment).
+    """
     reader = IniReader(path.resolve())  # uWSGI takes the real path: %d, %c follow links
+    reader.options = list(preset)
+    if inherit is not None:
+        reader.read_file(inherit.resolve(), DEFAULT_SECTION, where=str(inherit), depth=0)
+        reader.top = path.resolve()
     json = path.suffix in (".json", ".js")  # as uWSGI takes a bare FILE.json argument
     reader.read_file(path.resolve(), section, where=str(path), depth=0, json=json)
     return resolve_placeholders(reader.options)

@@ -6,13 +6,21 @@ converter (convert.py) reads Options only.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Final
 
 from sockactd.errors import ExitCode, SockactdError
 
-__all__ = ["DEFAULT_SECTION", "IniError", "Option", "runtime_references", "with_note"]
+__all__ = [
+    "DEFAULT_SECTION",
+    "IniError",
+    "Option",
+    "runtime_references",
+    "short_where",
+    "with_note",
+]
 
 DEFAULT_SECTION: Final = "uwsgi"
 _RUNTIME_REFERENCE: Final = re.compile(r"[$@]\([^)]*\)")
@@ -48,3 +56,9 @@ def runtime_references(value: str) -> list[str]:
 
 def with_note(option: Option, note: str) -> Option:
     return Option(option.key, option.value, option.where, (*option.runtime, note))
+
+
+def short_where(where: str) -> str:
+    """`/etc/uwsgi/shop.ini:12` -> `shop.ini:12`; other forms ("command line, ...") as they are."""
+    path, _, line = where.rpartition(":")  # FILE:LINE, FILE.json:KEY, or "command line, ..."
+    return f"{os.path.basename(path)}:{line}" if path.startswith("/") else where

@@ -7,10 +7,10 @@ writes them under --out DIR or prints them.
 
 from __future__ import annotations
 
-import os
 from pathlib import PurePosixPath
 
 from sockactd.migrate.convert import Migration, Outcome
+from sockactd.migrate.option import short_where
 from sockactd.migrate.rules import Fate, docs_rows
 
 __all__ = ["docs_table", "files", "report", "toml_value", "units_to_enable"]
@@ -69,9 +69,9 @@ def _toml(migration: Migration) -> str:
     for line in migration.lines:
         if line.outcome is Outcome.MAPPED and " in APP.toml" in line.text:
             key = line.text.split(" ", 1)[0]
-            where.setdefault(key, []).append(_short(line.option.where))
+            where.setdefault(key, []).append(short_where(line.option.where))
         elif line.text.startswith("env (TOML)"):
-            where.setdefault("env", []).append(_short(line.option.where))
+            where.setdefault("env", []).append(short_where(line.option.where))
     return "".join(
         f"{key} = {toml_value(value)}  # {', '.join(where.get(key, ['']))}\n"
         for key, value in migration.plan.settings.items()
@@ -93,11 +93,6 @@ def toml_value(value: object) -> str:
     raise TypeError(f"no TOML for {value!r}")
 
 
-def _short(where: str) -> str:
-    path, _, line = where.rpartition(":")  # FILE:LINE, FILE.json:KEY, or "command line, ..."
-    return f"{os.path.basename(path)}:{line}" if path.startswith("/") else where
-
-
 def report(migration: Migration, source: str) -> str:
     """Every source option and what became of it; notes; the verdict."""
     name = migration.name
@@ -106,7 +101,7 @@ def report(migration: Migration, source: str) -> str:
     for line in migration.lines:
         label = {Outcome.MAPPED: "->", Outcome.DROPPED: "dropped:", Outcome.UNMAPPED: "NOT MAPPED:"}
         option = _shown(line.option).ljust(width)
-        lines.append(f"  {_short(line.option.where):<16} {option}  {label[line.outcome]} "
+        lines.append(f"  {short_where(line.option.where):<16} {option}  {label[line.outcome]} "
                      f"{line.text.replace('APP', name)}")  # fmt: skip
     if migration.notes:
         lines += ["", "notes:"]

@@ -15,7 +15,8 @@ import pytest
 
 from sockactd.config.load import load_config
 from sockactd.migrate.command import main
-from tests.support import ROOT, child_environ
+from sockactd.migrate.debian import SHIPPED_INHERITED, debian_site
+from tests.support import ROOT, child_environ, require
 from tests.unit.test_units import stage_units, verify
 
 TOML = "etc/sockactd/app.toml"
@@ -276,3 +277,57 @@ def test_exit_78_for_a_file_that_is_not_uwsgi_ini(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert f"{tmp_path / 'app.ini'}:3: section header '[oops' does not end with ]" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_debian_site_is_read_as_its_init_script_starts_it(tmp_path: Path) -> None:
+    require(SHIPPED_INHERITED.is_file(), "needs Debian's uwsgi package (scripts/setup installs it)")
+    site = tmp_path / "etc" / "uwsgi" / "apps-enabled" / "shop.ini"
+    site.parent.mkdir(parents=True)
+    site.write_text("[uwsgi]\nplugins = python3\nmodule = shop.wsgi\nprocesses = 4\n")
+    out = tmp_path / "out"
+    assert main([str(site), "--out", str(out)]) == 0
+    socket = (out / "etc/systemd/system/sockactd@shop.socket.d/uwsgi.conf").read_text()
+    assert "ListenStream=/run/uwsgi/app/shop/socket\n" in socket  # nginx's uwsgi_pass stays
+    assert "SocketUser=www-data\nSocketMode=0660\n" in socket
+    service = (out / "etc/systemd/system/sockactd@shop.service.d/uwsgi.conf").read_text()
+    assert "User=www-data\nGroup=www-data\n" in service
+    assert (
+        "processes = 4  # default.ini:46, shop.ini:4\n"
+        in (out / TOML.replace("app", "shop")).read_text()
+    )
+    report = (out / "migrate-uwsgi-report.txt").read_text()
+    assert f"  - Debian: read {SHIPPED_INHERITED} first" in report
+    assert "workers = 2" in report and "overridden by shop.ini:4" in report
+
+    alone = tmp_path / "alone"
+    assert main([str(site), "--out", str(alone), "--inherit", "none"]) == 0
+    assert not (alone / "etc/systemd/system/sockactd@shop.socket.d").exists()
+    assert "  - socket: none converted" in (alone / "migrate-uwsgi-report.txt").read_text()
+
+
+def test_inherit_reads_a_file_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "base.ini").write_text("[uwsgi]\nsocket = /run/%(project).sock\nprocesses = 2\n")
+    (tmp_path / "site.ini").write_text("[uwsgi]\nproject = site\nmodule = a:b\nprocesses = 3\n")
+    args = [str(tmp_path / "site.ini"), "--inherit", str(tmp_path / "base.ini")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (
+        "ListenStream=/run/site.sock\n" in out and "processes = 3  # base.ini:3, site.ini:4" in out
+    )
+
+
+def test_debian_layout_detection(tmp_path: Path) -> None:
+    inherited = tmp_path / "inherited.ini"
+    inherited.write_text("[uwsgi]\n")
+    defaults = tmp_path / "default-uwsgi"
+    defaults.write_text(f"# comment\nINHERITED_CONFIG={inherited}\n")
+    enabled = tmp_path / "apps-enabled" / "blog.ini"
+    found = debian_site(enabled, defaults)
+    assert found is not None and found.inherited == inherited
+    assert [(o.key, o.value) for o in found.preset] == [
+        ("deb-confnamespace", "app"), ("deb-confname", "blog"),
+    ]  # fmt: skip
+    assert debian_site(tmp_path / "elsewhere" / "blog.ini", defaults) is None
+    fallback = debian_site(enabled, tmp_path / "missing")  # no /etc/default/uwsgi: Debian's file
+    assert (fallback is not None) == SHIPPED_INHERITED.is_file()
+    assert fallback is None or fallback.inherited == SHIPPED_INHERITED
