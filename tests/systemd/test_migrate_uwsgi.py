@@ -1,9 +1,10 @@
 """From a uWSGI site to a running sockactd instance, the way an operator moves one.
 
 In a package sandbox (a fresh Debian "host" with this checkout's .deb installed):
-a uWSGI-style application directory with its ini file -> `sockactd migrate-uwsgi
+a Debian uWSGI site (/etc/uwsgi/apps-enabled/shop.ini, read with the defaults Debian's
+init script adds) and its application directory -> `sockactd migrate-uwsgi
 --out` -> the files copied into / as the command says -> `systemctl enable --now
-sockactd@shop.socket` -> nginx's `uwsgi_pass` to the same socket path the ini named
+sockactd@shop.socket` -> nginx's `uwsgi_pass` to the socket path uWSGI used
 answers 200 (and its http-socket, converted to a second socket unit, too) -> `touch`
 of the converted touch-reload file reloads the new code.
 """
@@ -18,31 +19,26 @@ from tests.support import wait_until
 from tests.systemd.sandbox import Sandbox
 
 SITE = "/var/www/shop"  # under /var: the package sandbox's overlay, never the real host's
+INI_PATH = "/etc/uwsgi/apps-enabled/shop.ini"  # /etc too
 OUT = "/var/lib/migrate-uwsgi-out"
 SOCKET = "sockactd@shop.socket"
 SERVICE = "sockactd@shop.service"
 HTTP_SOCKET = "sockactd-shop-http.socket"  # the ini's http-socket: a second socket unit
 
 INI = """\
-# /etc/uwsgi/apps-available/shop.ini, as a Debian uWSGI site has it
+# A Debian uWSGI site: the init script adds /usr/share/uwsgi/conf/default.ini (master,
+# www-data, the socket /run/uwsgi/app/shop/socket that nginx's uwsgi_pass names)
 [uwsgi]
-project = shop
-base = %d
-chdir = %(base)
+plugins = python3
+chdir = {site}
 module = wsgi:application
-master = true
 processes = 2
 lazy-apps = true
-socket = /run/uwsgi/%(project).sock
 http-socket = {address}:{port}
-chmod-socket = 660
-chown-socket = www-data:www-data
 vacuum = true
-uid = www-data
-gid = www-data
-env = GREETING=hello from %(project)
+env = GREETING=hello from %n
 harakiri = 30
-touch-reload = %(base)reload.trigger
+touch-reload = {site}/reload.trigger
 die-on-term = true
 need-app = true
 logto = /var/log/uwsgi/%n.log
@@ -74,11 +70,11 @@ def get(port: int, address: str = "127.0.0.1") -> tuple[int, str]:
 
 def test_a_uwsgi_site_moves_with_one_command(host: Sandbox, deb: Path, tmp_path: Path) -> None:
     host.apt("install", "-y", str(deb))
-    host.write_file(f"{SITE}/shop.ini", INI.format(address=host.address, port=host.port))
+    host.write_file(INI_PATH, INI.format(site=SITE, address=host.address, port=host.port))
     host.write_file(f"{SITE}/wsgi.py", APP.format(version=1))
     host.write_file(f"{SITE}/reload.trigger", "")
 
-    converted = host.run("/usr/bin/sockactd", "migrate-uwsgi", f"{SITE}/shop.ini", "--out", OUT)
+    converted = host.run("/usr/bin/sockactd", "migrate-uwsgi", INI_PATH, "--out", OUT)
     assert converted.stdout.splitlines()[-3] == "result: every option mapped or explained"
     install = f"cp -r {OUT}/etc / && systemctl daemon-reload && systemctl enable --now "
     assert converted.stdout.endswith(install + f"{SOCKET} {HTTP_SOCKET}\n")
@@ -88,11 +84,11 @@ def test_a_uwsgi_site_moves_with_one_command(host: Sandbox, deb: Path, tmp_path:
 
     assert host.systemctl("is-enabled", SOCKET, HTTP_SOCKET).stdout.split() == ["enabled"] * 2
     assert host.show(SOCKET, "Listen", "SocketMode", "SocketUser") == {
-        "Listen": "/run/uwsgi/shop.sock (Stream)",
+        "Listen": "/run/uwsgi/app/shop/socket (Stream)",
         "SocketMode": "0660",
         "SocketUser": "www-data",
     }
-    socket_path = host.inside("/run/uwsgi/shop.sock")
+    socket_path = host.inside("/run/uwsgi/app/shop/socket")
     with nginx_starter(tmp_path) as start_nginx:
         nginx = start_nginx(f"unix:{socket_path}", Mode.UWSGI)
         status, body = get(nginx.port)  # this request starts the service
