@@ -485,3 +485,14 @@ def _version(argv: Sequence[str]) -> str:
     return (
         (done.stdout or done.stderr).strip().splitlines()[0] if (done.stdout or done.stderr) else ""
     )
+
+
+def pinned() -> dict[str, str]:
+    """What pin_sockactd() pinned last (commit, python, launcher), for use_pinned()."""
+    return dict(_pinned)
+
+
+def use_pinned(pin: Mapping[str, str]) -> None:
+    """Start servers from an earlier pin again (two commits compared in one run)."""
+    _pinned.clear()
+    _pinned.update(pin)

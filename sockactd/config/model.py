@@ -67,6 +67,9 @@ class Config:
     control_socket: str | None
     log_level: str
     access_log: bool
+    metrics_socket: str | None
+    stats: str | None
+    stats_http: bool
     # Where this config came from, for messages and for a standard reload (not a setting).
     config_file: str | None
 

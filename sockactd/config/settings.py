@@ -155,6 +155,7 @@ PROCESSES = "Processes"
 HTTP = "HTTP and requests"
 RELOAD = "Reloading"
 CONTROL = "Control and logging"
+MONITORING = "Monitoring"
 
 SETTINGS: Final[tuple[Setting, ...]] = (
     # --- application -------------------------------------------------------
@@ -619,6 +620,37 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         section=CONTROL,
         applies=Applies.WORKERS,
         doc="Log one line per request (method, path, status, bytes, duration).",
+    ),
+    # --- monitoring ------------------------------------------------------------------
+    Setting(
+        "metrics-socket",
+        Kind.STR,
+        None,
+        section=MONITORING,
+        applies=Applies.STANDARD,
+        metavar="ADDR",
+        doc="Serve Prometheus metrics (`GET /metrics`) from the master on this TCP "
+        "address or UNIX path, never on the application's sockets. Under socket "
+        "activation a socket named `metrics` is used instead. Needs prometheus_client.",
+    ),
+    Setting(
+        "stats",
+        Kind.STR,
+        None,
+        section=MONITORING,
+        applies=Applies.STANDARD,
+        metavar="ADDR",
+        doc="uWSGI's stats server: the master writes uWSGI's stats JSON to every "
+        "connection on this TCP address or UNIX path (for uwsgitop and uWSGI "
+        "exporters). Under socket activation a socket named `stats` is used instead.",
+    ),
+    Setting(
+        "stats-http",
+        Kind.BOOL,
+        False,
+        section=MONITORING,
+        applies=Applies.STANDARD,
+        doc="Answer HTTP on the stats socket (`GET /`), as uWSGI's option does.",
     ),
 )
 

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
@@ -41,11 +41,13 @@ class Handover:
     waiting_fds: list[int]
     queued: list[str]
     started_wall: float
+    tally: dict[str, Any]  # master/tally.py's counts, kept across the execve
 
 
 def exec_in_place(master: Master, queued: Sequence[str]) -> None:
     """execve ourselves with the same arguments. Returns only if execve failed."""
     listeners = [(lst.sock.fileno(), lst.protocol) for lst in master.listeners]
+    listeners += [(m.endpoint.fileno(), m.endpoint.name) for m in master.monitors]
     exec_fds = prepare_exec_fds(listeners)
     moved = exec_fds.moved
     control = master.control.prepare_exec()
@@ -61,6 +63,7 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
         "waiting_fds": [moved.get(fd, fd) for fd in control.waiting_fds],
         "queued": list(queued),
         "workers": [_worker_record(w, moved) for w in workers],
+        "tally": master.tally.to_json(),
     }
     env = started_environ()  # the new image applies the file's `env` entries itself
     env.update(exec_fds.env)
@@ -141,4 +144,5 @@ def take_handover(environ: MutableMapping[str, str] = os.environ) -> Handover | 
         waiting_fds=list(state["waiting_fds"]),
         queued=list(state["queued"]),
         started_wall=float(state.get("started_wall", time.time())),
+        tally=state.get("tally", {}),
     )

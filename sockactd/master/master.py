@@ -31,7 +31,9 @@ from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ExitCode
 from sockactd.log import get_logger, setup_logging
 from sockactd.master import handover
+from sockactd.master.endpoints import MonitorSocket, close_monitor_sockets
 from sockactd.master.health import Health
+from sockactd.master.monitoring import open_monitors
 from sockactd.master.phase import (
     AllGone,
     AllReady,
@@ -42,10 +44,12 @@ from sockactd.master.phase import (
     next_phase,
 )
 from sockactd.master.pool import Worker, WorkerPool, WorkerState
+from sockactd.master.procinfo import rss
 from sockactd.master.reconfig import apply_process_settings
 from sockactd.master.recycle import Recycler
 from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
+from sockactd.master.snapshot import Sources
 from sockactd.master.status import status_data, status_line
 from sockactd.master.tally import Tally
 from sockactd.osapi import describe_status
@@ -83,6 +87,7 @@ class Master:
         resumed: handover.Handover | None = None,
         start_dir: str | None = None,
         first_workers: Sequence[tuple[int, int, Board]] = (),
+        monitor_sockets: Sequence[MonitorSocket] = (),
     ) -> None:
         self.config = config
         self.listeners = list(listeners)
@@ -100,7 +105,7 @@ class Master:
         self.pool.on_removed = self._unwatch_worker
         self.reloads = Reloads(self)
         self.health = Health(self)
-        self.tally = Tally()
+        self.tally = Tally.from_json(resumed.tally) if resumed else Tally()
         self.recycler = Recycler(
             lambda: self.config, self.pool, lambda: self.reloads.strategy is not None
         )
@@ -116,6 +121,7 @@ class Master:
         self.selector.register(self.inbox.fileno(), selectors.EVENT_READ, self._on_signals)
         self.control = self._open_control(resumed)
         self.triggers = self._open_triggers()
+        self.monitors = open_monitors(monitor_sockets, self._sources(), self.selector)
         for pid, status_fd, board in first_workers:
             self.pool.track(pid, status_fd, board, self.pool.generation)
         if resumed is not None:
@@ -134,6 +140,10 @@ class Master:
         server.attach(self.selector, data=self._on_control_event)
         log.info("control socket at %s", path)
         return server
+
+    def _sources(self) -> Sources:
+        return Sources(self.pool, self.tally, self.listeners, self.started_wall,
+                       self.kernel.monotonic, time.time, rss)  # fmt: skip
 
     def _open_triggers(self) -> TriggerSource | None:
         watcher = open_trigger_watcher(rules_from_config(self.config))
@@ -204,6 +214,8 @@ class Master:
 
     def _tick(self, now: float) -> None:
         self.control.expire(now)
+        for monitor in self.monitors:
+            monitor.expire(now)
         self.reloads.settle()
         if self.triggers is not None:
             for mode in self.triggers.due(now):
@@ -262,6 +274,7 @@ class Master:
             self.selector.register(worker.pidfd, selectors.EVENT_READ, self._on_exit(worker))
 
     def _unwatch_worker(self, worker: Worker) -> None:
+        self.tally.fold(worker.board)
         for fd in (worker.status_fd, worker.pidfd):
             if fd is not None:
                 self._unregister(fd)
@@ -413,5 +426,8 @@ class Master:
         if self.triggers is not None:
             self.triggers.close()
         self.control.close()
+        for monitor in self.monitors:
+            monitor.close()
         self.selector.close()
+        close_monitor_sockets([m.endpoint for m in self.monitors], unlink=True)
         close_listeners(self.listeners, unlink=True)  # only UNIX files we bound ourselves

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import selectors
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
@@ -135,6 +136,7 @@ class Reloads:
 
     def _begin(self, strategy: ReloadStrategy, mode: str) -> None:
         self.strategy = strategy
+        self.master.tally.reload_started(self.master.kernel.monotonic())
         self.master.move(ReloadStarted(mode))
         log.info("%s reload started", mode)
         self.master.notifier.reloading(strategy.progress(self.master.pool))
@@ -164,6 +166,7 @@ class Reloads:
         waiters = self.current.waiters if self.current else []
         self.strategy, self.current = None, None
         self.last = (ok, message, pool.generation)
+        self.master.tally.reload_finished(mode, ok, self.master.kernel.monotonic(), time.time())
         self.master.move(ReloadFinished(ok))
         self.master.notifier.ready(self.master.status_text() if ok else message)
         for waiter in waiters:

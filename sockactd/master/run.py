@@ -17,12 +17,14 @@ import os
 import sys
 
 from sockactd import log as sockactd_log
-from sockactd.errors import ActivationError, AppImportError
+from sockactd.errors import ActivationError, AppImportError, ConfigError
+from sockactd.master.endpoints import open_monitor_sockets, split_inherited, wanted
 from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
 from sockactd.worker.app import load_app, prepare_process
+from sockactd.worker.board import Board
 from sockactd.worker.entry import fork_worker
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
@@ -43,11 +45,17 @@ def run(config: Config, argv: list[str] | None = None) -> int:
     sockactd_log.setup_logging(config.log_level, role="master")
     resuming = HANDOVER_ENV in os.environ
     notifier = Notifier.from_environ()
+    app_fds, monitor_fds = split_inherited(take_inherited_fds())
     try:
-        listeners = open_listeners(config, take_inherited_fds())
+        listeners = open_listeners(config, app_fds)
+        monitors = open_monitor_sockets(config, monitor_fds) if wanted(config, monitor_fds) else []
     except ActivationError as exc:
         notifier.fatal(f"cannot start: {exc}", exc.errno)
         raise
+    except ConfigError as exc:
+        notifier.fatal(f"cannot start: {exc}", 22)
+        raise
+    Board.counting = bool(monitors)  # the workers keep the counters the monitors show
     # A standard reload re-runs our argv; relative paths in it mean the directory we started in.
     start_dir = os.getcwd()
     prepare_process(config)
@@ -83,6 +91,7 @@ def run(config: Config, argv: list[str] | None = None) -> int:
         take_handover(),
         start_dir,
         first_workers,
+        monitors,
     )
     log.debug("master pid %d", os.getpid())
     return master.run()

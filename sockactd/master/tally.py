@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sockactd.worker.board import Board, Counts
 
 if TYPE_CHECKING:
     from sockactd.master.pool import Worker, WorkerState
@@ -34,7 +37,7 @@ class ExitReason(enum.Enum):
 
 def exit_reason(worker: Worker, state: WorkerState, stopping: bool) -> ExitReason:
     """Why `worker`, which was in `state` when it exited, is gone."""
-    from sockactd.master.pool import WorkerState
+    from sockactd.master.pool import WorkerState  # pool.py imports this module
 
     if worker.exit_reason is not None:
         return worker.exit_reason
@@ -50,8 +53,64 @@ def exit_reason(worker: Worker, state: WorkerState, stopping: bool) -> ExitReaso
 class Tally:
     def __init__(self) -> None:
         self.exits: Counter[ExitReason] = Counter()
+        self.by_number: dict[int, Counter[str]] = {}  # worker number -> exits by reason
+        self.requests = Counts()  # of workers that exited; live ones are read from their boards
+        self.reloads: Counter[tuple[str, str]] = Counter()  # (mode, "done" | "aborted")
+        self.last_reload_seconds: float | None = None
+        self.last_success_wall: float | None = None  # time.time() of the last reload that worked
+        self._reload_began = 0.0
+        self._resumed = False
 
+    # --- events ----------------------------------------------------------------
     def worker_exited(self, worker: Worker, state: WorkerState, stopping: bool) -> ExitReason:
+        from sockactd.master.pool import WorkerState  # pool.py imports this module
+
         reason = exit_reason(worker, state, stopping)
         self.exits[reason] += 1
+        if state is not WorkerState.BOOTING:  # uWSGI's per-worker respawn/harakiri counts
+            per_number = self.by_number.setdefault(worker.number, Counter())
+            per_number[reason.value] += 1
         return reason
+
+    def fold(self, board: Board) -> None:
+        """Keep a leaving worker's request counts (its board is about to be closed)."""
+        self.requests.add(board.counts())
+
+    def reload_started(self, now: float) -> None:
+        if self._resumed:  # a standard reload's second half: it began in the earlier image
+            self._resumed = False
+            return
+        self._reload_began = now
+
+    def reload_finished(self, mode: str, ok: bool, now: float, wall: float) -> None:
+        self.reloads[mode, "done" if ok else "aborted"] += 1
+        self.last_reload_seconds = now - self._reload_began
+        if ok:
+            self.last_success_wall = wall
+
+    # --- across a standard reload (the master's execve) --------------------------
+    def to_json(self) -> dict[str, object]:
+        return {
+            "exits": {reason.value: n for reason, n in self.exits.items()},
+            "requests": self.requests.to_json(),
+            "reloads": [[mode, outcome, n] for (mode, outcome), n in self.reloads.items()],
+            "last_reload_seconds": self.last_reload_seconds,
+            "last_success_wall": self.last_success_wall,
+            "reload_began": self._reload_began,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tally:
+        """The counts an earlier image of this master handed over; a fresh Tally if unreadable."""
+        tally = cls()
+        try:
+            tally.exits.update({ExitReason(k): int(n) for k, n in data["exits"].items()})
+            tally.requests = Counts.from_json(data["requests"])
+            tally.reloads.update({(str(m), str(o)): int(n) for m, o, n in data["reloads"]})
+            tally.last_reload_seconds = data["last_reload_seconds"]
+            tally.last_success_wall = data["last_success_wall"]
+            tally._reload_began = float(data["reload_began"])
+            tally._resumed = True
+        except (KeyError, TypeError, ValueError):
+            return cls()
+        return tally

@@ -5,9 +5,15 @@ writes, the master reads. This costs no system call per request (unlike a
 pipe write), and because it is an fd it survives the master's execve in a
 standard reload, so the new master image can still watch its old workers.
 
-Layout (native byte order, 8-byte aligned): requests served (u64), start of
+Layout (native byte order, 8-byte words): requests served (u64), start of
 the request in progress on CLOCK_MONOTONIC in seconds (f64, 0.0 when idle),
-requests in progress (u64, several with --threads).
+requests in progress (u64, several with --threads). Then, written only when
+the master monitors (metrics-socket or stats: `Board.counting`, set before the
+first fork), the counters behind the metrics, all u64: requests by protocol x
+status class, the request-duration histogram (one word per bucket of
+DURATION_BUCKETS, then +Inf), the durations' sum in nanoseconds, response body
+bytes. A worker adds to them in place, four stores per request, so a worker
+that is killed loses nothing it counted.
 Torn reads are harmless: the master only uses these numbers for harakiri,
 max-requests and statistics.
 """
@@ -20,28 +26,93 @@ import os
 import struct
 import time
 
-__all__ = ["Board"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Protocol
+
+    class Answered(Protocol):
+        """What a finished response tells the counters (worker/exchange.py's Response)."""
+
+        code: int  # status code, 0 when none went out
+        uwsgi: bool  # came in over the uwsgi protocol
+        sent: int  # body bytes written
+
+
+__all__ = ["DURATION_BUCKETS", "PROTOCOLS", "STATUS_CLASSES", "Board", "Counts"]
+
+PROTOCOLS = ("http", "uwsgi")
+STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")  # index: code // 100 (0: none)
+# Request durations in seconds: Prometheus's defaults, made for web request latencies.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BUCKETS_NS = tuple(round(bound * 1e9) for bound in DURATION_BUCKETS)
 
 _LAYOUT = struct.Struct("=QdQ")
 _SERVED = struct.Struct("=Q")
 _STARTED = struct.Struct("=dQ")  # start and busy, after `served`
+_REQUESTS = _LAYOUT.size // 8  # word index of the first request counter
+_BUCKET = _REQUESTS + len(PROTOCOLS) * len(STATUS_CLASSES)
+_SUM_NS = _BUCKET + len(DURATION_BUCKETS) + 1
+_TX = _SUM_NS + 1
+_WORDS = _TX + 1
+SIZE = _WORDS * 8
+_COUNTS = struct.Struct(f"={_WORDS - _REQUESTS}Q")
+_bisect_left: Callable[[tuple[int, ...], int], int]  # bisect.bisect_left, once counting
+
+
+class Counts:
+    """A board's counters, read by the master (plain class: see the module rules)."""
+
+    __slots__ = ("buckets", "duration_ns", "requests", "tx")
+
+    def __init__(self, words: tuple[int, ...] | None = None) -> None:
+        words = words or (0,) * (_WORDS - _REQUESTS)
+        split = _BUCKET - _REQUESTS
+        self.requests = list(words[:split])  # [protocol * len(STATUS_CLASSES) + class]
+        self.buckets = list(words[split : split + len(DURATION_BUCKETS) + 1])  # not cumulative
+        self.duration_ns = words[_SUM_NS - _REQUESTS]
+        self.tx = words[_TX - _REQUESTS]
+
+    def add(self, other: Counts) -> None:
+        self.requests = [a + b for a, b in zip(self.requests, other.requests, strict=True)]
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.duration_ns += other.duration_ns
+        self.tx += other.tx
+
+    def total(self) -> int:
+        return sum(self.requests)
+
+    def to_json(self) -> list[int]:
+        return [*self.requests, *self.buckets, self.duration_ns, self.tx]
+
+    @classmethod
+    def from_json(cls, words: list[int]) -> Counts:
+        if len(words) != _WORDS - _REQUESTS:
+            raise ValueError(f"{len(words)} counters, expected {_WORDS - _REQUESTS}")
+        return cls(tuple(int(word) for word in words))
 
 
 class Board:
+    counting = False  # set in the master before forking when it monitors (class-wide)
+
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._map = mmap.mmap(fd, _LAYOUT.size)
+        if os.fstat(fd).st_size < SIZE:  # a board made by an older sockactd (standard reload)
+            os.ftruncate(fd, SIZE)
+        self._map = mmap.mmap(fd, SIZE)
         # --threads: handler threads update the same counters (read-modify-write).
         # _thread, not threading: a worker with one thread never needs threading's import.
         self._lock = _thread.allocate_lock()
         self._starts: dict[int, float] = {}  # thread -> start of its request in progress
         self._solo = False  # see single_threaded()
         self._served = 0
+        self._start = 0.0
+        self._words: memoryview | None = None  # set when counting, in the worker
 
     @classmethod
     def create(cls) -> Board:
         fd = os.memfd_create("sockactd-board", os.MFD_CLOEXEC)
-        os.ftruncate(fd, _LAYOUT.size)
+        os.ftruncate(fd, SIZE)
         return cls(fd)
 
     # --- worker side ---------------------------------------------------------
@@ -54,22 +125,45 @@ class Board:
         self._solo = True
         self._served = _SERVED.unpack_from(self._map)[0]  # only this process writes it
 
+    def start_counting(self) -> None:
+        """Keep the metrics' counters from now on (the worker calls it before serving)."""
+        global _bisect_left
+        from bisect import bisect_left  # ~1 ms: not on the start-up path of a server without
+
+        _bisect_left = bisect_left
+        self._words = memoryview(self._map).cast("Q")
+
     def request_started(self) -> None:
         if self._solo:
-            _STARTED.pack_into(self._map, _SERVED.size, time.monotonic(), 1)
+            self._start = start = time.monotonic()
+            _STARTED.pack_into(self._map, _SERVED.size, start, 1)
             return
         with self._lock:
             self._starts[_thread.get_ident()] = time.monotonic()
             self._publish(0)
 
-    def request_finished(self) -> None:
+    def request_finished(self, response: Answered | None = None) -> None:
         if self._solo:
             self._served += 1
             _LAYOUT.pack_into(self._map, 0, self._served, 0.0, 0)
+            if self._words is not None and response is not None:
+                self._count(response, time.monotonic() - self._start)
             return
         with self._lock:
-            self._starts.pop(_thread.get_ident(), None)
+            start = self._starts.pop(_thread.get_ident(), None)
             self._publish(1)
+            if self._words is not None and response is not None and start is not None:
+                self._count(response, time.monotonic() - start)
+
+    def _count(self, response: Answered, seconds: float) -> None:
+        words = self._words
+        assert words is not None
+        nanoseconds = int(seconds * 1e9)
+        code = response.code
+        words[_REQUESTS + response.uwsgi * 6 + (code // 100 if 100 <= code < 600 else 0)] += 1
+        words[_BUCKET + _bisect_left(_BUCKETS_NS, nanoseconds)] += 1
+        words[_SUM_NS] += nanoseconds
+        words[_TX] += response.sent
 
     def _publish(self, finished: int) -> None:
         # The master's harakiri looks at the oldest request still in progress, so one
@@ -84,6 +178,12 @@ class Board:
         served, started, busy = _LAYOUT.unpack_from(self._map)
         return int(served), float(started), int(busy)
 
+    def counts(self) -> Counts:
+        return Counts(_COUNTS.unpack_from(self._map, _REQUESTS * 8))
+
     def close(self) -> None:
+        if self._words is not None:
+            self._words.release()
+            self._words = None
         self._map.close()
         os.close(self.fd)

@@ -307,7 +307,7 @@ def run_app(app: WSGIApp, environ: dict[str, Any], response: Response, board: Bo
     except Exception as exc:
         _fail(response, environ, exc)
     finally:
-        board.request_finished()
+        board.request_finished(response)
 
 
 def _fail(response: Response, environ: dict[str, Any], exc: Exception) -> None:

@@ -96,6 +96,8 @@ def serve(
         ctx.memory = RssLimit(config.reload_on_rss)
     if config.threads <= 1:
         board.single_threaded()
+    if board.counting:
+        board.start_counting()
     server = _Server(listeners, ctx, stop_fd, on_draining, settle, master_fd)
     restore = _flag_on_sigterm(ctx)
     try:

@@ -143,3 +143,22 @@ def _answering_pid(server: Activated) -> int | None:
         return server.worker()[0]
     except OSError:
         return None
+
+
+@pytest.mark.parametrize("metrics", [False, True], ids=["without", "with-metrics-socket"])
+def test_prometheus_client_is_loaded_only_with_a_metrics_socket(
+    tmp_path: Path, metrics: bool
+) -> None:
+    # A worker forked by the running master carries every module the master loaded.
+    args = ["--processes", "1"] + (["--metrics-socket", f"127.0.0.1:{free_port()}"] * metrics)
+    server = Activated(tmp_path, *args)
+    try:
+        first, first_modules = server.worker()
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")
+        _, modules = server.worker()
+    finally:
+        server.stop()
+    assert "prometheus_client" not in first_modules  # never before the first fork
+    assert ("prometheus_client" in modules) is metrics
+    assert ("sockactd.master.metrics" in modules) is metrics

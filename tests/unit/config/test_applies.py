@@ -36,6 +36,7 @@ ONCE_PER_IMAGE = {
     ("master/master.py", "Master._open_control"),
     ("master/master.py", "Master._open_triggers"),
     ("worker/app.py", "prepare_process"),
+    ("master/endpoints.py", "*"),
 }
 APPLIED_AGAIN = {
     ("master/master.py", "Master.use_config"),

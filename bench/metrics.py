@@ -1,0 +1,197 @@
+"""What monitoring costs: metrics-socket on (a real Prometheus scraping every second) vs off.
+
+    .venv/bin/python bench/metrics.py [--rounds 3] [--duration 10] [--base REF]
+                                      [--cold-runs 7] [--write]
+
+In one run, 2 workers, app bench/apps/hello.py, the commit under test pinned (common.py):
+  * throughput, rounds interleaved off/on/off/on...: wrk for --duration seconds with a new
+    connection per request and with keep-alive; "on" runs with --metrics-socket and
+    Debian's prometheus scraping /metrics every second (its own config and data dir);
+  * the board's per-request cost in a worker (request_started + request_finished),
+    counting off and on, timed in-process;
+  * with --base REF: cold start (socket activated, first byte) and PSS with metrics off,
+    REF against the commit under test, runs interleaved.
+Prints markdown; `--write` replaces the `metrics` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common, throughput
+
+MODULE = "hello:app"
+
+
+def prometheus(tmp: Path, target: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise SystemExit("needs Debian's prometheus package")
+    config = tmp / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: sockactd\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+    )
+    port = common.free_port()
+    argv = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prom-data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]  # fmt: skip
+    log = (tmp / "prometheus.log").open("ab")
+    process = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not common.http_ok(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process
+
+
+def load_round(metrics: bool, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    port, metrics_port = common.free_port(), common.free_port()
+    extra = ["--metrics-socket", f"127.0.0.1:{metrics_port}"] if metrics else []
+    server = common.sockactd(MODULE, http=f"127.0.0.1:{port}", control=tmp / "c.sock",
+                             extra=extra)  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    scraper = None
+    result: dict[str, float] = {}
+    with common.running(server, tmp / "sockactd.log", port):
+        if metrics:
+            scraper = prometheus(tmp, metrics_port)
+        try:
+            common.run_wrk(common.wrk_argv(url, 2, args.connections, 1, close=False), 2)
+            for close in (True, False):
+                time.sleep(1)
+                argv = common.wrk_argv(url, args.duration, args.connections, 1, close)
+                result["close" if close else "keepalive"] = common.run_wrk(
+                    argv, args.duration
+                ).requests_per_s
+        finally:
+            if scraper is not None:
+                scraper.terminate()
+                scraper.wait(20)
+            shutil.rmtree(tmp / "prom-data", ignore_errors=True)
+    return result
+
+
+def board_cost() -> dict[str, float]:
+    """Nanoseconds per request for the board's two calls, counting off and on."""
+    from sockactd.worker.board import Board
+
+    class Done:
+        code, uwsgi, sent = 200, False, 14
+
+    done, costs = Done(), {}
+    for counting in (False, True):
+        board = Board.create()
+        board.single_threaded()
+        if counting:
+            board.start_counting()
+
+        def one(board: Board = board) -> None:
+            board.request_started()
+            board.request_finished(done)
+
+        runs = timeit.repeat(one, number=200_000, repeat=7)
+        costs["on" if counting else "off"] = min(runs) / 200_000 * 1e9
+        board.close()
+    return costs
+
+
+def pss_once(tmp: Path) -> float:
+    port = common.free_port()
+    server = common.sockactd(MODULE, http=f"127.0.0.1:{port}", control=tmp / "c.sock")
+    with common.running(server, tmp / "pss.log", port) as proc:
+        url = f"http://127.0.0.1:{port}/"
+        common.run_wrk(common.wrk_argv(url, 2, 50, 1, close=False), 2)
+        return sum(common.pss_kib(pid) for pid in common.descendants(proc.pid)) / 1024
+
+
+def baseline(args: argparse.Namespace, tmp: Path, head: dict[str, str]) -> list[list[object]]:
+    base_dir = tmp / "base"
+    base_dir.mkdir()
+    base_commit = common.pin_sockactd(base_dir, args.base)
+    base = common.pinned()
+    cold: dict[str, list[float]] = {base_commit: [], head["commit"]: []}
+    pss: dict[str, list[float]] = {base_commit: [], head["commit"]: []}
+    for _ in range(args.cold_runs):
+        for pin in (base, head):
+            common.use_pinned(pin)
+            cold[pin["commit"]].append(throughput.cold_start_once("sockactd", tmp) * 1000)
+    for _ in range(3):
+        for pin in (base, head):
+            common.use_pinned(pin)
+            pss[pin["commit"]].append(pss_once(tmp))
+    common.use_pinned(head)
+    return [
+        [commit, _spread(cold[commit], "{:.1f}"), _spread(pss[commit], "{:.1f}")] for commit in cold
+    ]
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    median = fmt.format(statistics.median(values))
+    return f"{median} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cold-runs", type=int, default=7)
+    parser.add_argument("--base", help="also compare cold start and PSS with this commit")
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args()
+    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        commit = common.pin_sockactd(tmp)
+        head = common.pinned()
+        for n in range(args.rounds):
+            for metrics in (False, True):
+                print(f"# round {n + 1}: metrics {'on' if metrics else 'off'}", file=sys.stderr)
+                runs[metrics].append(load_round(metrics, args, tmp))
+        base_rows = baseline(args, tmp, head) if args.base else []
+    rows = []
+    for kind in ("close", "keepalive"):
+        off = [r[kind] for r in runs[False]]
+        on = [r[kind] for r in runs[True]]
+        change = statistics.median(on) / statistics.median(off) - 1
+        rows.append([kind, _spread(off, "{:,.0f}"), _spread(on, "{:,.0f}"), f"{change:+.1%}"])
+    cost = board_cost()
+    report = (
+        f"Machine: {common.machine_summary()}. **Shared** with other engineers' test runs "
+        "while measured: spreads are wide; compare medians of interleaved rounds only.\n\n"
+        f"Commit {commit}; 2 workers, `bench/apps/hello.py`; wrk `-t1 -c{args.connections} "
+        f"-d{args.duration:g}s`, {args.rounds} rounds interleaved off/on; req/s median "
+        "(min-max). On: `--metrics-socket`, Debian's prometheus scraping every 1 s.\n\n"
+        + common.markdown_table(
+            ["connections", "metrics off req/s", "metrics on + 1 s scrapes req/s", "change"],
+            rows,
+        )
+        + f"\nBoard per request (request_started + request_finished, one thread, in-process, "
+        f"best of 7): counting off {cost['off']:.0f} ns, on {cost['on']:.0f} ns "
+        f"(+{cost['on'] - cost['off']:.0f} ns).\n"
+    )
+    if base_rows:
+        report += (
+            f"\nMetrics off, {args.base} against this commit, runs interleaved "
+            f"(cold start: {args.cold_runs} runs; PSS: 3 runs, master + workers after a "
+            "2 s keep-alive warm-up):\n\n"
+            + common.markdown_table(["commit", "cold start ms", "PSS MiB"], base_rows)
+        )
+    report += f"\n- this section: `{' '.join(sys.argv)}`\n"
+    print(report)
+    if args.write:
+        common.write_section("metrics", "## Monitoring: metrics on vs off\n\n" + report)
+
+
+if __name__ == "__main__":
+    main()
