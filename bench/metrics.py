@@ -17,6 +17,7 @@ Prints markdown; `--write` replaces the `metrics` section of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,6 +55,16 @@ def prometheus(tmp: Path, target: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of `pids` so far (/proc/PID/stat fields 14 and 15)."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def load_round(metrics: bool, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     port, metrics_port = common.free_port(), common.free_port()
     extra = ["--metrics-socket", f"127.0.0.1:{metrics_port}"] if metrics else []
@@ -62,17 +73,21 @@ def load_round(metrics: bool, args: argparse.Namespace, tmp: Path) -> dict[str, 
     url = f"http://127.0.0.1:{port}/"
     scraper = None
     result: dict[str, float] = {}
-    with common.running(server, tmp / "sockactd.log", port):
+    with common.running(server, tmp / "sockactd.log", port) as proc:
         if metrics:
             scraper = prometheus(tmp, metrics_port)
         try:
             common.run_wrk(common.wrk_argv(url, 2, args.connections, 1, close=False), 2)
+            members = [proc.pid, *common.descendants(proc.pid)]
             for close in (True, False):
                 time.sleep(1)
+                kind = "close" if close else "keepalive"
                 argv = common.wrk_argv(url, args.duration, args.connections, 1, close)
-                result["close" if close else "keepalive"] = common.run_wrk(
-                    argv, args.duration
-                ).requests_per_s
+                before = cpu_seconds(members)
+                done = common.run_wrk(argv, args.duration)
+                spent = cpu_seconds(members) - before
+                result[kind] = done.requests_per_s
+                result[f"{kind}_cpu_us"] = spent / max(1, done.requests) * 1e6
         finally:
             if scraper is not None:
                 scraper.terminate()
@@ -88,8 +103,9 @@ def board_cost() -> dict[str, float]:
     class Done:
         code, uwsgi, sent = 200, False, 14
 
-    done, costs = Done(), {}
-    for counting in (False, True):
+    done = Done()
+    samples: dict[bool, list[float]] = {False: [], True: []}
+    for counting in (False, True) * 5:  # interleaved: drifts in the machine's load hit both
         board = Board.create()
         board.single_threaded()
         if counting:
@@ -99,10 +115,10 @@ def board_cost() -> dict[str, float]:
             board.request_started()
             board.request_finished(done)
 
-        runs = timeit.repeat(one, number=200_000, repeat=7)
-        costs["on" if counting else "off"] = min(runs) / 200_000 * 1e9
+        runs = timeit.repeat(one, number=100_000, repeat=3)
+        samples[counting].append(min(runs) / 100_000 * 1e9)
         board.close()
-    return costs
+    return {"off": min(samples[False]), "on": min(samples[True])}
 
 
 def pss_once(tmp: Path) -> float:
@@ -144,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--base", help="also compare cold start and PSS with this commit")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
@@ -161,23 +177,38 @@ def main() -> None:
         base_rows = baseline(args, tmp, head) if args.base else []
     rows = []
     for kind in ("close", "keepalive"):
-        off = [r[kind] for r in runs[False]]
-        on = [r[kind] for r in runs[True]]
-        change = statistics.median(on) / statistics.median(off) - 1
-        rows.append([kind, _spread(off, "{:,.0f}"), _spread(on, "{:,.0f}"), f"{change:+.1%}"])
+        cells: list[object] = [kind]
+        for key, fmt in ((kind, "{:,.0f}"), (f"{kind}_cpu_us", "{:.1f}")):
+            off = [r[key] for r in runs[False]]
+            on = [r[key] for r in runs[True]]
+            change = statistics.median(on) / statistics.median(off) - 1
+            cells += [_spread(off, fmt), _spread(on, fmt), f"{change:+.1%}"]
+        rows.append(cells)
     cost = board_cost()
     report = (
         f"Machine: {common.machine_summary()}. **Shared** with other engineers' test runs "
         "while measured: spreads are wide; compare medians of interleaved rounds only.\n\n"
         f"Commit {commit}; 2 workers, `bench/apps/hello.py`; wrk `-t1 -c{args.connections} "
         f"-d{args.duration:g}s`, {args.rounds} rounds interleaved off/on; req/s median "
-        "(min-max). On: `--metrics-socket`, Debian's prometheus scraping every 1 s.\n\n"
+        "(min-max). On: `--metrics-socket`, Debian's prometheus scraping every 1 s. CPU per "
+        "request: the master's and workers' user+system time during the wrk run (the master's "
+        "includes answering the scrapes) over the requests wrk completed -- less disturbed by "
+        "the machine's other load than req/s.\n\n"
         + common.markdown_table(
-            ["connections", "metrics off req/s", "metrics on + 1 s scrapes req/s", "change"],
+            [
+                "connections",
+                "off: req/s",
+                "on: req/s",
+                "req/s change",
+                "off: CPU us/request",
+                "on: CPU us/request",
+                "CPU change",
+            ],
             rows,
         )
         + f"\nBoard per request (request_started + request_finished, one thread, in-process, "
-        f"best of 7): counting off {cost['off']:.0f} ns, on {cost['on']:.0f} ns "
+        f"best of 15, off and on interleaved): counting off {cost['off']:.0f} ns, "
+        f"on {cost['on']:.0f} ns "
         f"(+{cost['on'] - cost['off']:.0f} ns).\n"
     )
     if base_rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 
 import pytest
 
@@ -43,8 +44,9 @@ def test_a_request_counts_once_by_protocol_and_status_class(
     counts = board.counts()
     assert [i for i, n in enumerate(counts.requests) if n] == [slot]
     assert counts.total() == 1 == sum(counts.buckets)
-    assert counts.buckets[0] == 1  # well under 5 ms
-    assert 0 < counts.duration_ns < 5_000_000
+    assert 0 < counts.duration_ns < 5_000_000_000
+    # in the bucket its duration belongs to (a loaded machine may take over 5 ms)
+    assert counts.buckets.index(1) == bisect_left(DURATION_BUCKETS, counts.duration_ns / 1e9)
     assert counts.tx == 123
     assert board.read() == (1, 0.0, 0)
 
