@@ -50,6 +50,7 @@ deb-lint:
 rpm: stage
 	rm -rf $(RPM_TOP) && mkdir -p $(RPM_TOP)/SOURCES $(DIST)
 	tar -C $(BUILD)/stage -czf $(RPM_SOURCE) sockactd-$(VERSION)
+	cp packaging/debian/sockactd.sysusers $(RPM_TOP)/SOURCES/
 	env PATH=$(SYSPATH) rpmbuild --define "_topdir $(RPM_TOP)" \
 		--load packaging/rpm/macros.debian-compat \
 		--define "_debian_compat_dir $(abspath packaging/rpm)" --nodeps -bb packaging/rpm/sockactd.spec

@@ -31,7 +31,9 @@ from sockactd.migrate.rules import is_flag
 __all__ = ["CANT_CREATE", "main"]
 
 CANT_CREATE = 73  # EX_CANTCREAT from sysexits.h
-_INSTANCE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+# The instance runs as user sockactd-NAME (units/sockactd@.service): a user name has at most
+# 31 characters and no "." or ":" (packaging/libexec/prepare-instance refuses the rest).
+_INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,22}$")
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -88,7 +90,10 @@ def main(argv: Sequence[str], prog: str = "sockactd migrate-uwsgi") -> int:
         if name is None:
             parser.error("--from-command needs --name APP")
     if not _INSTANCE.match(name):
-        parser.error(f"instance name {name!r}: use letters, digits and _ . : - (--name)")
+        parser.error(
+            f"instance name {name!r}: at most 22 letters, digits, _ and - (it runs as user "
+            "sockactd-NAME); choose one with --name"
+        )
     migration = convert(options, name)
     if debian is not None:
         migration.notes.insert(0, Note("Debian", debian.describe()))

@@ -32,8 +32,8 @@ time.sleep({import_delay})  # a slow import makes "READY before the app is loade
 
 def app(environ, start_response):
     if environ.get("PATH_INFO") == "/slow":
-        # tells the test this request is in flight (the state directory is writable)
-        with open("/var/lib/sockactd/{instance}/slow-started", "w") as marker:
+        # tells the test this request is in flight (the runtime directory is the service's)
+        with open(os.environ["RUNTIME_DIRECTORY"] + "/slow-started", "w") as marker:
             marker.write(str(os.getpid()))
         time.sleep(float(environ.get("QUERY_STRING") or "3"))
     body = json.dumps({{

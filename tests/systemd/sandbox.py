@@ -85,6 +85,7 @@ TARGETS: Final = (
 COMMANDS: Final[Mapping[str, str]] = {
     "/usr/bin/sockactd ": f"{PYTHON} -m sockactd ",
     "/usr/bin/sockactctl ": f"{PYTHON} -m sockactd ctl ",
+    "/usr/libexec/sockactd/": "/bin/sh /run/sockactd-test/libexec/",  # packaging/libexec
 }
 # where the sandbox root appears inside: PrivateTmp= hides /var/tmp and /tmp from services
 INNER: Final = Path("/run/sockactd-test")
@@ -152,14 +153,15 @@ def toml_text(settings: Mapping[str, object]) -> str:
 def _command_override(unit_text: str) -> str:
     """Exec lines of a shipped unit with the /usr/bin console scripts swapped for the checkout."""
     lines = []
-    for key in ("ExecStart", "ExecReload"):
+    for key in ("ExecStartPre", "ExecStart", "ExecReload"):
         for match in re.finditer(rf"^{key}=(.*)$", unit_text, flags=re.MULTILINE):
             command = match.group(1)
             if not INSTALLED:
                 for shipped, here in COMMANDS.items():
                     command = command.replace(shipped, here)
             lines += [f"{key}=", f"{key}={command}"]
-    return "[Service]\n" + "\n".join(lines) + "\n"
+    section = "[Socket]" if "[Socket]" in unit_text else "[Service]"
+    return section + "\n" + "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -200,10 +202,13 @@ class Sandbox:
 
     def state_path(self, name: str, instance: str = INSTANCE) -> Path:
         """Host path of /var/lib/sockactd/INSTANCE/NAME (a trigger file, for example)."""
-        # DynamicUser= keeps StateDirectory= under /var/lib/private behind a symlink
         if self.packaged:
-            return self.inside(f"/var/lib/private/sockactd/{instance}/{name}")
-        return self.var_lib / "private" / "sockactd" / instance / name
+            return self.inside(f"/var/lib/sockactd/{instance}/{name}")
+        return self.var_lib / "sockactd" / instance / name
+
+    def runtime_path(self, name: str, instance: str = INSTANCE) -> Path:
+        """Host path of /run/sockactd/INSTANCE/NAME (RuntimeDirectory=, the service's own)."""
+        return self.inside(f"/run/sockactd/{instance}/{name}")
 
     def log(self, unit: str) -> str:
         """What the unit wrote: its log file (checkout sandbox, or "systemd" for the launcher's
@@ -247,7 +252,7 @@ class Sandbox:
             (self.unit_dir / f"{target}.target").write_text(f"[Unit]\nDescription={target}\n")
         for unit in sorted(UNITS.glob("sockactd*@.*")):
             shutil.copyfile(unit, self.unit_dir / unit.name)
-            if unit.suffix == ".service":
+            if unit.suffix in (".service", ".socket"):
                 self.write_dropin(unit.name, "10-checkout.conf", self._checkout_dropin(unit))
         self.write_dropin(
             "service", "10-log.conf",
@@ -261,6 +266,7 @@ class Sandbox:
                 ROOT / "sockactd", self.code_dir / "sockactd",
                 ignore=shutil.ignore_patterns("__pycache__"),
             )  # fmt: skip
+            shutil.copytree(ROOT / "packaging" / "libexec", self.root / "libexec")
         self.boot_id_file.write_text(self._boot_id + "\n")
         _make_world_readable(self.root)
 

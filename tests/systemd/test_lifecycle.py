@@ -33,7 +33,7 @@ def test_stop_lets_an_in_flight_request_finish(sandbox: Sandbox) -> None:
     client = threading.Thread(target=slow_request)
     client.start()
     try:
-        marker = sandbox.state_path("slow-started")
+        marker = sandbox.runtime_path("slow-started")
         wait_until(marker.exists, 10, "the slow request to reach the app")
         sandbox.systemctl("stop", SERVICE)
     finally:

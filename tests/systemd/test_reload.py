@@ -100,3 +100,28 @@ def test_a_reload_request_takes_effect_even_while_start_is_slow(sandbox: Sandbox
     assert result.returncode == 0, result.stderr + sandbox.log(SERVICE)
     assert time.monotonic() - began >= 1.0  # it waited for the start to finish first
     assert get(sandbox.port).status == 200
+
+
+def test_idle_socket_activated_instance_reloads_report_no_failure(sandbox: Sandbox) -> None:
+    """Socket listening, service never started: a deploy is not a failure (issue 14, #5)."""
+    sandbox.write_code(APP_MODULE, app_source(version=1))
+    sandbox.write_config(app_settings())
+    sandbox.systemctl("start", "sockactd@demo.socket", "sockactd-chain-reload@demo.path")
+    sandbox.write_code(APP_MODULE, app_source(version=2))
+    deploy = sandbox.systemctl("try-reload-or-restart", SERVICE, check=False)
+    assert deploy.returncode == 0, deploy.stderr  # what the docs tell deploy scripts to run
+    oneshot = "sockactd-chain-reload@demo.service"
+    sandbox.state_path("chain-reload").touch()
+    wait_until(
+        lambda: (
+            sandbox.prop(oneshot, "ExecMainExitTimestampMonotonic") not in ("", "0")
+            or sandbox.prop(oneshot, "ConditionTimestampMonotonic") not in ("", "0")
+        ),
+        30,
+        f"{oneshot} to run",
+        interval=0.05,
+    )
+    sandbox.wait_for(oneshot, "ActiveState", "inactive")
+    assert sandbox.prop(SERVICE, "ActiveState") == "inactive"  # nothing started it
+    assert sandbox.systemctl("--failed", "--no-legend").stdout.strip() == ""
+    assert get(sandbox.port, timeout=30).body["version"] == 2  # the next start loads it

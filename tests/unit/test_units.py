@@ -2,9 +2,9 @@
 
 verify insists that ExecStart= binaries exist, and /usr/bin/sockactd is not
 installed on a development machine. The units are therefore verified from a
-temporary copy in which exactly the two console-script paths point at stub
-executables in the same temporary directory; the test asserts that nothing else
-differs from the shipped file. Drop-in examples are verified as drop-ins.
+temporary copy in which exactly the console-script paths and the packaged helper
+(SCRIPTS) point at stub executables in the same temporary directory; the test
+asserts that nothing else differs from the shipped file. Drop-in examples are verified as drop-ins.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ INSTANCES = [
     "sockactd-chain-reload@demo.path",
     "sockactd-chain-reload@demo.service",
 ]
-SCRIPTS = ("/usr/bin/sockactd", "/usr/bin/sockactctl")
+SCRIPTS = ("/usr/bin/sockactd", "/usr/bin/sockactctl", "/usr/libexec/sockactd/prepare-instance")
 MAX_EXPOSURE = 1.5
 
 
@@ -56,8 +56,13 @@ def stage_units(into: Path) -> Path:
         stub.chmod(0o755)
     for unit in UNITS.glob("sockactd*@.*"):
         text = unit.read_text()
-        staged = re.sub(r"/usr/bin/(sockactd|sockactctl) ", rf"{stubs}/\1 ", text)
-        assert staged.replace(f"{stubs}/", "/usr/bin/") == text  # nothing else was touched
+        staged = text
+        for script in SCRIPTS:
+            staged = staged.replace(f"{script} ", f"{stubs}/{Path(script).name} ")
+        restored = staged
+        for script in SCRIPTS:
+            restored = restored.replace(f"{stubs}/{Path(script).name} ", f"{script} ")
+        assert restored == text  # nothing else was touched
         (units / unit.name).write_text(staged)
     return units
 

@@ -67,8 +67,10 @@ def test_the_corpus_is_listed_and_attributed() -> None:
 @pytest.mark.parametrize("name", FILES)
 def test_converted(name: str, tmp_path: Path) -> None:
     out = tmp_path / "out"
+    instance = name.removesuffix(".ini")[:22]  # the longest name an instance's user allows
+    argv = [sys.executable, "-m", "sockactd", "migrate-uwsgi", name, "--out", str(out)]
     result = subprocess.run(
-        [sys.executable, "-m", "sockactd", "migrate-uwsgi", name, "--out", str(out)],
+        [*argv, "--name", instance],
         cwd=CORPUS, env=child_environ(), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.stderr == ""  # no traceback, no error
@@ -85,7 +87,6 @@ def test_converted(name: str, tmp_path: Path) -> None:
     option_lines = [ln for ln in report.splitlines() if re.match(r"  \S+\.ini:\d+ ", ln)]
     assert len(option_lines) == len(read_ini(CORPUS / name))  # every source option reported
 
-    instance = name.removesuffix(".ini")
     toml = out / "etc" / "sockactd" / f"{instance}.toml"
     settings = tomllib.loads(toml.read_text())
     if ("module" in settings) != ("wsgi-file" in settings):
