@@ -107,6 +107,7 @@ def config_from(command_line: CommandLine, environ: Mapping[str, str]) -> Config
         )
         values[setting.attr] = _validate(setting, raw)
     _check_application(values, layers)
+    _check_autoreload(values, layers, environ)
     return Config(**values, config_file=os.path.abspath(path) if path else None)
 
 
@@ -566,6 +567,30 @@ def _check_application(values: Mapping[str, object], layers: Sequence[dict[str, 
     if not values["module"] and not values["wsgi_file"]:
         raise ConfigError(
             "module", "no application to serve: give MODULE:CALLABLE, --module or --wsgi-file"
+        )
+
+
+def _check_autoreload(
+    values: Mapping[str, object], layers: Sequence[dict[str, _Raw]], environ: Mapping[str, str]
+) -> None:
+    """py-autoreload (or reload) needs lazy-apps, and is refused under systemd unless allowed."""
+    name = "py-autoreload" if values["py_autoreload"] else "reload"
+    if not values[name.replace("-", "_")]:
+        return
+    if not values["lazy_apps"]:
+        raise SettingError(
+            name,
+            _source_of(name, layers),
+            "needs lazy-apps: a reload must import the new code in new workers "
+            "(set lazy-apps = true)",
+        )
+    if environ.get("INVOCATION_ID") and not values["autoreload_under_systemd"]:
+        raise SettingError(
+            name,
+            _source_of(name, layers),
+            "is a development tool and is refused under systemd (INVOCATION_ID is set); "
+            "a production site reloads by touch-chain-reload or 'systemctl reload'. "
+            "Set autoreload-under-systemd = true to use it anyway",
         )
 
 

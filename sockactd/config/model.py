@@ -64,6 +64,12 @@ class Config:
     touch_reload: list[str]
     touch_workers_reload: list[str]
     touch_chain_reload: list[str]
+    py_autoreload: float
+    reload: bool
+    reload_extra_file: list[str]
+    reload_ignore: list[str]
+    reload_engine: str
+    autoreload_under_systemd: bool
     control_socket: str | None
     log_level: str
     access_log: bool
@@ -100,6 +106,11 @@ class Config:
         if self.wsgi_file:
             return f"{self.wsgi_file}:{self.callable}"
         return self.module or "<none>"
+
+    @property
+    def autoreload_seconds(self) -> float:
+        """The py-autoreload interval, gunicorn's `reload` counting as 1 s; 0.0 when off."""
+        return self.py_autoreload or (1.0 if self.reload else 0.0)
 
     def _values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -592,6 +592,73 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         metavar="FILE",
         doc="Do a chain reload when this file changes (repeatable).",
     ),
+    Setting(
+        "py-autoreload",
+        Kind.FLOAT,
+        0.0,
+        section=RELOAD,
+        applies=Applies.STANDARD,
+        check=at_least(0),
+        metavar="SECONDS",
+        doc="Development: reload in `reload-mode` when a source file of a module the "
+        "workers imported, or a `reload-extra-file`, changes; watched with inotify, or "
+        "by a stat scan every SECONDS where inotify cannot watch it. 0 turns it off. "
+        "Needs `lazy-apps`. New code that does not import aborts the reload: the old "
+        "workers keep serving and the traceback is logged once. Refused under systemd "
+        "unless `autoreload-under-systemd` is set.",
+    ),
+    Setting(
+        "reload",
+        Kind.BOOL,
+        False,
+        section=RELOAD,
+        applies=Applies.STANDARD,
+        doc="gunicorn's name for `py-autoreload = 1` (with a `py-autoreload` of its own, "
+        "that one's interval counts).",
+    ),
+    Setting(
+        "reload-extra-file",
+        Kind.LIST,
+        [],
+        section=RELOAD,
+        applies=Applies.STANDARD,
+        metavar="PATH",
+        doc="With `py-autoreload`: also reload when this file changes (templates, "
+        "settings files); a directory means every file under it (repeatable).",
+    ),
+    Setting(
+        "reload-ignore",
+        Kind.LIST,
+        [],
+        section=RELOAD,
+        applies=Applies.STANDARD,
+        metavar="GLOB",
+        doc="With `py-autoreload`: a change to a path matching this glob (the whole path, "
+        "or one of its names) does not reload (repeatable). Always ignored as well: "
+        "__pycache__, *.pyc, *.pyo, .git, .hg, .svn, *.swp, *.swx, *~, .#*, #*#, 4913.",
+    ),
+    Setting(
+        "reload-engine",
+        Kind.CHOICE,
+        "auto",
+        section=RELOAD,
+        applies=Applies.STANDARD,
+        choices=("auto", "inotify", "poll"),
+        doc="How `py-autoreload` watches: `auto` uses inotify, and the stat scan for files "
+        "on network or FUSE filesystems or beyond the inotify watch limit; `poll` scans "
+        "every file (for filesystems whose inotify events do not arrive, such as some "
+        "bind mounts into containers or VMs); `inotify` only inotify.",
+    ),
+    Setting(
+        "autoreload-under-systemd",
+        Kind.BOOL,
+        False,
+        section=RELOAD,
+        applies=Applies.STANDARD,
+        doc="Allow `py-autoreload` when started by systemd (INVOCATION_ID set), where it "
+        "is refused otherwise: a production site reloads by trigger file or `systemctl "
+        "reload`. Logged as a warning when used.",
+    ),
     # --- control and logging -------------------------------------------------------
     Setting(
         "control-socket",

@@ -61,6 +61,7 @@ from sockactd.worker.entry import fork_worker
 from sockactd.worker.status import FrameKind
 
 if TYPE_CHECKING:
+    from sockactd.autoreload.watch import CodeWatcher
     from sockactd.osapi import Kernel
     from sockactd.triggers.base import TriggerSource
     from sockactd.worker.app import WSGIApp
@@ -122,6 +123,7 @@ class Master:
         self.control = self._open_control(resumed)
         self.triggers = self._open_triggers()
         self.monitors = open_monitors(monitor_sockets, self._sources(), self.selector)
+        self.autoreload = self._open_autoreload()
         for pid, status_fd, board in first_workers:
             self.pool.track(pid, status_fd, board, self.pool.generation)
         if resumed is not None:
@@ -149,6 +151,17 @@ class Master:
         watcher = open_trigger_watcher(rules_from_config(self.config))
         if watcher is not None:
             self.selector.register(watcher.fileno(), selectors.EVENT_READ, self._on_triggers)
+        return watcher
+
+    def _open_autoreload(self) -> CodeWatcher | None:
+        if not self.config.autoreload_seconds:
+            return None  # py-autoreload off: its package is never imported
+        from sockactd.autoreload.watch import open_code_watcher
+
+        watcher = open_code_watcher(self.config)
+        fd = watcher.fileno() if watcher is not None else None
+        if fd is not None:
+            self.selector.register(fd, selectors.EVENT_READ, self._on_code_change)
         return watcher
 
     # --- questions the parts ask ------------------------------------------------
@@ -200,6 +213,8 @@ class Master:
         deadlines = [now + STEADY_TICK, self.control.next_deadline() or now + STEADY_TICK]
         if self.triggers is not None:
             deadlines.append(self.triggers.next_deadline() or now + STEADY_TICK)
+        if self.autoreload is not None:
+            deadlines.append(self.autoreload.next_deadline() or now + STEADY_TICK)
         if self._watchdog:
             deadlines.append(self._next_watchdog)
         for worker in self.pool:
@@ -221,6 +236,8 @@ class Master:
             for mode in self.triggers.due(now):
                 log.info("trigger file changed: %s reload", mode)
                 self.reloads.request(mode, None)
+        if self.autoreload is not None and self.autoreload.due(now):
+            self.reloads.request(None, None)
         self.health.check_deadlines(now)
         self.health.check_boards(now)
         self.recycler.check(now)
@@ -252,6 +269,10 @@ class Master:
     def _on_triggers(self, fd: int, events: int) -> None:
         if self.triggers is not None:
             self.triggers.on_readable(self.kernel.monotonic())
+
+    def _on_code_change(self, fd: int, events: int) -> None:
+        if self.autoreload is not None:
+            self.autoreload.on_readable(self.kernel.monotonic())
 
     def _on_control_request(self, request: ControlRequest, replier: Replier) -> None:
         if request.command is Command.STATUS:
@@ -308,8 +329,13 @@ class Master:
                 worker.accepting = False
                 self.recycler.on_draining(worker, frame.text)
                 self.reloads.settle()
+            elif frame.kind is FrameKind.MODULES:
+                if self.autoreload is not None:
+                    self.autoreload.watch(frame.text.splitlines())
             else:
                 worker.boot_error = frame.text
+                if self.autoreload is not None:  # fixing any file it names reloads
+                    self.autoreload.watch_traceback(frame.text)
 
     def _reap_all(self) -> None:
         for worker in self.pool:
@@ -425,6 +451,8 @@ class Master:
         self.notifier.status("stopped")
         if self.triggers is not None:
             self.triggers.close()
+        if self.autoreload is not None:
+            self.autoreload.close()
         self.control.close()
         for monitor in self.monitors:
             monitor.close()

@@ -113,6 +113,15 @@ OVERRIDES: Final = (
     Rule(("umask",), Fate.SERVICE, "`UMask=`", "", units.umask),
     Rule(("env",), Fate.SETTING, "`env`; `Environment=` for `PYTHON*`, `LANG`, `LC_*`",
          "what the interpreter reads at start must be set before it starts", units.service_env),
+    Rule(("py-autoreload", "python-autoreload", "py-auto-reload", "python-auto-reload"),
+         Fate.DROPPED, "`py-autoreload`, by hand",
+         "a development tool, refused under systemd: `sockactd --lazy-apps --py-autoreload N` "
+         "while developing; a deploy touches `touch-chain-reload`"),
+    Rule(("py-auto-reload-ignore",), Fate.DROPPED, "`reload-ignore`, by hand",
+         "with `py-autoreload`, which is not carried over"),
+    Rule(("reload",), Fate.DROPPED, "`systemctl reload sockactd@APP`",
+         "uWSGI's `--reload PIDFILE` reloads a running instance (sockactd's `reload` setting "
+         "is gunicorn's reload on save)"),
     Rule(("plugins", "plugin", "need-plugin", "need-plugins"), Fate.DROPPED, "nothing",
          "Python WSGI is built in; any other plugin has no equivalent", units.plugins),
 )  # fmt: skip
@@ -165,8 +174,6 @@ FALLBACKS: Final = (
          "systemd sandboxing in the service drop-in (`RootDirectory=`, `CapabilityBoundingSet=`)"),
     Rule(("auto-procname", "procname", "procname-master"), Fate.NONE, "",
          "process titles are not changed"),
-    Rule(("py-autoreload", "python-autoreload", "py-auto-reload"), Fate.NONE, "",
-         "touch a `touch-reload` file when you deploy"),
     Rule(("memory-report", "log-format", "logformat", "harakiri-verbose"), Fate.NONE, "",
          "the access log has one fixed format"),
     Rule(("async", "gevent", "ugreen"), Fate.NONE, "", "prefork workers with `threads` only"),
@@ -196,7 +203,7 @@ _FLAG_NAMES: Final = (
     "master vacuum die-on-term enable-threads single-interpreter need-app no-orphans strict "
     "thunder-lock lazy lazy-apps disable-logging log-master memory-report auto-procname "
     "reuse-port tcp-nodelay so-keepalive show-config manage-script-name http-websockets "
-    "logdate log-date py-autoreload harakiri-verbose vhost no-default-app"
+    "logdate log-date harakiri-verbose vhost no-default-app"
 )
 _FLAGS: Final = frozenset(_FLAG_NAMES.split())
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     WSGIApp = Callable[..., Any]
 
-__all__ = ["apply_env", "load_app", "prepare_process", "started_environ"]
+__all__ = ["apply_env", "load_app", "prepare_process", "started_environ", "where_it_failed"]
 
 # Key -> its value before an `env` entry replaced it (None: it was unset). Lets a reload
 # drop an entry (the service's own value comes back) and a re-executed master start from
@@ -84,13 +84,27 @@ def load_app(config: Config) -> WSGIApp:
     target = config.app_target
     try:
         obj = _import_target(config)
-    except Exception:
+    except Exception as exc:
         import traceback
 
-        raise AppImportError(target, traceback.format_exc()) from None
+        raise AppImportError(target, where_it_failed(exc) + traceback.format_exc()) from None
     if not callable(obj):
         raise AppImportError(target, f"{target} is a {type(obj).__name__}, not a WSGI callable\n")
     return obj
+
+
+def where_it_failed(exc: BaseException) -> str:
+    """'FILE, line N: Type: message' for the line that raised `exc`: a traceback's headline."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        filename, line, message = exc.filename, exc.lineno, exc.msg
+    else:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is None:
+            return ""
+        filename, line, message = tb.tb_frame.f_code.co_filename, tb.tb_lineno, str(exc)
+    return f"{filename}, line {line}: {type(exc).__name__}: {message}\n"
 
 
 def _import_target(config: Config) -> object:

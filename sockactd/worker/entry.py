@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import os
 import select
+import sys
 
 from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
@@ -131,12 +132,18 @@ def _run(spec: WorkerSpec) -> int:
         | {listener.sock.fileno() for listener in spec.listeners}
     )
     app = spec.app
+    if spec.config.autoreload_seconds:
+        # A .pyc records its source's mtime in whole seconds: one written now could be
+        # taken for a file saved again within the same second.
+        sys.dont_write_bytecode = True
     if app is None:
         try:
             app = _load_app_following(spec.config, master_fd)
         except AppImportError as exc:
             write_frame(spec.status_fd, FrameKind.BOOT_FAILED, exc.details)
             return ExitCode.APP_IMPORT_FAILED
+    if spec.config.autoreload_seconds:
+        app = _report_modules(app, spec.status_fd)
     try:
         write_frame(spec.status_fd, FrameKind.READY)
     except BrokenPipeError:
@@ -156,6 +163,15 @@ def _run(spec: WorkerSpec) -> int:
         master_fd=master_fd,
     )
     return ExitCode.OK
+
+
+def _report_modules(app: WSGIApp, status_fd: int) -> WSGIApp:
+    """py-autoreload: tell the master what this worker imported, now and after requests."""
+    from sockactd.autoreload.report import ModuleReporter, reporting
+
+    reporter = ModuleReporter(status_fd)
+    reporter.report_new()
+    return reporting(app, reporter)
 
 
 def _open_master_pidfd(master_pid: int) -> int | None:

@@ -8,6 +8,9 @@ one kind byte, a 4-byte big-endian length and a UTF-8 payload:
     F  boot failed: payload is the traceback text, the worker exits next
     D  draining: the worker stopped accepting (it only finishes what it has);
        payload is why: "SIGTERM", or "reload-on-rss: ..." when it stopped on its own
+    M  modules (py-autoreload only): source files of modules it imported that it has
+       not reported yet, one path a line; sent before R, and after a request that
+       imported something new
 
 End of file without an R means the worker died while booting. Per-request
 progress does not go through this pipe (see board.py): writing here on every
@@ -36,12 +39,14 @@ class FrameKind(Symbol):
     READY: ClassVar[FrameKind]
     BOOT_FAILED: ClassVar[FrameKind]
     DRAINING: ClassVar[FrameKind]
+    MODULES: ClassVar[FrameKind]
     value: bytes
 
 
 FrameKind.READY = FrameKind("READY", b"R")
 FrameKind.BOOT_FAILED = FrameKind("BOOT_FAILED", b"F")
 FrameKind.DRAINING = FrameKind("DRAINING", b"D")
+FrameKind.MODULES = FrameKind("MODULES", b"M")
 _KINDS = {kind.value: kind for kind in FrameKind.members()}
 
 

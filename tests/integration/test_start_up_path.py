@@ -66,6 +66,9 @@ MASTER_ONLY = [
 ]
 # Tools that are commands of their own, never loaded by a server at all.
 NEVER_SERVING = ["sockactd.migrate", "sockactd.migrate.rules", "sockactd.migrate.ini"]
+# py-autoreload's machinery, worker and master side: loaded only when it is on.
+AUTORELOAD = ["sockactd.autoreload", "sockactd.autoreload.report", "sockactd.autoreload.watch",
+              "sockactd.autoreload.scan", "sockactd.autoreload.inotify", "pyinotify"]  # fmt: skip
 
 
 class Activated:
@@ -121,6 +124,7 @@ def test_first_workers_import_nothing_heavy(tmp_path: Path, mode: list[str]) -> 
     assert sorted(modules & set(HEAVY) - dependency_modules()) == []
     assert sorted(modules & set(MASTER_ONLY)) == []
     assert sorted(modules & set(NEVER_SERVING)) == []
+    assert sorted(modules & set(AUTORELOAD)) == []
 
 
 def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> None:
@@ -136,6 +140,24 @@ def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> No
         server.stop()
     assert set(MASTER_ONLY) <= modules
     assert sorted(modules & set(NEVER_SERVING)) == []  # the whole master: still no converter
+    assert sorted(modules & set(AUTORELOAD)) == []  # nor py-autoreload, which is off
+
+
+def test_py_autoreload_loads_its_machinery_only_when_on(tmp_path: Path) -> None:
+    # The contrast for the assertions above: on, the first worker reports its modules,
+    # and a worker forked from the loaded master carries the master's watcher too.
+    server = Activated(tmp_path, "--processes", "1", "--lazy-apps", "--py-autoreload", "1",
+                       "--autoreload-under-systemd")  # fmt: skip
+    try:
+        first, modules = server.worker()
+        assert "sockactd.autoreload.report" in modules
+        assert "sockactd.autoreload.watch" not in modules  # forked before the master loaded it
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")
+        _, modules = server.worker()
+    finally:
+        server.stop()
+    assert set(AUTORELOAD) <= modules
 
 
 def _answering_pid(server: Activated) -> int | None:

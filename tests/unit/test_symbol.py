@@ -24,7 +24,8 @@ Colour.BLUE = Colour("BLUE", 2)
 
 def test_members_in_the_order_they_were_made() -> None:
     assert Colour.members() == [Colour.RED, Colour.BLUE]
-    assert [kind.name for kind in FrameKind.members()] == ["READY", "BOOT_FAILED", "DRAINING"]
+    names = [kind.name for kind in FrameKind.members()]
+    assert names == ["READY", "BOOT_FAILED", "DRAINING", "MODULES"]
 
 
 def test_a_member_has_its_name_value_and_a_readable_repr() -> None:

@@ -37,6 +37,8 @@ ONCE_PER_IMAGE = {
     ("master/master.py", "Master._open_triggers"),
     ("worker/app.py", "prepare_process"),
     ("master/endpoints.py", "*"),
+    ("master/master.py", "Master._open_autoreload"),
+    ("autoreload/watch.py", "open_code_watcher"),
 }
 APPLIED_AGAIN = {
     ("master/master.py", "Master.use_config"),
@@ -54,15 +56,19 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
                     yield f"{node.name}.{item.name}", item
 
 
+# Config properties and the fields they read
+DERIVED = {"autoreload_seconds": {"py_autoreload", "reload"}}
+
+
 def _config_reads(node: ast.AST) -> set[str]:
     """Fields read as `config.X`, `self.config.X` or `spec.config.X` (and old/new.X)."""
     found = set()
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Attribute) and sub.attr in FIELDS:
+        if isinstance(sub, ast.Attribute) and (sub.attr in FIELDS or sub.attr in DERIVED):
             owner = sub.value
             name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
             if name in ("config", "old", "new", "current"):
-                found.add(sub.attr)
+                found |= DERIVED.get(sub.attr, {sub.attr})
     return found
 
 

@@ -36,7 +36,7 @@ EXPECTED: dict[str, list[str]] = {
     "defaults.ini": ["application"],
     "healthchecks-docker.ini": ["disable-write-exception", "hook-pre-app", "attach-daemon"],
     "healthchecks.ini": ["static-map", "static-gzip-dir", "attach-daemon"],
-    "isso-contrib-uwsgi.ini": ["cache2", "spooler", "py-autoreload", "honour-stdin"],
+    "isso-contrib-uwsgi.ini": ["cache2", "spooler", "honour-stdin"],
     "isso-uwsgi.ini": ["cache2", "spooler", "virtualenv"],
     "nautobot-contrib-uwsgi.ini": ["application"],
     "saleor-uwsgi.ini": ["http-socket", "memory-report", "static-map"],

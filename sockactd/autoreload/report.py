@@ -1,0 +1,82 @@
+"""py-autoreload, the worker's side: report the source files of the modules it imported.
+
+`ModuleReporter.report_new()` sends, in `M` frames on the status pipe, the files
+of modules that appeared in `sys.modules` since its last call, and costs one
+len() when none did. `reporting(app, reporter)` wraps the WSGI app so it is
+called before each request (what the previous response's iteration imported)
+and after the app returns (what this request imported). With --threads > 1 a
+lock keeps frames whole. Imported by the worker only when py-autoreload is on.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import sys
+
+from sockactd.worker.status import FrameKind, write_frame
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+__all__ = ["CHUNK", "ModuleReporter", "reporting"]
+
+CHUNK = 30_000  # bytes of paths per frame, under write_frame's cut
+
+
+class ModuleReporter:
+    def __init__(self, status_fd: int) -> None:
+        self._fd = status_fd
+        self._count = 0
+        self._sent: set[str] = set()
+        self._lock = _thread.allocate_lock()
+
+    def report_new(self) -> None:
+        """Send the files of modules imported since the last call (nothing if none were)."""
+        if len(sys.modules) == self._count:
+            return
+        with self._lock:
+            self._count = len(sys.modules)
+            new = []
+            for module in list(sys.modules.values()):
+                path = getattr(module, "__file__", None)
+                if isinstance(path, str) and path not in self._sent:
+                    self._sent.add(path)
+                    new.append(os.path.abspath(path))
+            try:
+                for chunk in chunks(new):
+                    write_frame(self._fd, FrameKind.MODULES, chunk)
+            except OSError:
+                pass  # the master is gone; serve() notices and drains
+
+
+def chunks(paths: list[str], limit: int = CHUNK) -> list[str]:
+    """`paths` as newline-separated texts of at most about `limit` bytes each."""
+    texts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for path in paths:
+        if current and size + len(path) + 1 > limit:
+            texts.append("\n".join(current))
+            current, size = [], 0
+        current.append(path)
+        size += len(path.encode("utf-8", "replace")) + 1
+    if current:
+        texts.append("\n".join(current))
+    return texts
+
+
+def reporting(app: Callable[..., Any], reporter: ModuleReporter) -> Callable[..., Any]:
+    """`app`, reporting new modules around each call."""
+
+    def app_reporting_imports(environ: Any, start_response: Any) -> Iterable[bytes]:
+        reporter.report_new()  # what the previous response's iteration imported
+        try:
+            result: Iterable[bytes] = app(environ, start_response)
+            return result
+        finally:
+            reporter.report_new()
+
+    return app_reporting_imports
