@@ -1,0 +1,140 @@
+"""A rolling deploy with contrib/ansible over three real hosts, through nginx, under load.
+
+Each host is a throw-away systemd with its own /etc, /usr, /var, /srv and /root, the
+project's .deb installed by apt-get, and an OpenSSH server on its own loopback address;
+Ansible reaches them over ssh like real machines (tests/fleet/fleet.py). A client sends
+requests through nginx from the first test to the last, and nginx never retries on
+another host, so any request a host drops shows up as a failure.
+"""
+
+from __future__ import annotations
+
+from tests.fleet.fleet import SERVICE, Fleet, PacedLoad, get_json
+
+BROKEN = 'raise RuntimeError("release 3 is broken on purpose")'
+# --check runs as root and reads the file; the service's dynamic user may not
+NEEDS_ROOT = 'open("/etc/fleet-secret").read()'
+
+
+def serving(fleet: Fleet, asks: int = 6) -> dict[str, set[tuple[object, object]]]:
+    """host -> {(release, worker generation)} of `asks` requests straight to its socket."""
+    found: dict[str, set[tuple[object, object]]] = {}
+    for host in fleet.hosts:
+        replies = [get_json(host.address, fleet.app_ports[host.name]) for _ in range(asks)]
+        assert {r["host"] for r in replies} == {host.name}
+        found[host.name] = {(r["release"], r["generation"]) for r in replies}
+    return found
+
+
+def releases_of(fleet: Fleet) -> dict[str, set[object]]:
+    return {name: {release for release, _ in pairs} for name, pairs in serving(fleet).items()}
+
+
+def ensure_release(fleet: Fleet, release: str) -> None:
+    """Put every host on `release` (a no-op when the previous test left them there)."""
+    source = fleet.sources.get(release) or fleet.make_release(release)
+    roll = fleet.deploy(release, source, serial="100%")
+    assert roll.returncode == 0, roll.output
+    assert releases_of(fleet) == {h.name: {release} for h in fleet.hosts}
+
+
+def test_serial_roll_moves_every_host_with_no_failed_request_and_same_main_pid(
+    fleet: Fleet, load: PacedLoad
+) -> None:
+    pids = fleet.main_pids()
+    start = len(load.answers)
+    wheel = fleet.make_release("2", wheel=True)  # a pure-Python wheel, unpacked by the role
+
+    roll = fleet.deploy("2", wheel, serial="1")
+
+    assert roll.returncode == 0, roll.output
+    assert set(roll.recap) == {h.name for h in fleet.hosts}
+    assert all(counts["failed"] == 0 for counts in roll.recap.values()), roll.recap
+    assert {h.name: fleet.current(h) for h in fleet.hosts} == {
+        h.name: "releases/2" for h in fleet.hosts
+    }
+    assert releases_of(fleet) == {h.name: {"2"} for h in fleet.hosts}
+    assert fleet.main_pids() == pids  # reloaded in place, never restarted
+    assert load.failures == [], load.failures[:5]
+    # nginx spread the load over every host, and every host served release 2 through it
+    served = load.served(start)
+    assert {(h.name, "2") for h in fleet.hosts} <= served, served
+
+
+def test_release_that_cannot_import_stops_the_roll_at_the_first_host(
+    fleet: Fleet, load: PacedLoad
+) -> None:
+    ensure_release(fleet, "2")
+    pids = fleet.main_pids()
+    before = serving(fleet)
+
+    roll = fleet.deploy("3", fleet.make_release("3", extra=BROKEN), serial="1")
+
+    assert roll.returncode != 0, roll.output
+    first, *rest = fleet.hosts
+    assert "rejected release 3" in roll.output, roll.output
+    assert "RuntimeError: release 3 is broken on purpose" in roll.output, roll.output
+    assert f"{first.name} is back on release 2" in roll.output, roll.output
+    assert roll.recap[first.name]["failed"] == 1, roll.recap
+    assert set(roll.recap) == {first.name}, roll.recap  # no other host was in the play
+    for host in rest:  # never touched: not even the release's files arrived
+        assert host.run("test", "-e", "/srv/app/releases/3.tar.gz", check=False).returncode == 1
+    assert {h.name: fleet.current(h) for h in fleet.hosts} == {
+        h.name: "releases/2" for h in fleet.hosts
+    }
+    assert serving(fleet) == before  # same release, same generation: nothing reloaded
+    assert fleet.main_pids() == pids
+    assert load.failures == [], load.failures[:5]
+
+
+def test_release_the_service_cannot_load_fails_its_reload_and_is_rolled_back(
+    fleet: Fleet, load: PacedLoad
+) -> None:
+    """The reload is the gate: `sockactd --check` (run as root) passes, the service's
+    dynamic user cannot read a file the release opens, the chain reload aborts."""
+    ensure_release(fleet, "2")
+    for host in fleet.hosts:
+        host.run("sh", "-c", "echo secret > /etc/fleet-secret && chmod 0600 /etc/fleet-secret")
+    pids = fleet.main_pids()
+
+    roll = fleet.deploy("3b", fleet.make_release("3b", extra=NEEDS_ROOT), serial="1")
+
+    assert roll.returncode != 0, roll.output
+    first, *rest = fleet.hosts
+    assert "PermissionError" in roll.output, roll.output
+    assert "chain reload aborted" in roll.output, roll.output
+    assert f"{first.name} is back on release 2, reloaded" in roll.output, roll.output
+    assert set(roll.recap) == {first.name}, roll.recap
+    assert {h.name: fleet.current(h) for h in fleet.hosts} == {
+        h.name: "releases/2" for h in fleet.hosts
+    }
+    assert releases_of(fleet) == {h.name: {"2"} for h in fleet.hosts}
+    assert fleet.main_pids() == pids
+    assert first.show(SERVICE, "ActiveState")["ActiveState"] == "active"
+    assert load.failures == [], load.failures[:5]
+
+
+def test_check_mode_changes_nothing_and_a_second_run_reloads_nothing(
+    fleet: Fleet, load: PacedLoad
+) -> None:
+    ensure_release(fleet, "2")
+    pids = fleet.main_pids()
+    before = serving(fleet)
+
+    dry = fleet.deploy("4", fleet.make_release("4"), "--check", "--diff", serial="1")
+
+    assert dry.returncode == 0, dry.output
+    assert set(dry.recap) == {h.name for h in fleet.hosts}, dry.recap
+    assert all(counts["changed"] > 0 for counts in dry.recap.values()), dry.recap
+    assert '"src": "releases/4"' in dry.output, dry.output  # the diff of `current`
+    for host in fleet.hosts:
+        assert fleet.current(host) == "releases/2"
+        assert host.run("test", "-e", "/srv/app/releases/4.tar.gz", check=False).returncode == 1
+
+    again = fleet.deploy("2", fleet.sources["2"], serial="1")
+
+    assert again.returncode == 0, again.output
+    assert {h: c["changed"] for h, c in again.recap.items()} == {h.name: 0 for h in fleet.hosts}
+    assert serving(fleet) == before  # same generation everywhere: nothing was reloaded
+    assert fleet.main_pids() == pids
+    assert load.failures == [], load.failures[:5]
