@@ -1,10 +1,13 @@
-"""A fleet on one machine: N hosts (host.py), one nginx in front of them, Ansible to drive them.
+"""A fleet on one machine: N package sandboxes as hosts, one nginx in front, Ansible to drive them.
 
-Fleet.start() builds the project's .deb, boots the hosts (127.0.0.2, .3, ...), installs
-the .deb into each with apt-get, writes the control machine's side (an ssh key, a
-known_hosts file with the hosts' keys, ansible.cfg, an inventory) and starts nginx with
-every host's sockactd socket as an upstream. Fleet.deploy() runs the example playbook
-contrib/ansible/deploy.yml with ansible-playbook, over ssh, like an operator would.
+Each host is a package sandbox (sandbox.py, packaged=True: a systemd of its own with
+overlays on /etc, /usr, /var, /srv, /opt) with its own loopback address (127.0.0.2,
+127.0.0.3, ...), the project's .deb installed by the real apt-get, and an OpenSSH server
+on that address whose host key the fleet made, as Ansible reaches real machines.
+Fleet.start() boots the hosts, installs the .deb, writes the control machine's side (an
+ssh key, known_hosts, ansible.cfg, a YAML inventory) and starts nginx with every host's
+sockactd socket as an upstream. Fleet.deploy() runs contrib/ansible/deploy.yml with
+ansible-playbook over ssh, as an operator would.
 
 The app each release ships (release_source) answers with its host, release, pid and
 worker generation, so a test sees who served what.
@@ -13,6 +16,7 @@ worker generation, so a test sees who served what.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -28,18 +32,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from tests.fleet.host import SSHD, Host
 from tests.integration.nginx import Mode, NginxProcess
 from tests.support import ROOT, free_port
 from tests.systemd.clients import Load, get
+from tests.systemd.sandbox import Sandbox
 
-__all__ = ["APP", "SERVICE", "Fleet", "FleetNginx", "PacedLoad", "Roll", "booted_fleet", "get_json", "missing_requirements", "release_source"]  # fmt: skip
+__all__ = [
+    "APP",
+    "SERVICE",
+    "Fleet",
+    "FleetHost",
+    "FleetNginx",
+    "PacedLoad",
+    "Roll",
+    "booted_fleet",
+    "get_json",
+    "missing_requirements",
+    "release_source",
+]
 
 APP: Final = "app"
 MODULE: Final = "fleetapp"
 PLAYBOOK: Final = ROOT / "contrib" / "ansible" / "deploy.yml"
 ANSIBLE_PLAYBOOK: Final = Path(sys.executable).parent / "ansible-playbook"
 SERVICE: Final = f"sockactd@{APP}.service"
+SSHD: Final = Path("/usr/sbin/sshd")
+SSHD_UNIT: Final = "fleet-sshd.service"
 
 _APP_SOURCE = '''"""Release {release} of the fleet test app (tests/fleet/fleet.py)."""
 import json
@@ -69,32 +87,84 @@ def release_source(release: str, extra: str = "") -> str:
 
 
 def missing_requirements() -> str | None:
-    """Why a fleet cannot run here, or None."""
-    from tests.systemd.sandbox import missing_requirements as sandbox_missing
-
-    missing = sandbox_missing()
-    if missing is not None:
-        return missing
+    """Why a fleet cannot run here, or None (the sandbox's and the .deb's needs come first)."""
     if not SSHD.exists() or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
         return "needs OpenSSH (Debian openssh-server, openssh-client; scripts/setup installs them)"
     if not ANSIBLE_PLAYBOOK.exists():
         return f"needs {ANSIBLE_PLAYBOOK} (ansible-core, pyproject's test extra)"
-    for tool in ("dpkg-buildpackage", "apt-get"):
-        if shutil.which(tool) is None:
-            return f"needs {tool} to build and install the .deb (scripts/setup)"
     return None
 
 
-def build_deb(into: Path) -> Path:
-    """`make deb` of this checkout into `into` (the package's own tests already ran in CI)."""
-    result = subprocess.run(
-        ["make", "-s", "deb", f"BUILD={into}/build", f"DIST={into}/dist"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-        env={**os.environ, "DEB_BUILD_OPTIONS": "nocheck"},
-    )  # fmt: skip
-    assert result.returncode == 0, f"make deb failed:\n{result.stdout}{result.stderr}"
-    (deb,) = (into / "dist").glob("sockactd_*_all.deb")
-    return deb
+@dataclass
+class FleetHost:
+    """One host: a booted package sandbox whose sshd listens on `address`:`ssh_port`.
+
+    sockactd@app's socket listens on `address`:`app_port` (the role's sockactd_listen).
+    """
+
+    name: str
+    box: Sandbox
+    ssh_port: int
+
+    @property
+    def address(self) -> str:
+        return self.box.address
+
+    @property
+    def app_port(self) -> int:
+        return self.box.port
+
+    @property
+    def upstream(self) -> str:
+        return f"{self.address}:{self.app_port}"
+
+    def prepare_sshd(self, authorized_key: str) -> str:
+        """Before boot: the sshd unit, its config and a fresh host key; returns the public key."""
+        root = self.box.root
+        (root / "lib-units" / SSHD_UNIT).write_text(
+            "[Unit]\nDescription=OpenSSH server of the fleet host\n"
+            "[Service]\n"
+            f"ExecStart={SSHD} -D -e -f /etc/ssh/fleet_sshd_config\n"
+            "RuntimeDirectory=sshd\nRuntimeDirectoryPreserve=yes\n"
+        )
+        ssh = root / "upper" / "etc" / "ssh"  # seen as /etc/ssh inside (the /etc overlay)
+        ssh.mkdir(parents=True, mode=0o755)
+        key = ssh / "fleet_host_ed25519_key"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(key)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        (ssh / "fleet_authorized_keys").write_text(authorized_key)
+        (ssh / "fleet_sshd_config").write_text(
+            f"ListenAddress {self.address}:{self.ssh_port}\n"
+            f"HostKey /etc/ssh/{key.name}\n"
+            "AuthorizedKeysFile /etc/ssh/fleet_authorized_keys\n"
+            "PermitRootLogin prohibit-password\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+            "PidFile /run/sshd/fleet-sshd.pid\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+        )
+        (root / "upper" / "etc" / "fleet-host").write_text(self.name + "\n")
+        return f"[{self.address}]:{self.ssh_port} " + key.with_suffix(".pub").read_text()
+
+    def show(self, unit: str, *props: str) -> dict[str, str]:
+        return self.box.show(unit, *props)
+
+    def run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.box.run(*argv, check=check)
+
+
+def get_json(address: str, port: int, timeout: float = 10.0) -> dict[str, object]:
+    """One GET to http://address:port/, its JSON body."""
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        body: dict[str, object] = json.loads(response.read())
+        return body
+    finally:
+        conn.close()
 
 
 class FleetNginx(NginxProcess):
@@ -174,60 +244,61 @@ class Fleet:
 
     root: Path
     size: int
-    hosts: list[Host] = field(default_factory=list)
-    app_ports: dict[str, int] = field(default_factory=dict)
+    hosts: list[FleetHost] = field(default_factory=list)
     nginx: FleetNginx | None = None
-    deb: Path | None = None
     sources: dict[str, Path] = field(default_factory=dict)  # release -> what make_release made
 
     @property
+    def control(self) -> Path:
+        """The control machine's files: key, known_hosts, ansible.cfg, inventory, releases."""
+        return self.root / "control"
+
+    @property
     def key(self) -> Path:
-        return self.root / "control" / "id_ed25519"
+        return self.control / "id_ed25519"
 
     @property
     def releases(self) -> Path:
-        return self.root / "control" / "releases"
-
-    def host(self, name: str) -> Host:
-        return next(h for h in self.hosts if h.name == name)
-
-    def upstream(self, host: Host) -> str:
-        return f"{host.address}:{self.app_ports[host.name]}"
+        return self.control / "releases"
 
     # --- starting -------------------------------------------------------------------------
-    def start(self, deb: Path | None = None) -> None:
-        control = self.root / "control"
+    def start(self, deb: Path) -> None:
         for sub in ("releases", "cp", "ansible-home"):
-            (control / sub).mkdir(parents=True)
+            (self.control / sub).mkdir(parents=True)
         subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fleet-control",
-             "-f", str(self.key)],
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "control", "-f", str(self.key)],
             check=True, capture_output=True,
         )  # fmt: skip
-        self.deb = deb or build_deb(self.root / "deb")
+        authorized = self.key.with_suffix(".pub").read_text()
+        known_hosts = []
         for i in range(self.size):
             address = f"127.0.0.{i + 2}"
-            host = Host(f"host{i + 1}", address, self.root / f"host{i + 1}", free_port(address))
-            self.app_ports[host.name] = free_port(address)
+            # the sandbox's cgroup is named after its root: unique across concurrent runs
+            box = Sandbox(
+                root=self.root / f"{self.root.name}-host{i + 1}",
+                port=free_port(address), packaged=True, address=address,
+            )  # fmt: skip
+            box.root.mkdir(mode=0o755)
+            host = FleetHost(f"host{i + 1}", box, free_port(address))
             self.hosts.append(host)
-            host.prepare(self.key.with_suffix(".pub").read_text())
-            host.boot()
+            box.prepare()
+            known_hosts.append(host.prepare_sshd(authorized))
+            box.boot()
+            box.systemctl("start", SSHD_UNIT)
         with ThreadPoolExecutor(len(self.hosts)) as pool:  # each host has its own dpkg lock
-            list(pool.map(lambda host: host.install_deb(self.deb), self.hosts))
-        self._write_control_files()
-        self.nginx = FleetNginx(self.root / "nginx", [self.upstream(h) for h in self.hosts])
+            list(pool.map(lambda h: h.box.apt("install", "-y", "-qq", str(deb)), self.hosts))
+        (self.control / "known_hosts").write_text("".join(known_hosts))
+        self._write_ansible_files()
+        self.nginx = FleetNginx(self.root / "nginx", [h.upstream for h in self.hosts])
         self.nginx.start()
 
-    def _write_control_files(self) -> None:
-        control = self.root / "control"
-        (control / "known_hosts").write_text(
-            "".join(f"[{h.address}]:{h.ssh_port} {h.host_key_pub}\n" for h in self.hosts)
-        )
+    def _write_ansible_files(self) -> None:
+        control = self.control
         hosts = {
             h.name: {
                 "ansible_host": h.address,
                 "ansible_port": h.ssh_port,
-                "sockactd_listen": [self.upstream(h)],
+                "sockactd_listen": [h.upstream],
             }
             for h in self.hosts
         }
@@ -241,17 +312,19 @@ class Fleet:
         }
         inventory = {"app": {"hosts": hosts, "vars": group_vars}}  # JSON is YAML
         (control / "inventory.yml").write_text(json.dumps(inventory, indent=1) + "\n")
+        # remote_tmp in /var (an overlay): root's home, /root, is the real machine's
         (control / "ansible.cfg").write_text(
             "[defaults]\n"
             f"inventory = {control / 'inventory.yml'}\n"
             f"roles_path = {ROOT / 'contrib' / 'ansible' / 'roles'}\n"
             f"local_tmp = {control / 'ansible-home' / 'tmp'}\n"
+            "remote_tmp = /var/tmp/.ansible-fleet\n"
             "host_key_checking = True\n"
             "forks = 10\n"
             "[ssh_connection]\n"
             "pipelining = True\n"
             f"control_path_dir = {control / 'cp'}\n"
-            f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes "
+            "ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o IdentitiesOnly=yes "
             f"-o UserKnownHostsFile={control / 'known_hosts'}\n"
         )
 
@@ -264,8 +337,10 @@ class Fleet:
             info = f"fleetapp-{release}.dist-info"
             with zipfile.ZipFile(path, "w") as whl:
                 whl.writestr(f"{MODULE}.py", source)
-                whl.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: fleetapp\nVersion: {release}\n")  # fmt: skip
-                whl.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")  # fmt: skip
+                metadata = f"Metadata-Version: 2.1\nName: fleetapp\nVersion: {release}\n"
+                whl.writestr(f"{info}/METADATA", metadata)
+                tags = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                whl.writestr(f"{info}/WHEEL", tags)
                 whl.writestr(f"{info}/RECORD", "")
         else:
             path = self.releases / release
@@ -276,7 +351,7 @@ class Fleet:
 
     def deploy(self, release: str, source: Path, *extra: str, serial: str = "1") -> Roll:
         """ansible-playbook deploy.yml for `release` from `source`; never raises on failure."""
-        control = self.root / "control"
+        control = self.control
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(control / "ansible.cfg"),
@@ -302,7 +377,7 @@ class Fleet:
     def main_pids(self) -> dict[str, str]:
         return {h.name: h.show(SERVICE, "MainPID")["MainPID"] for h in self.hosts}
 
-    def current(self, host: Host) -> str:
+    def current(self, host: FleetHost) -> str:
         """The release /srv/app/current points to on `host` ('' when none)."""
         return host.run("readlink", f"/srv/{APP}/current", check=False).stdout.strip()
 
@@ -311,28 +386,14 @@ class Fleet:
         if self.nginx is not None:
             self.nginx.stop()
         for host in self.hosts:
-            host.destroy()
-
-
-def get_json(address: str, port: int, timeout: float = 10.0) -> dict[str, object]:
-    """One GET to http://address:port/, its JSON body."""
-    import http.client
-
-    conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        assert response.status == 200, response.status
-        body: dict[str, object] = json.loads(response.read())
-        return body
-    finally:
-        conn.close()
+            host.box.destroy()  # its sshd goes with it, and Ansible's ssh masters with that
 
 
 @contextlib.contextmanager
-def booted_fleet(size: int, deb: Path | None = None) -> Iterator[Fleet]:
-    """A started Fleet in a fresh /tmp/sockactd-fleet-* directory; removed afterwards."""
-    root = Path(tempfile.mkdtemp(prefix="sockactd-fleet-", dir="/tmp"))
+def booted_fleet(size: int, deb: Path) -> Iterator[Fleet]:
+    """A started Fleet of `size` hosts with `deb` installed, in a fresh
+    /var/tmp/sockactd-fleet-* directory (world-readable, see booted_sandbox); removed after."""
+    root = Path(tempfile.mkdtemp(prefix="sockactd-fleet-", dir="/var/tmp"))
     os.chmod(root, 0o755)
     fleet = Fleet(root=root, size=size)
     try:

@@ -9,18 +9,57 @@ another host, so any request a host drops shows up as a failure.
 
 from __future__ import annotations
 
-from tests.fleet.fleet import SERVICE, Fleet, PacedLoad, get_json
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from tests.integration.nginx import require_nginx
+from tests.support import require, wait_until
+from tests.systemd.fleet import (
+    SERVICE,
+    Fleet,
+    PacedLoad,
+    booted_fleet,
+    get_json,
+    missing_requirements,
+)
+from tests.systemd.sandbox import missing_requirements as sandbox_missing
+
+SIZE = 3  # hosts: 127.0.0.2, 127.0.0.3, 127.0.0.4
 BROKEN = 'raise RuntimeError("release 3 is broken on purpose")'
 # --check runs as root and reads the file; the service's dynamic user may not
 NEEDS_ROOT = 'open("/etc/fleet-secret").read()'
+
+
+@pytest.fixture(scope="module")
+def fleet(deb: Path) -> Iterator[Fleet]:
+    """Three hosts serving release 1 behind nginx; one fleet for the module (booting hosts
+    and installing the .deb costs more than the rolls): each test first puts the fleet
+    where it needs it with an idempotent deploy."""
+    for missing in (sandbox_missing(), missing_requirements()):
+        require(missing is None, missing or "")
+    require_nginx()
+    with booted_fleet(SIZE, deb) as fleet:
+        first = fleet.deploy("1", fleet.make_release("1"), serial="100%")
+        assert first.returncode == 0, first.output
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def load(fleet: Fleet) -> Iterator[PacedLoad]:
+    """Requests through nginx from the first test to the last (bounded: 15 minutes)."""
+    assert fleet.nginx is not None
+    with PacedLoad(fleet.nginx.port, threads=2, max_seconds=900) as load:
+        wait_until(lambda: load.count() >= 20, 30, "the load through nginx to get going")
+        yield load
 
 
 def serving(fleet: Fleet, asks: int = 6) -> dict[str, set[tuple[object, object]]]:
     """host -> {(release, worker generation)} of `asks` requests straight to its socket."""
     found: dict[str, set[tuple[object, object]]] = {}
     for host in fleet.hosts:
-        replies = [get_json(host.address, fleet.app_ports[host.name]) for _ in range(asks)]
+        replies = [get_json(host.address, host.app_port) for _ in range(asks)]
         assert {r["host"] for r in replies} == {host.name}
         found[host.name] = {(r["release"], r["generation"]) for r in replies}
     return found
@@ -105,6 +144,8 @@ def test_release_the_service_cannot_load_fails_its_reload_and_is_rolled_back(
     assert "chain reload aborted" in roll.output, roll.output
     assert f"{first.name} is back on release 2, reloaded" in roll.output, roll.output
     assert set(roll.recap) == {first.name}, roll.recap
+    for host in rest:
+        assert host.run("test", "-e", "/srv/app/releases/3b.tar.gz", check=False).returncode == 1
     assert {h.name: fleet.current(h) for h in fleet.hosts} == {
         h.name: "releases/2" for h in fleet.hosts
     }
@@ -121,7 +162,7 @@ def test_check_mode_changes_nothing_and_a_second_run_reloads_nothing(
     pids = fleet.main_pids()
     before = serving(fleet)
 
-    dry = fleet.deploy("4", fleet.make_release("4"), "--check", "--diff", serial="1")
+    dry = fleet.deploy("4", fleet.make_release("4"), "--check", "--diff", serial="100%")
 
     assert dry.returncode == 0, dry.output
     assert set(dry.recap) == {h.name for h in fleet.hosts}, dry.recap
@@ -131,7 +172,7 @@ def test_check_mode_changes_nothing_and_a_second_run_reloads_nothing(
         assert fleet.current(host) == "releases/2"
         assert host.run("test", "-e", "/srv/app/releases/4.tar.gz", check=False).returncode == 1
 
-    again = fleet.deploy("2", fleet.sources["2"], serial="1")
+    again = fleet.deploy("2", fleet.sources["2"], serial="100%")
 
     assert again.returncode == 0, again.output
     assert {h: c["changed"] for h, c in again.recap.items()} == {h.name: 0 for h in fleet.hosts}
