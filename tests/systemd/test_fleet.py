@@ -9,12 +9,13 @@ another host, so any request a host drops shows up as a failure.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.nginx import require_nginx
+from tests.integration.nginx import NGINX_BIN, require_nginx
 from tests.support import require, wait_until
 from tests.systemd.fleet import (
     SERVICE,
@@ -178,4 +179,36 @@ def test_check_mode_changes_nothing_and_a_second_run_reloads_nothing(
     assert {h: c["changed"] for h, c in again.recap.items()} == {h.name: 0 for h in fleet.hosts}
     assert serving(fleet) == before  # same generation everywhere: nothing was reloaded
     assert fleet.main_pids() == pids
+    assert load.failures == [], load.failures[:5]
+
+
+def test_optional_nginx_hook_takes_each_host_out_and_puts_it_back(
+    fleet: Fleet, load: PacedLoad
+) -> None:
+    """sockactd_lb=nginx: the host's `server` line is marked down and nginx reloaded
+    before its switch, and the mark removed after its reload, one host at a time."""
+    nginx = fleet.nginx
+    assert nginx is not None
+    ensure_release(fleet, "2")
+    reloads = nginx.error_log.read_text().count("(SIGHUP) received")
+    hook = {
+        "sockactd_lb": "nginx",
+        "sockactd_lb_nginx_upstream_file": str(nginx.conf_path),
+        "sockactd_lb_nginx_reload_command": [
+            NGINX_BIN, "-p", f"{nginx.prefix}/", "-c", str(nginx.conf_path), "-s", "reload",
+        ],
+    }  # fmt: skip
+
+    roll = fleet.deploy("5", fleet.make_release("5"), "-e", json.dumps(hook), serial="1")
+
+    assert roll.returncode == 0, roll.output
+    for host in fleet.hosts:  # each one was marked down, then up again
+        assert f"Mark {host.upstream} down in nginx" in roll.output
+        assert f"server {host.upstream};" in nginx.conf_path.read_text()
+    assert " down;" not in nginx.conf_path.read_text()
+    wait_until(
+        lambda: nginx.error_log.read_text().count("(SIGHUP) received") == reloads + 2 * SIZE,
+        30, "nginx to log one reload per mark",
+    )  # fmt: skip
+    assert releases_of(fleet) == {h.name: {"5"} for h in fleet.hosts}
     assert load.failures == [], load.failures[:5]
