@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 from tests.systemd.debs import build_deb
-from tests.systemd.fleet import Fleet, PacedLoad, booted_fleet
+from tests.systemd.fleet import Fleet, booted_fleet
+from tests.systemd.fleet_clients import PacedLoad
 
 
 @dataclass

@@ -9,81 +9,37 @@ ssh key, known_hosts, ansible.cfg, a YAML inventory) and starts nginx with every
 sockactd socket as an upstream. Fleet.deploy() runs contrib/ansible/deploy.yml with
 ansible-playbook over ssh, as an operator would.
 
-The app each release ships (release_source) answers with its host, release, pid and
-worker generation, so a test sees who served what.
+The releases, nginx, the load and the recap parser are in fleet_clients.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from tests.integration.nginx import Mode, NginxProcess
 from tests.support import ROOT, free_port
-from tests.systemd.clients import Load, get
+from tests.systemd.fleet_clients import MODULE, FleetNginx, Roll, parse_recap, write_release
 from tests.systemd.sandbox import Sandbox
 
-__all__ = [
-    "APP",
-    "SERVICE",
-    "Fleet",
-    "FleetHost",
-    "FleetNginx",
-    "PacedLoad",
-    "Roll",
-    "booted_fleet",
-    "get_json",
-    "missing_requirements",
-    "release_source",
-]
+__all__ = ["APP", "SERVICE", "Fleet", "FleetHost", "booted_fleet", "missing_requirements"]
 
 APP: Final = "app"
-MODULE: Final = "fleetapp"
 PLAYBOOK: Final = ROOT / "contrib" / "ansible" / "deploy.yml"
 ANSIBLE_PLAYBOOK: Final = Path(sys.executable).parent / "ansible-playbook"
 SERVICE: Final = f"sockactd@{APP}.service"
 SSHD: Final = Path("/usr/sbin/sshd")
 SSHD_UNIT: Final = "fleet-sshd.service"
-
-_APP_SOURCE = '''"""Release {release} of the fleet test app (tests/fleet/fleet.py)."""
-import json
-import os
-
-RELEASE = "{release}"
-with open("/etc/fleet-host") as f:  # each host's own /etc
-    HOST = f.read().strip()
-{extra}
-
-def application(environ, start_response):
-    body = json.dumps({{
-        "host": HOST,
-        "release": RELEASE,
-        "pid": os.getpid(),
-        "generation": int(os.environ.get("SOCKACTD_GENERATION", "0")),
-    }}).encode()
-    start_response("200 OK", [("Content-Type", "application/json"),
-                              ("Content-Length", str(len(body)))])
-    return [body]
-'''
-
-
-def release_source(release: str, extra: str = "") -> str:
-    """The app module of `release`; `extra` is code run at import (to break it)."""
-    return _APP_SOURCE.format(release=release, extra=extra)
 
 
 def missing_requirements() -> str | None:
@@ -154,90 +110,6 @@ class FleetHost:
         return self.box.run(*argv, check=check)
 
 
-def get_json(address: str, port: int, timeout: float = 10.0) -> dict[str, object]:
-    """One GET to http://address:port/, its JSON body."""
-    conn = http.client.HTTPConnection(address, port, timeout=timeout)
-    try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        assert response.status == 200, response.status
-        body: dict[str, object] = json.loads(response.read())
-        return body
-    finally:
-        conn.close()
-
-
-class FleetNginx(NginxProcess):
-    """nginx with every host as an upstream and no retry on another host.
-
-    proxy_next_upstream off: a request that fails at one host reaches the client as a
-    502 instead of being retried elsewhere, so "0 failed requests" means no host failed.
-    """
-
-    def __init__(self, prefix: Path, servers: Sequence[str]) -> None:
-        super().__init__(prefix, "", Mode.HTTP, read_timeout=30.0, keepalive=32)
-        self.servers = list(servers)
-
-    def _render_upstream(self) -> str:
-        lines = "".join(f"        server {server};\n" for server in self.servers)
-        return (
-            f"    upstream app {{\n{lines}        keepalive {self.keepalive};\n"
-            "        keepalive_timeout 4s;\n    }"
-        )
-
-    def _render_location(self) -> str:
-        return super()._render_location() + "\n            proxy_next_upstream off;"
-
-
-@dataclass
-class PacedLoad(Load):
-    """Load's client threads, each at most one request per `interval` seconds.
-
-    Paced so the load does not starve Ansible of the machine's two cores; a failed
-    request (an exception or a non-200, nginx's 502 included) is recorded as in Load.
-    """
-
-    interval: float = 0.01
-
-    def _run(self, deadline: float) -> None:
-        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
-            try:
-                reply = get(self.port, timeout=20)
-            except (OSError, ValueError) as exc:
-                self._record(failure=f"{type(exc).__name__}: {exc}")
-                continue
-            if reply.status != 200:
-                self._record(failure=f"HTTP {reply.status}")
-            else:
-                self._record(reply=reply)
-
-    def served(self, start: int = 0) -> set[tuple[object, object]]:
-        """(host, release) of every answer from the `start`-th on."""
-        with self._lock:
-            return {(r.body.get("host"), r.body.get("release")) for r in self.answers[start:]}
-
-
-@dataclass(frozen=True)
-class Roll:
-    """One ansible-playbook run: exit code, output, seconds, and the recap per host."""
-
-    returncode: int
-    output: str
-    seconds: float
-    recap: dict[str, dict[str, int]]
-
-
-_RECAP: Final = re.compile(r"^(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", re.MULTILINE)
-
-
-def parse_recap(output: str) -> dict[str, dict[str, int]]:
-    """PLAY RECAP lines -> {host: {"ok": n, "changed": n, "failed": n, ...}}."""
-    recap: dict[str, dict[str, int]] = {}
-    for host, counts in _RECAP.findall(output.split("PLAY RECAP", 1)[-1]):
-        recap[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
-    return recap
-
-
 @dataclass
 class Fleet:
     """N booted hosts with sockactd installed, nginx in front, and Ansible's files."""
@@ -285,8 +157,11 @@ class Fleet:
             known_hosts.append(host.prepare_sshd(authorized))
             box.boot()
             box.systemctl("start", SSHD_UNIT)
+        # --reinstall: CI's scripts/test leaves the same version installed on the machine
+        # itself, which every host's /var/lib/dpkg (an overlay) then starts from
+        install = ("install", "-y", "-qq", "--reinstall", str(deb))
         with ThreadPoolExecutor(len(self.hosts)) as pool:  # each host has its own dpkg lock
-            list(pool.map(lambda h: h.box.apt("install", "-y", "-qq", str(deb)), self.hosts))
+            list(pool.map(lambda h: h.box.apt(*install), self.hosts))
         (self.control / "known_hosts").write_text("".join(known_hosts))
         self._write_ansible_files()
         self.nginx = FleetNginx(self.root / "nginx", [h.upstream for h in self.hosts])
@@ -312,13 +187,15 @@ class Fleet:
         }
         inventory = {"app": {"hosts": hosts, "vars": group_vars}}  # JSON is YAML
         (control / "inventory.yml").write_text(json.dumps(inventory, indent=1) + "\n")
-        # remote_tmp in /var (an overlay): root's home, /root, is the real machine's
+        # remote_tmp: not root's home (/root is the real machine's, not overlaid); this
+        # directory is in /var, so a host's writes there land in its overlay, the control
+        # machine's (delegated tasks) in the fleet's directory
         (control / "ansible.cfg").write_text(
             "[defaults]\n"
             f"inventory = {control / 'inventory.yml'}\n"
             f"roles_path = {ROOT / 'contrib' / 'ansible' / 'roles'}\n"
             f"local_tmp = {control / 'ansible-home' / 'tmp'}\n"
-            "remote_tmp = /var/tmp/.ansible-fleet\n"
+            f"remote_tmp = {control / 'remote-tmp'}\n"
             "host_key_checking = True\n"
             "forks = 10\n"
             "[ssh_connection]\n"
@@ -331,21 +208,7 @@ class Fleet:
     # --- releases and rolls ---------------------------------------------------------------
     def make_release(self, release: str, extra: str = "", wheel: bool = False) -> Path:
         """A release as a directory (or a pure-Python wheel) on the control machine."""
-        source = release_source(release, extra)
-        if wheel:
-            path = self.releases / f"fleetapp-{release}-py3-none-any.whl"
-            info = f"fleetapp-{release}.dist-info"
-            with zipfile.ZipFile(path, "w") as whl:
-                whl.writestr(f"{MODULE}.py", source)
-                metadata = f"Metadata-Version: 2.1\nName: fleetapp\nVersion: {release}\n"
-                whl.writestr(f"{info}/METADATA", metadata)
-                tags = "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-                whl.writestr(f"{info}/WHEEL", tags)
-                whl.writestr(f"{info}/RECORD", "")
-        else:
-            path = self.releases / release
-            path.mkdir()
-            (path / f"{MODULE}.py").write_text(source)
+        path = write_release(self.releases, release, extra, wheel)
         self.sources[release] = path
         return path
 

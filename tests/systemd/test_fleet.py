@@ -17,14 +17,8 @@ import pytest
 
 from tests.integration.nginx import NGINX_BIN, require_nginx
 from tests.support import require, wait_until
-from tests.systemd.fleet import (
-    SERVICE,
-    Fleet,
-    PacedLoad,
-    booted_fleet,
-    get_json,
-    missing_requirements,
-)
+from tests.systemd.fleet import SERVICE, Fleet, booted_fleet, missing_requirements
+from tests.systemd.fleet_clients import PacedLoad, get_json
 from tests.systemd.sandbox import missing_requirements as sandbox_missing
 
 SIZE = 3  # hosts: 127.0.0.2, 127.0.0.3, 127.0.0.4
