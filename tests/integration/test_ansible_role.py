@@ -1,6 +1,7 @@
 """contrib/ansible: the playbook parses, and docs/fleet.md's variable table matches the role.
 
-The role itself runs against real hosts in tests/systemd/test_fleet.py.
+The role itself runs against real hosts in tests/systemd/test_fleet.py. Not under
+tests/unit: the .deb build runs those without contrib/, docs/ or ansible-core.
 """
 
 from __future__ import annotations
