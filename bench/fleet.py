@@ -10,7 +10,8 @@ once, interleaved: the first N hosts (`-e target=app[0:N-1]`) with batch 1 (`ser
 for N = 1..hosts, then N = 3 with batch 2 and N = hosts with `serial: 50%`.
 
 Reported per case: the median wall time of ansible-playbook, the requests nginx served
-meanwhile and how many failed. Then the model of docs/fleet.md,
+meanwhile and how many failed, and how long each host's own reload took (from "chain
+reload started" to "chain reload done" in its journal). Then the model of docs/fleet.md,
 T(N, b) = T0 + ceil(N/b) * (t_host + c*b), fitted on the batch-1 cases except N = 3 and
 on N = hosts at 50%, and checked against the two N = 3 cases it was not fitted on.
 `--write` replaces the `fleet` section of bench/RESULTS.md.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
 from tests.systemd.debs import build_deb
-from tests.systemd.fleet import Fleet, booted_fleet
+from tests.systemd.fleet import SERVICE, Fleet, booted_fleet
 from tests.systemd.fleet_clients import PacedLoad
 
 
@@ -43,6 +45,7 @@ class Case:
     seconds: list[float] = field(default_factory=list)
     served: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    reloads: list[float] = field(default_factory=list)  # each host's reload, seconds
 
     @property
     def size(self) -> int:
@@ -75,8 +78,23 @@ def fit(cases: Sequence[Case]) -> tuple[float, float, float]:
     return t0, slope - c, c
 
 
+_RELOAD = re.compile(r"^\[\s*([\d.]+)\].*chain reload (started|done)", re.MULTILINE)
+
+
+def reload_times(fleet: Fleet) -> dict[str, list[float]]:
+    """host -> durations of every chain reload in its journal (monotonic stamps)."""
+    found = {}
+    for host in fleet.hosts:
+        marks = _RELOAD.findall(host.box.journal(SERVICE))
+        starts = [float(t) for t, what in marks if what == "started"]
+        dones = [float(t) for t, what in marks if what == "done"]
+        found[host.name] = [done - start for start, done in zip(starts, dones, strict=False)]
+    return found
+
+
 def roll(fleet: Fleet, load: PacedLoad, case: Case, release: str) -> None:
     count, failures = load.count(), len(load.failures)
+    before = reload_times(fleet)
     result = fleet.deploy(
         release, fleet.make_release(release), "-e", f"target=app[0:{case.hosts - 1}]",
         serial=case.batch,
@@ -87,6 +105,8 @@ def roll(fleet: Fleet, load: PacedLoad, case: Case, release: str) -> None:
     case.seconds.append(result.seconds)
     case.served.append(load.count() - count)
     case.failed.append(len(load.failures) - failures)
+    for name, times in reload_times(fleet).items():
+        case.reloads += times[len(before[name]) :]
     print(f"{case.label}: {result.seconds:.1f} s", flush=True)
 
 
@@ -140,10 +160,11 @@ def report(
             k.label, k.size, f"{statistics.median(k.seconds):.1f}",
             " / ".join(f"{s:.1f}" for s in k.seconds), f"{predicted:.1f} ({fitted})",
             sum(k.served), f"**{sum(k.failed)}**",
+            f"{statistics.median(k.reloads):.2f} ({len(k.reloads)})" if k.reloads else "-",
         ])  # fmt: skip
     table = common.markdown_table(
         ["hosts, batch", "hosts per batch", "median s", "each round s", "model s",
-         "requests through nginx", "failed"],
+         "requests through nginx", "failed", "a host's reload, median s (reloads)"],
         rows,
     )  # fmt: skip
     scale = [
