@@ -16,11 +16,12 @@ Rule 1: malformed input appends a `ProtocolError` event carrying the status to
 Rule 2: the result never depends on how the reads cut the bytes. The parser
         finds each head's end itself and gives httptools one head, then one
         Content-Length body, at a time; chunked bodies are decoded by chunked.py.
-Rule 3: RFC 9110/9112's musts that httptools leaves to us are checked here and
-        in fields.py: exactly one valid Host in HTTP/1.1, the request-target's
-        form, field names, no obsolete line folding, only the `chunked` transfer
-        coding, HTTP/1.x only. httptools itself refuses Content-Length with
-        Transfer-Encoding and differing Content-Lengths.
+Rule 3: RFC 9110/9112's musts that httptools leaves to us are checked here (no
+        obsolete line folding, no bare LF, head size: 414/431), in head.py (one
+        valid Host in HTTP/1.1, field names, only the `chunked` transfer coding,
+        HTTP/1.x only, 501 for unknown methods) and fields.py (request-target).
+        httptools itself refuses Content-Length with Transfer-Encoding and
+        differing Content-Lengths.
 
 This module knows nothing of WSGI (see wsgi.py) nor of sockets (worker/).
 """
@@ -31,8 +32,13 @@ import httptools
 
 from sockactd.errors import ProtocolError
 from sockactd.protocols.chunked import ChunkedDecoder
-from sockactd.protocols.fields import TOKEN as _TOKEN
-from sockactd.protocols.fields import is_token, origin_target, valid_host
+from sockactd.protocols.head import (
+    METHOD_LIMIT,
+    RequestHead,
+    check_head,
+    method_refused,
+    not_implemented,
+)
 
 # typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 TYPE_CHECKING = False
@@ -54,62 +60,12 @@ class _End:
 END: Final = _End()
 
 
-class RequestHead:
-    """One request's head. `headers` keep the client's names and order, undecoded.
-
-    A plain class, not a dataclass: importing dataclasses costs more start-up time than
-    the whole request path.
-    """
-
-    __slots__ = (
-        "chunked",
-        "content_length",
-        "expect_continue",
-        "headers",
-        "keep_alive",
-        "method",
-        "target",
-        "upgrade",
-        "version",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        target: bytes,
-        version: str,  # "1.1" or "1.0"
-        headers: list[tuple[bytes, bytes]],
-        keep_alive: bool,  # what the client asked for (version default + Connection header)
-        content_length: int | None,  # None for chunked bodies
-        chunked: bool,
-        expect_continue: bool,
-        upgrade: bool,  # Upgrade / CONNECT: served once, then the connection closes
-    ) -> None:
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.keep_alive = keep_alive
-        self.content_length = content_length
-        self.chunked = chunked
-        self.expect_continue = expect_continue
-        self.upgrade = upgrade
-
-    def __repr__(self) -> str:
-        return f"RequestHead({self.method} {self.target!r} HTTP/{self.version})"
-
-    @property
-    def has_body(self) -> bool:
-        return self.chunked or bool(self.content_length)
-
-
 # Framing states of a connection's byte stream (ints: checked for every read).
 _HEAD = 0  # between requests, or in a head: bytes go to httptools up to the head's end
 _LENGTH = 1  # in a Content-Length body: exactly that many bytes go to httptools
 _CHUNKED = 2  # in a chunked body: bytes go to ChunkedDecoder
 _DONE = 3  # after an error, an upgrade or a request that closes the connection
 _METHOD = 4  # httptools refused the method: wait for all of it to answer 501 or 400
-_METHOD_LIMIT: Final = 64  # bytes of a head kept to tell an unknown method from garbage
 _HEAD_END: Final = b"\r\n\r\n"
 
 
@@ -211,30 +167,30 @@ class RequestParser:
             self._feed_parser(piece)
         except ProtocolError:
             if self._head_fed:  # the error is in this head, not in a callback's check
-                self._start += piece[: _METHOD_LIMIT - len(self._start)]
-                verdict = _method_refused(self._start)
+                self._start += piece[: METHOD_LIMIT - len(self._start)]
+                verdict = method_refused(self._start)
                 if verdict is None:
                     self._state = _METHOD  # a token so far: wait for the rest of it
                     return stop
                 if verdict:
-                    raise _not_implemented(self._start) from None
+                    raise not_implemented(self._start) from None
             raise
         if self._head_fed:  # a head still coming in (rare): what the checks above need
             if not self._line_ended:
                 self._line_ended = b"\n" in piece
-            if len(self._start) < _METHOD_LIMIT:
-                self._start += piece[: _METHOD_LIMIT - len(self._start)]
+            if len(self._start) < METHOD_LIMIT:
+                self._start += piece[: METHOD_LIMIT - len(self._start)]
         return stop
 
     def _feed_method(self, data: bytes, pos: int) -> int:
         """After httptools refused the start of a head: read until its method is whole."""
-        take = data[pos : pos + _METHOD_LIMIT - len(self._start)]
+        take = data[pos : pos + METHOD_LIMIT - len(self._start)]
         self._start += take
-        verdict = _method_refused(self._start)
+        verdict = method_refused(self._start)
         if verdict is None:
             return pos + len(take)
         if verdict:
-            raise _not_implemented(self._start)
+            raise not_implemented(self._start)
         raise ProtocolError(f"bad request line {self._start[:40]!r}")
 
     def _feed_length(self, data: bytes, pos: int) -> int:
@@ -286,7 +242,7 @@ class RequestParser:
         version = parser.get_http_version()
         if version not in ("1.1", "1.0"):
             raise ProtocolError(f"unsupported HTTP version {version}", 505)
-        head = _check_head(
+        head = check_head(
             parser.get_method().decode("ascii"),
             self._url,
             version,
@@ -319,99 +275,3 @@ class RequestParser:
         # RFC 9112 9.6: after a request that closes the connection, nothing more is read
         self._state = _HEAD if self._keep_alive else _DONE
         self.events.append(END)
-
-
-_KNOWN_METHODS: dict[bytes, bool] = {}
-
-
-def _method_refused(start: bytes) -> bool | None:
-    """After httptools refused a head starting with `start`: was it for its method?
-
-    True: the method is a token httptools does not know (RFC 9110 9.1: SHOULD 501), or a
-    token longer than any method (RFC 9112 3: SHOULD 501). False: something else is
-    wrong (400). None: only token bytes so far; the answer needs more of them.
-    """
-    line = start.lstrip(b"\r\n")
-    method, space, _ = line.partition(b" ")
-    if not space:
-        if line.strip(_TOKEN):
-            return False
-        return True if len(start) >= _METHOD_LIMIT and line else None
-    if not method or method.strip(_TOKEN):
-        return False
-    known = _KNOWN_METHODS.get(method)
-    if known is None:
-        probe = httptools.HttpRequestParser(_Ignore())
-        try:
-            probe.feed_data(method + b" / HTTP/1.1\r\n")
-            known = True
-        except httptools.HttpParserError:
-            known = False
-        if len(_KNOWN_METHODS) < 64:
-            _KNOWN_METHODS[method] = known
-    return not known
-
-
-def _not_implemented(start: bytes) -> ProtocolError:
-    method = start.lstrip(b"\r\n").partition(b" ")[0]
-    return ProtocolError(f"method {method[:40]!r} not implemented", 501)
-
-
-class _Ignore:
-    """httptools callbacks for the method probe: none."""
-
-
-def _check_head(
-    method: str,
-    target: bytes,
-    version: str,
-    headers: list[tuple[bytes, bytes]],
-    keep_alive: bool,
-    upgrade: bool,
-) -> RequestHead:
-    """Apply the RFC 9110/9112 rules httptools does not, and pick out framing headers."""
-    hosts = 0
-    content_length: int | None = None
-    chunked = False
-    expect_continue = False
-    for name, value in headers:
-        lname = name.lower()
-        if lname == b"host":
-            hosts += 1
-            if not valid_host(value):  # RFC 9112 3.2: MUST answer 400
-                raise ProtocolError(f"invalid Host {value[:60]!r}")
-        elif lname == b"content-length":
-            content_length = int(value)  # httptools already checked digits and duplicates
-        elif lname == b"transfer-encoding":
-            if value.lower() != b"chunked":
-                raise ProtocolError(f"unsupported transfer coding {value!r}", 501)
-            if chunked:  # RFC 9112 6.1: chunked is applied once
-                raise ProtocolError("chunked transfer coding applied twice")
-            chunked = True
-        elif lname == b"expect" and value.lower() == b"100-continue":
-            expect_continue = version == "1.1"
-        elif not is_token(name):  # RFC 9110 5.1 (httptools 0.1.1 lets spaces through)
-            raise ProtocolError(f"invalid field name {name[:60]!r}")
-    if hosts > 1 or (hosts == 0 and version == "1.1"):  # RFC 9112 3.2: MUST answer 400
-        raise ProtocolError("HTTP/1.1 request needs exactly one Host header")
-    if chunked and version == "1.0":
-        raise ProtocolError("chunked transfer coding in an HTTP/1.0 request")
-    form = origin_target(method, target)
-    if isinstance(form, str):
-        raise ProtocolError(f"{form}: {target[:60]!r}")
-    target, authority = form
-    if authority is not None:
-        # RFC 9112 3.2.2: the target's authority, not Host, is the request's host
-        headers = [(n, v) for n, v in headers if n.lower() != b"host"]
-        headers.append((b"Host", authority))
-    return RequestHead(
-        method,
-        target,
-        version,
-        headers,
-        keep_alive,
-        None if chunked else (content_length or 0),
-        chunked,
-        expect_continue,
-        upgrade,
-    )
