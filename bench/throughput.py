@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/throughput.py [--duration 10] [--connections 50] [--cold-runs 7]
                                          [--only sockactd,gunicorn,uwsgi] [--write]
+    .venv/bin/python bench/throughput.py --refs main,HEAD [--rounds 5] [--duration 5]
 
 In one run, on one machine, one server at a time, 2 workers each, app bench/apps/hello.py:
   * wrk for --duration seconds with a new connection per request (`Connection: close`)
@@ -11,6 +12,8 @@ In one run, on one machine, one server at a time, 2 workers each, app bench/apps
   * memory: PSS sum of the master and its workers (/proc/PID/smaps_rollup) after a
     keep-alive warm-up.
 Prints markdown; `--write` replaces the `throughput` section of bench/RESULTS.md.
+`--refs A,B`: sockactd alone at each git ref, rounds interleaved (A, B, A, B, ...) so
+drifts in the machine's load hit both alike: a before/after of a change, load only.
 """
 
 from __future__ import annotations
@@ -114,6 +117,37 @@ def cold_only(names: list[str], args: argparse.Namespace) -> None:
                 for name, times in cold.items()]  # fmt: skip
     print(f"Machine: {common.machine_summary()}\n")
     print(common.markdown_table(["server", "cold start ms (median, min-max)", "argv"], rows))
+    print(f"\n- this table: `{_short(sys.argv)}`")
+
+
+def refs_only(refs: list[str], args: argparse.Namespace) -> None:
+    """sockactd at each ref, one load round of each in turn; a table of the medians."""
+    one_round = argparse.Namespace(**{**vars(args), "rounds": 1})
+    results: dict[str, list[dict[str, object]]] = {ref: [] for ref in refs}
+    commits: dict[str, str] = {}
+    for number in range(args.rounds):
+        for ref in refs:
+            with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
+                tmp = Path(tmp_name)
+                commits[ref] = common.pin_sockactd(tmp, ref)
+                print(f"# round {number + 1}: {ref} ({commits[ref]})", file=sys.stderr, flush=True)
+                results[ref].append(measure_load("sockactd", one_round, tmp))
+    rows = []
+    for ref, runs in results.items():
+        row = [f"{ref} ({commits[ref]})"]
+        for key in ("close", "keepalive"):
+            found = [run[key] for run in runs]
+            assert all(isinstance(r, common.WrkResult) for r in found)
+            row.append(common.spread(found))  # type: ignore[arg-type]
+            row.append(common.median_result(found).errors_text())  # type: ignore[arg-type]
+        rows.append(row)
+    header = ["sockactd at", "new conn: req/s", "errors", "keep-alive: req/s", "errors"]
+    print(f"Machine: {common.machine_summary()}\n")
+    print(
+        f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s`, {args.rounds} "
+        "rounds interleaved across refs: req/s median (min-max)\n"
+    )
+    print(common.markdown_table(header, rows))
     print(f"\n- this table: `{_short(sys.argv)}`")
 
 
@@ -239,7 +273,15 @@ def main() -> None:
         "--sockactd-command",
         help="start sockactd with this command, e.g. /usr/bin/sockactd of an installed .deb",
     )
+    parser.add_argument(
+        "--refs", help="comma-separated git refs: sockactd's load at each, rounds interleaved"
+    )
     args = parser.parse_args()
+    if args.refs:
+        if args.write or args.cold_only:
+            parser.error("--refs neither --write nor --cold-only")
+        refs_only([r for r in args.refs.split(",") if r], args)
+        return
     names = [n for n in args.only.split(",") if n]
     if args.cold_only:
         if args.write:
