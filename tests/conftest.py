@@ -23,3 +23,16 @@ from tests.support import free_port as _free_port  # noqa: E402  (needs the path
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     return _free_port()
+
+
+@pytest.fixture(params=["library", "own"])
+def http_checks(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run an HTTP parser test twice: with the checks httptools makes itself left to it
+    ("library", as on llhttp), and with sockactd's own versions of them forced on ("own",
+    as on Debian's httptools 0.1.1, see protocols/head.py's LENIENT)."""
+    if request.param == "own":
+        from sockactd.protocols import head, http
+
+        monkeypatch.setattr(head, "LENIENT", True)
+        monkeypatch.setattr(http, "LENIENT", True)
+    return str(request.param)

@@ -33,6 +33,7 @@ import httptools
 from sockactd.errors import ProtocolError
 from sockactd.protocols.chunked import ChunkedDecoder
 from sockactd.protocols.head import (
+    LENIENT,
     METHOD_LIMIT,
     RequestHead,
     check_head,
@@ -99,7 +100,7 @@ class RequestParser:
     def in_request(self) -> bool:
         """True once any byte of a request arrived that has not been fully parsed."""
         state = self._state
-        return state in (_LENGTH, _CHUNKED) or (state == _HEAD and self._head_fed > 0)
+        return state in (_LENGTH, _CHUNKED, _METHOD) or (state == _HEAD and self._head_fed > 0)
 
     @property
     def finished(self) -> bool:
@@ -149,23 +150,15 @@ class RequestParser:
             if not self._line_ended and b"\n" not in piece[: self._head_limit - fed]:
                 raise ProtocolError("request target too long", 414)
             raise ProtocolError("request head too large", 431)
-        # RFC 9112 5.2: obsolete line folding is refused (httptools 0.1.1 would unfold it)
-        previous = tail[-1:]
-        if (
-            b"\n " in piece
-            or b"\n\t" in piece
-            or (previous == b"\n" and piece[:1] in (b" ", b"\t"))
-        ):
-            raise ProtocolError("obsolete line folding in a request header")
-        # RFC 9112 2.2 lets a recipient take a bare LF as a line end; llhttp refuses it
-        # and 0.1.1 accepts it: refused, so both builds and the head's end search agree.
-        crlf = piece.count(b"\r\n") + (previous == b"\r" and piece[:1] == b"\n")
-        if piece.count(b"\n") != crlf:
-            raise ProtocolError("bare LF in a request head")
-        self._tail = (tail + piece)[-3:]  # on_headers_complete clears it
+        if LENIENT:
+            _check_lines(piece, tail[-1:])
         try:
-            self._feed_parser(piece)
-        except ProtocolError:
+            self._parser.feed_data(piece)
+        except httptools.HttpParserUpgrade:
+            self.upgraded = True
+            self._state = _DONE
+        except httptools.HttpParserError as exc:  # callback errors too
+            error = _protocol_error(exc)
             if self._head_fed:  # the error is in this head, not in a callback's check
                 self._start += piece[: METHOD_LIMIT - len(self._start)]
                 verdict = method_refused(self._start)
@@ -174,8 +167,9 @@ class RequestParser:
                     return stop
                 if verdict:
                     raise not_implemented(self._start) from None
-            raise
+            raise error from None
         if self._head_fed:  # a head still coming in (rare): what the checks above need
+            self._tail = (tail + piece)[-3:]
             if not self._line_ended:
                 self._line_ended = b"\n" in piece
             if len(self._start) < METHOD_LIMIT:
@@ -216,13 +210,8 @@ class RequestParser:
         except httptools.HttpParserUpgrade:
             self.upgraded = True
             self._state = _DONE
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise cause from None
-            raise ProtocolError(f"bad request: {exc}") from exc
-        except httptools.HttpParserError as exc:
-            raise ProtocolError(f"bad request: {exc}") from None
+        except httptools.HttpParserError as exc:  # callback errors too
+            raise _protocol_error(exc) from None
 
     # --- httptools callbacks -------------------------------------------------
     def on_message_begin(self) -> None:
@@ -275,3 +264,27 @@ class RequestParser:
         # RFC 9112 9.6: after a request that closes the connection, nothing more is read
         self._state = _HEAD if self._keep_alive else _DONE
         self.events.append(END)
+
+
+def _protocol_error(exc: httptools.HttpParserError) -> ProtocolError:
+    """The ProtocolError a callback raised, or one for httptools' own refusal."""
+    if isinstance(exc, httptools.HttpParserCallbackError):
+        cause = exc.__context__
+        if isinstance(cause, ProtocolError):
+            return cause
+    return ProtocolError(f"bad request: {exc}")
+
+
+def _check_lines(piece: bytes, previous: bytes) -> None:
+    """What llhttp refuses and httptools 0.1.1 does not (see head.LENIENT), for head bytes.
+
+    `previous` is the byte of the same head before `piece`, if any.
+    """
+    # RFC 9112 5.2: obsolete line folding is refused (0.1.1 would unfold it)
+    if b"\n " in piece or b"\n\t" in piece or (previous == b"\n" and piece[:1] in (b" ", b"\t")):
+        raise ProtocolError("obsolete line folding in a request header")
+    # RFC 9112 2.2 lets a recipient take a bare LF as a line end; llhttp refuses it and
+    # 0.1.1 accepts it: refused, so both builds and the head's end search agree.
+    crlf = piece.count(b"\r\n") + (previous == b"\r" and piece[:1] == b"\n")
+    if piece.count(b"\n") != crlf:
+        raise ProtocolError("bare LF in a request head")

@@ -84,7 +84,7 @@ def body(events: list[object]) -> bytes:
     ],
 )
 @pytest.mark.parametrize("step", [0, 1])
-def test_bad_input(name: str, data: bytes, status: int, step: int) -> None:
+def test_bad_input(name: str, data: bytes, status: int, step: int, http_checks: str) -> None:
     with pytest.raises(ProtocolError) as caught:
         parse(data, head_limit=256, body_limit=100, step=step)
     assert caught.value.status == status, name

@@ -154,7 +154,9 @@ ROWS: list[tuple[str, str, bytes, Seen | int]] = [
 
 @pytest.mark.parametrize(("clause", "case", "head", "expected"), ROWS, ids=[r[1] for r in ROWS])
 @pytest.mark.parametrize("step", [0, 1])
-def test_rfc_rules(clause: str, case: str, head: bytes, expected: Seen | int, step: int) -> None:
+def test_rfc_rules(
+    clause: str, case: str, head: bytes, expected: Seen | int, step: int, http_checks: str
+) -> None:
     seen = app_view(head, step)
     if isinstance(expected, int):
         assert seen == expected, f"{clause}: {case}"

@@ -36,7 +36,7 @@ IDS = [name for name, _, _ in STREAMS]
 
 @pytest.mark.parametrize(("name", "stream", "statuses"), STREAMS, ids=IDS)
 def test_one_byte_per_read_gets_the_answers_of_one_read(
-    name: str, stream: bytes, statuses: list[int]
+    name: str, stream: bytes, statuses: list[int], http_checks: str
 ) -> None:
     whole = answers([stream])
     assert [status for status, _ in whole] == statuses, name
