@@ -53,6 +53,8 @@ LENIENT: bool = any(
 )
 _GOOD_HOSTS: set[bytes] = set()  # Host values found valid; emptied when full
 _GOOD_HOSTS_MAX: Final = 64
+_GOOD_NAMES: set[bytes] = set()  # field names found to be tokens (LENIENT only)
+_GOOD_NAMES_MAX: Final = 256
 
 
 class RequestHead:
@@ -173,8 +175,12 @@ def check_head(
             chunked = True
         elif lname == b"expect" and value.lower() == b"100-continue":
             expect_continue = version == "1.1"
-        elif LENIENT and not is_token(name):  # RFC 9110 5.1
-            raise ProtocolError(f"invalid field name {name[:60]!r}")
+        elif LENIENT and name not in _GOOD_NAMES:  # RFC 9110 5.1
+            if not is_token(name):
+                raise ProtocolError(f"invalid field name {name[:60]!r}")
+            if len(_GOOD_NAMES) >= _GOOD_NAMES_MAX:
+                _GOOD_NAMES.clear()
+            _GOOD_NAMES.add(name)
     if hosts > 1 or (hosts == 0 and version == "1.1"):  # RFC 9112 3.2: MUST answer 400
         raise ProtocolError("HTTP/1.1 request needs exactly one Host header")
     if chunked and version == "1.0":
