@@ -2,7 +2,8 @@
 # both are gitignored. See packaging/README.md.
 #
 #   make man              regenerate the generated sections of man/ and lint the pages
-#   make deb              dist/sockactd_VERSION_all.deb (+ .dsc, .tar.xz, .changes)
+#   make deb              dist/sockactd_VERSION_all.deb (+ .dsc, .tar.xz, .changes); other
+#                         versions' files in dist/ stay (install one: ./dist/sockactd_V_all.deb)
 #   make rpm              dist/sockactd-VERSION-1.noarch.rpm
 #   make check-packaging  man lint + both packages built and linted (CI: scripts/check-packaging)
 
@@ -40,7 +41,7 @@ deb: stage
 	cp -a $(BUILD)/stage/sockactd-$(VERSION) $(DEB_STAGE)
 	cp -a packaging/debian $(DEB_STAGE)/debian
 	cd $(DEB_STAGE) && env PATH=$(SYSPATH) dpkg-buildpackage -us -uc
-	rm -f $(DIST)/sockactd_*
+	rm -f $(DIST)/sockactd_$(VERSION)_* $(DIST)/sockactd_$(VERSION).*
 	cp $(BUILD)/deb/sockactd_$(VERSION)* $(DIST)/
 
 deb-lint:
@@ -54,7 +55,7 @@ rpm: stage
 	env PATH=$(SYSPATH) rpmbuild --define "_topdir $(RPM_TOP)" \
 		--load packaging/rpm/macros.debian-compat \
 		--define "_debian_compat_dir $(abspath packaging/rpm)" --nodeps -bb packaging/rpm/sockactd.spec
-	rm -f $(DIST)/sockactd-*.rpm
+	rm -f $(DIST)/sockactd-$(VERSION)-*.rpm
 	cp $(RPM_TOP)/RPMS/noarch/sockactd-$(VERSION)-*.rpm $(DIST)/
 
 # rpmlint exits 0 on warnings: fail on any ": W: " or ": E: " line ourselves.
