@@ -44,6 +44,7 @@ from typing import Final
 
 from sockactd.control.paths import ensure_private_parent
 from sockactd.control.protocol import (
+    Command,
     ControlRequest,
     LineReader,
     Peer,
@@ -389,7 +390,16 @@ class ControlServer:
         self._dispatch(conn, dataclasses.replace(request, peer=conn.peer))
 
     def _dispatch(self, conn: _Connection, request: ControlRequest) -> None:
-        log.info("control: %s from pid %d uid %d", request, conn.peer.pid, conn.peer.uid)
+        # One plain line per reload at INFO; a status poll (monitoring asks often) at DEBUG.
+        if request.command is Command.RELOAD:
+            log.info(
+                "control: reload (mode %s%s) asked by pid %d uid %d",
+                request.mode or "configured", ", waited for" if request.wait else "",
+                conn.peer.pid, conn.peer.uid,
+            )  # fmt: skip
+        else:
+            log.debug("control: %s from pid %d uid %d", request.command.value, conn.peer.pid,
+                      conn.peer.uid)  # fmt: skip
         replier = Replier(self, conn)
         try:
             self._on_request(request, replier)

@@ -310,6 +310,22 @@ class _HttpBody:
         return True
 
 
+# An HTTP request line sent to a uwsgi socket: its first bytes (a uwsgi head starts with
+# modifier1 = 0 and never with an ASCII method).
+_HTTP_METHODS = tuple(m.encode() + b" " for m in (
+    "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"))  # fmt: skip
+_HTTP_ON_UWSGI_HINT = (
+    "HTTP is spoken on sockets named 'http' (FileDescriptorName=http in the socket unit, "
+    "or --http-socket); a socket named 'uwsgi' (or --socket) is for uwsgi_pass"
+)
+_HTTP_ON_UWSGI_BODY = ("This socket speaks the uwsgi protocol, not HTTP. " + _HTTP_ON_UWSGI_HINT
+                       + ".\n").encode()  # fmt: skip
+_HTTP_ON_UWSGI_REPLY = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+    b"Content-Length: " + str(len(_HTTP_ON_UWSGI_BODY)).encode() + b"\r\n\r\n" + _HTTP_ON_UWSGI_BODY
+)
+
+
 class UwsgiHandler:
     """A uwsgi connection from a front end such as nginx: one request, then close."""
 
@@ -342,10 +358,24 @@ class UwsgiHandler:
                 return _PARK
             environ = environ_from_vars(head, self.base)
         except ProtocolError as exc:
-            log.info("bad uwsgi request from %s: %s", self.channel.peer[0], exc)
+            self._refuse(data, exc)
             return _CLOSE
         self._serve(environ)
         return _CLOSE
+
+    def _refuse(self, data: bytes, exc: ProtocolError) -> None:
+        """Log a malformed request; HTTP sent here by mistake gets an answer saying so."""
+        peer = self.channel.peer[0] or "a client of this UNIX socket"
+        if not data.startswith(_HTTP_METHODS):
+            log.info("bad uwsgi request from %s: %s", peer, exc)
+            return
+        line = data.split(b"\r\n", 1)[0][:120].decode("latin-1")
+        log.warning("HTTP request %r from %s on a socket that speaks the uwsgi protocol: %s",
+                    line, peer, _HTTP_ON_UWSGI_HINT)  # fmt: skip
+        try:
+            self.channel.send(_HTTP_ON_UWSGI_REPLY)
+        except OSError:
+            pass  # the client is gone; the log line says it all
 
     def _head(self, data: bytes) -> UwsgiHead | None:
         parser = self.parser

@@ -457,3 +457,20 @@ def test_other_uid_is_refused_and_logged(
         assert any(f"uid {NOBODY}" in w and "refused pid" in w for w in warnings), warnings
     finally:
         running.stop()
+
+
+def test_status_polls_stay_out_of_the_info_log_and_a_reload_is_one_plain_line(
+    loop: Loop, sock_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def control_lines(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records
+                if r.levelno == level and r.getMessage().startswith("control:")]  # fmt: skip
+
+    caplog.set_level(logging.DEBUG, logger="sockactd")
+    assert finished(ctl("--control-socket", sock_path, "status"))[0] == 0
+    assert control_lines(logging.INFO) == []
+    assert len(control_lines(logging.DEBUG)) == 1  # still there for debugging
+    proc = ctl("--control-socket", sock_path, "reload", "--mode", "chain")
+    assert finished(proc)[0] == 0
+    [line] = control_lines(logging.INFO)
+    assert line == f"control: reload (mode chain) asked by pid {proc.pid} uid {os.getuid()}"
