@@ -1,10 +1,11 @@
 """The control socket's server side, driven by the master's selector; never blocks.
 
-Theory of operation: the master calls `attach(selector)` once; from then on the
-server keeps the selector in sync with its own fds (the listening socket and one
-per live connection), registering each with the `data` given to `attach`. When
-the selector reports one of them, the master calls `handle_event(fd, events)`.
-Once per loop turn it calls `expire(now)` and sleeps at most until `next_deadline()`.
+Theory of operation: the master calls `attach(loop)` once (master/loop.py); from
+then on the server keeps the loop in sync with its own sockets (the listening
+one and one per live connection). Each watch's callback names its connection,
+never an fd number: a connection dropped earlier in a loop turn is never
+confused with a new one that got the same number. Once per loop turn the master
+calls `expire(now)` and sleeps at most until `next_deadline()`.
 
 A connection lives through three states:
 
@@ -33,14 +34,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
-import selectors
 import socket
 import stat
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sockactd.control.paths import ensure_private_parent
 from sockactd.control.protocol import (
@@ -54,6 +54,10 @@ from sockactd.control.protocol import (
 )
 from sockactd.errors import ControlError
 from sockactd.log import get_logger
+from sockactd.master.loop import READ, WRITE
+
+if TYPE_CHECKING:
+    from sockactd.master.loop import Loop, Watch
 
 __all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier"]
 
@@ -77,7 +81,8 @@ class _Connection:
     deadline: float | None = None
     reader: LineReader = field(default_factory=LineReader)
     outbuf: bytes = b""
-    events: int = 0  # what the selector watches now
+    events: int = 0  # what the loop should watch for
+    watch: Watch | None = None
     closed: bool = False
 
 
@@ -212,10 +217,10 @@ class ControlServer:
         self._identity = _identity(path)
         self._handed_over = False  # prepare_exec() gave the path to the next image
         self._conns: dict[int, _Connection] = {}
-        self._selector: selectors.BaseSelector | None = None
-        self._data: object = None
+        self._loop: Loop | None = None
+        self._listen_watch: Watch | None = None
 
-    # --- selector integration -------------------------------------------------------
+    # --- loop integration -----------------------------------------------------------
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -224,43 +229,31 @@ class ControlServer:
         """The listening fd and every live connection's fd."""
         return [self._sock.fileno(), *self._conns]
 
-    def attach(self, selector: selectors.BaseSelector, data: object = None) -> None:
-        """Register our fds in `selector` (with `data`, default self) and keep them in sync."""
-        self._selector, self._data = selector, self if data is None else data
-        selector.register(self._sock, selectors.EVENT_READ, self._data)
+    def attach(self, loop: Loop) -> None:
+        """Watch our sockets in `loop` and keep the watches in sync from now on."""
+        self._loop = loop
+        self._listen_watch = loop.watch(self._sock, lambda events: self._accept_some())
         for conn in self._conns.values():
-            events, conn.events = conn.events, 0
-            self._watch(conn, events)
+            self._sync(conn)
 
     def detach(self) -> None:
-        if self._selector is None:
+        if self._loop is None:
             return
+        loop, self._loop = self._loop, None
         for conn in self._conns.values():
-            events = conn.events
-            self._watch(conn, 0)
-            conn.events = events  # remembered for a later attach
-        self._selector.unregister(self._sock)
-        self._selector = None
+            loop.cancel(conn.watch)  # conn.events stays, for a later attach
+            conn.watch = None
+        loop.cancel(self._listen_watch)
+        self._listen_watch = None
 
-    def handle_event(self, fd: int, events: int) -> None:
-        """The selector reported `fd` (ours) ready for `events`."""
-        if fd == self._sock.fileno():
-            self._accept_some()
+    def _on_event(self, conn: _Connection, events: int) -> None:
+        if conn.closed:
             return
-        conn = self._conns.get(fd)
-        if conn is None:
-            return  # dropped earlier in this loop turn
         if conn.state is _State.WRITING:
-            if events & selectors.EVENT_WRITE:
+            if events & WRITE:
                 self._flush(conn)
-        elif events & selectors.EVENT_READ:
+        elif events & READ:
             self._read(conn)
-
-    def on_readable(self, fd: int) -> None:
-        self.handle_event(fd, selectors.EVENT_READ)
-
-    def on_writable(self, fd: int) -> None:
-        self.handle_event(fd, selectors.EVENT_WRITE)
 
     def next_deadline(self) -> float | None:
         """Earliest read/write deadline (on `clock`), None when nothing is pending."""
@@ -305,7 +298,7 @@ class ControlServer:
         sock.setblocking(False)
         conn = _Connection(sock, _peer_of(sock), state=_State.WAITING)
         self._conns[fd] = conn
-        self._watch(conn, selectors.EVENT_READ)
+        self._watch(conn, READ)
         return Replier(self, conn)
 
     def close(self) -> None:
@@ -357,7 +350,7 @@ class ControlServer:
             self._reply(conn, Response(False, "server busy: too many control clients"))
         else:
             conn.deadline = self._clock() + self._read_timeout
-            self._watch(conn, selectors.EVENT_READ)
+            self._watch(conn, READ)
 
     def _read(self, conn: _Connection) -> None:
         try:
@@ -424,7 +417,7 @@ class ControlServer:
             return
         conn.outbuf = conn.outbuf[sent:]
         if conn.outbuf:
-            self._watch(conn, selectors.EVENT_WRITE)
+            self._watch(conn, WRITE)
         else:
             self._drop(conn)
 
@@ -435,14 +428,21 @@ class ControlServer:
             pass  # best effort: the connection is dropped anyway
 
     def _watch(self, conn: _Connection, events: int) -> None:
-        if self._selector is not None and events != conn.events:
-            if not conn.events:
-                self._selector.register(conn.sock, events, self._data)
-            elif not events:
-                self._selector.unregister(conn.sock)
-            else:
-                self._selector.modify(conn.sock, events, self._data)
         conn.events = events
+        self._sync(conn)
+
+    def _sync(self, conn: _Connection) -> None:
+        """Make the loop watch `conn` for `conn.events` (nothing when 0)."""
+        loop = self._loop
+        if loop is None:
+            return
+        if not conn.events:
+            loop.cancel(conn.watch)
+            conn.watch = None
+        elif conn.watch is None:
+            conn.watch = loop.watch(conn.sock, lambda ev: self._on_event(conn, ev), conn.events)
+        else:
+            loop.modify(conn.watch, conn.events)
 
     def _drop(self, conn: _Connection) -> None:
         if conn.closed:

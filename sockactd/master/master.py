@@ -19,10 +19,9 @@ Invariants:
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sockactd.config.model import Config
@@ -31,8 +30,10 @@ from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ExitCode
 from sockactd.log import get_logger, setup_logging
 from sockactd.master import handover
+from sockactd.master.channels import WorkerChannels
 from sockactd.master.endpoints import MonitorSocket, close_monitor_sockets
 from sockactd.master.health import Health
+from sockactd.master.loop import Loop
 from sockactd.master.monitoring import open_monitors
 from sockactd.master.phase import (
     AllGone,
@@ -58,7 +59,7 @@ from sockactd.systemd.notify import Notifier, watchdog_interval
 from sockactd.triggers.base import open_trigger_watcher, rules_from_config
 from sockactd.worker.board import Board
 from sockactd.worker.entry import fork_worker
-from sockactd.worker.status import FrameKind
+from sockactd.worker.status import Frame, FrameKind
 
 if TYPE_CHECKING:
     from sockactd.autoreload.watch import CodeWatcher
@@ -100,10 +101,10 @@ class Master:
         self.phase = Phase.STARTING
         self.exit_code = ExitCode.OK
         self.started_wall = resumed.started_wall if resumed else time.time()
-        self.selector = selectors.DefaultSelector()
+        self.loop = Loop()
         self.pool = WorkerPool(kernel, self._fork_worker, config.processes, config.ready_timeout)
-        self.pool.on_added = self._watch_worker
-        self.pool.on_removed = self._unwatch_worker
+        self.channels = WorkerChannels(self.loop, self.pool, self._on_frame, self._on_worker_exit)
+        self.pool.on_removed = self._forget_worker  # the tally keeps its counts first
         self.reloads = Reloads(self)
         self.health = Health(self)
         self.tally = Tally.from_json(resumed.tally) if resumed else Tally()
@@ -119,10 +120,10 @@ class Master:
         self._next_watchdog = 0.0
         # The reload signal's handler exists before the first READY=1 (systemd#39692).
         self.inbox = SignalInbox()
-        self.selector.register(self.inbox.fileno(), selectors.EVENT_READ, self._on_signals)
+        self.loop.watch(self.inbox, self._on_signals)
         self.control = self._open_control(resumed)
         self.triggers = self._open_triggers()
-        self.monitors = open_monitors(monitor_sockets, self._sources(), self.selector)
+        self.monitors = open_monitors(monitor_sockets, self._sources(), self.loop)
         self.autoreload = self._open_autoreload()
         for pid, status_fd, board in first_workers:
             self.pool.track(pid, status_fd, board, self.pool.generation)
@@ -139,7 +140,7 @@ class Master:
         path = self.config.control_socket or default_control_socket(os.environ)
         inherited = resumed.control_fd if resumed else None
         server = ControlServer(path, self._on_control_request, inherited_fd=inherited)
-        server.attach(self.selector, data=self._on_control_event)
+        server.attach(self.loop)
         log.info("control socket at %s", path)
         return server
 
@@ -150,7 +151,7 @@ class Master:
     def _open_triggers(self) -> TriggerSource | None:
         watcher = open_trigger_watcher(rules_from_config(self.config))
         if watcher is not None:
-            self.selector.register(watcher.fileno(), selectors.EVENT_READ, self._on_triggers)
+            self.loop.watch(watcher, self._on_triggers)
         return watcher
 
     def _open_autoreload(self) -> CodeWatcher | None:
@@ -161,7 +162,7 @@ class Master:
         watcher = open_code_watcher(self.config)
         fd = watcher.fileno() if watcher is not None else None
         if fd is not None:
-            self.selector.register(fd, selectors.EVENT_READ, self._on_code_change)
+            self.loop.watch(fd, self._on_code_change)
         return watcher
 
     # --- questions the parts ask ------------------------------------------------
@@ -200,9 +201,7 @@ class Master:
         )
         try:
             while self.phase is not Phase.EXITING:
-                for key, events in self.selector.select(self._timeout()):
-                    callback: Callable[[int, int], None] = key.data
-                    callback(key.fd, events)
+                self.loop.run_once(self._timeout())
                 self._tick(self.kernel.monotonic())
         finally:
             self._close()
@@ -251,7 +250,7 @@ class Master:
         self._publish_status()
 
     # --- events from the selector -------------------------------------------
-    def _on_signals(self, fd: int, events: int) -> None:
+    def _on_signals(self, events: int) -> None:
         for signum in self.inbox.drain():
             action = SIGNAL_ACTIONS.get(signum)
             log.debug("signal %s -> %s", signum.name, action)
@@ -261,16 +260,13 @@ class Master:
                 self.reloads.request(action.mode, None)
             elif isinstance(action, Scale):
                 self.health.scale(action.delta)
-        self._reap_all()  # SIGCHLD, and a safety net if a pidfd event was missed
+        self.channels.reap_all()  # SIGCHLD, and a safety net if a pidfd event was missed
 
-    def _on_control_event(self, fd: int, events: int) -> None:
-        self.control.handle_event(fd, events)
-
-    def _on_triggers(self, fd: int, events: int) -> None:
+    def _on_triggers(self, events: int) -> None:
         if self.triggers is not None:
             self.triggers.on_readable(self.kernel.monotonic())
 
-    def _on_code_change(self, fd: int, events: int) -> None:
+    def _on_code_change(self, events: int) -> None:
         if self.autoreload is not None:
             self.autoreload.on_readable(self.kernel.monotonic())
 
@@ -289,66 +285,24 @@ class Master:
         return fork_worker(self.kernel.fork, self.config, self.listeners, self.app,
                            generation, self.notifier.close_in_child)  # fmt: skip
 
-    def _watch_worker(self, worker: Worker) -> None:
-        self.selector.register(worker.status_fd, selectors.EVENT_READ, self._on_status(worker))
-        if worker.pidfd is not None:
-            self.selector.register(worker.pidfd, selectors.EVENT_READ, self._on_exit(worker))
+    def _on_frame(self, worker: Worker, frame: Frame) -> None:
+        if frame.kind is FrameKind.READY:
+            self._on_ready(worker)
+        elif frame.kind is FrameKind.DRAINING:
+            worker.accepting = False
+            self.recycler.on_draining(worker, frame.text)
+            self.reloads.settle()
+        elif frame.kind is FrameKind.MODULES:
+            if self.autoreload is not None:
+                self.autoreload.watch(frame.text.splitlines())
+        else:
+            worker.boot_error = frame.text
+            if self.autoreload is not None:  # fixing any file it names reloads
+                self.autoreload.watch_traceback(frame.text)
 
-    def _unwatch_worker(self, worker: Worker) -> None:
+    def _forget_worker(self, worker: Worker) -> None:
         self.tally.fold(worker.board)
-        for fd in (worker.status_fd, worker.pidfd):
-            if fd is not None:
-                self._unregister(fd)
-
-    def _unregister(self, fd: int) -> None:
-        try:
-            self.selector.unregister(fd)
-        except (KeyError, ValueError):
-            pass
-
-    def _on_status(self, worker: Worker) -> Callable[[int, int], None]:
-        return lambda fd, events: self._read_status(worker)
-
-    def _on_exit(self, worker: Worker) -> Callable[[int, int], None]:
-        return lambda fd, events: self._reap(worker)
-
-    def _read_status(self, worker: Worker) -> None:
-        try:
-            data = os.read(worker.status_fd, 65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._unregister(worker.status_fd)
-            return
-        for frame in worker.reader.feed(data):
-            if frame.kind is FrameKind.READY:
-                self._on_ready(worker)
-            elif frame.kind is FrameKind.DRAINING:
-                worker.accepting = False
-                self.recycler.on_draining(worker, frame.text)
-                self.reloads.settle()
-            elif frame.kind is FrameKind.MODULES:
-                if self.autoreload is not None:
-                    self.autoreload.watch(frame.text.splitlines())
-            else:
-                worker.boot_error = frame.text
-                if self.autoreload is not None:  # fixing any file it names reloads
-                    self.autoreload.watch_traceback(frame.text)
-
-    def _reap_all(self) -> None:
-        for worker in self.pool:
-            self._reap(worker)
-
-    def _reap(self, worker: Worker) -> None:
-        if worker.state is WorkerState.GONE:
-            return  # SIGCHLD and its pidfd reported the same exit in one select()
-        self._read_status(worker)  # a READY or a traceback may still sit in the pipe
-        state = worker.state
-        status = self.pool.reap(worker)
-        if status is not None:
-            self._on_worker_exit(worker, state, status)
+        self.channels.unwatch(worker)
 
     def _on_ready(self, worker: Worker) -> None:
         if worker.state is not WorkerState.BOOTING:
@@ -456,6 +410,6 @@ class Master:
         self.control.close()
         for monitor in self.monitors:
             monitor.close()
-        self.selector.close()
+        self.loop.close()
         close_monitor_sockets([m.endpoint for m in self.monitors], unlink=True)
         close_listeners(self.listeners, unlink=True)  # only UNIX files we bound ourselves

@@ -1,4 +1,4 @@
-"""Serving the monitoring sockets from the master's selector: bounded, never blocking.
+"""Serving the monitoring sockets from the master's loop: bounded, never blocking.
 
 Two dialects. HTTP (metrics-socket; stats with stats-http): one request per
 connection, GET and HEAD only (405 otherwise), an unknown path 404, the answer
@@ -22,7 +22,6 @@ This module knows no metric: `Page` callables render the answers.
 from __future__ import annotations
 
 import errno
-import selectors
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Final
 
 from sockactd.log import get_logger
 from sockactd.master.endpoints import MonitorSocket
+from sockactd.master.loop import WRITE, Loop, Watch
 
 __all__ = ["Answer", "MonitorServer", "Page"]
 
@@ -69,6 +69,7 @@ class _Conn:
     head: bytearray = field(default_factory=bytearray)
     out: bytes = b""
     writing: bool = False
+    watch: Watch | None = None
 
 
 class MonitorServer:
@@ -76,7 +77,7 @@ class MonitorServer:
         self,
         endpoint: MonitorSocket,
         page: Page,
-        selector: selectors.BaseSelector,
+        loop: Loop,
         clock: Callable[[], float],
     ) -> None:
         self.endpoint = endpoint
@@ -84,10 +85,10 @@ class MonitorServer:
         endpoint.sock = self._listener  # one socket object owns the fd from now on
         self._page = page
         self._http = endpoint.http
-        self._selector = selector
+        self._loop = loop
         self._clock = clock
         self._conns: dict[int, _Conn] = {}
-        selector.register(self._listener, selectors.EVENT_READ, self._on_listener)
+        self._listen_watch = loop.watch(self._listener, self._on_listener)
 
     # --- the master's calls ---------------------------------------------------------
     def expire(self, now: float) -> None:
@@ -97,13 +98,13 @@ class MonitorServer:
     def close(self) -> None:
         for conn in list(self._conns.values()):
             self._drop(conn)
-        self._unregister(self._listener)
+        self._loop.cancel(self._listen_watch)
 
     def connections(self) -> int:
         return len(self._conns)
 
     # --- events -------------------------------------------------------------------------
-    def _on_listener(self, fd: int, events: int) -> None:
+    def _on_listener(self, events: int) -> None:
         for _ in range(ACCEPTS_PER_TURN):
             try:
                 sock, _ = self._listener.accept()
@@ -122,7 +123,7 @@ class MonitorServer:
     def _admit(self, sock: socket.socket) -> None:
         conn = _Conn(sock, self._clock() + READ_TIMEOUT)
         self._conns[sock.fileno()] = conn
-        self._selector.register(sock, selectors.EVENT_READ, self._on_conn(conn))
+        conn.watch = self._loop.watch(sock, lambda events: self._step(conn, events))
         if not self._http:
             self._answer(conn, self._render_raw())
 
@@ -132,9 +133,6 @@ class MonitorServer:
             return False
         self._drop(min(reading, key=lambda c: c.deadline))
         return True
-
-    def _on_conn(self, conn: _Conn) -> Callable[[int, int], None]:
-        return lambda fd, events: self._step(conn, events)
 
     def _step(self, conn: _Conn, events: int) -> None:
         if conn.writing:
@@ -195,7 +193,8 @@ class MonitorServer:
     def _answer(self, conn: _Conn, data: bytes) -> None:
         conn.out, conn.writing = data, True
         conn.deadline = self._clock() + WRITE_TIMEOUT
-        self._selector.modify(conn.sock, selectors.EVENT_WRITE, self._on_conn(conn))
+        if conn.watch is not None:
+            self._loop.modify(conn.watch, WRITE)
         self._flush(conn)
 
     def _flush(self, conn: _Conn) -> None:
@@ -214,14 +213,8 @@ class MonitorServer:
         fd = conn.sock.fileno()
         if fd >= 0 and self._conns.get(fd) is conn:
             del self._conns[fd]
-            self._unregister(conn.sock)
+            self._loop.cancel(conn.watch)
             conn.sock.close()
-
-    def _unregister(self, sock: socket.socket) -> None:
-        try:
-            self._selector.unregister(sock)
-        except (KeyError, ValueError):
-            pass
 
 
 def _head(status: int, content_type: str, length: int) -> bytes:

@@ -7,11 +7,11 @@ endpoints.py chose (raw as uWSGI's stats server writes it, or HTTP with `stats-h
 
 from __future__ import annotations
 
-import selectors
 from collections.abc import Sequence
 
 from sockactd.log import get_logger
 from sockactd.master.endpoints import METRICS, MonitorSocket
+from sockactd.master.loop import Loop
 from sockactd.master.monitor import MonitorServer, Page
 from sockactd.master.snapshot import Sources
 
@@ -23,7 +23,7 @@ log = get_logger(__name__)
 def open_monitors(
     sockets: Sequence[MonitorSocket],
     sources: Sources,
-    selector: selectors.BaseSelector,
+    loop: Loop,
 ) -> list[MonitorServer]:
     servers = []
     for endpoint in sockets:
@@ -36,7 +36,7 @@ def open_monitors(
             from sockactd.master.stats import StatsPage
 
             page = StatsPage(sources)
-        servers.append(MonitorServer(endpoint, page, selector, sources.monotonic))
+        servers.append(MonitorServer(endpoint, page, loop, sources.monotonic))
         log.info("%s socket at %s%s", endpoint.name, endpoint.address,
                  " (HTTP)" if endpoint.http else "")  # fmt: skip
     return servers

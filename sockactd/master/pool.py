@@ -164,6 +164,7 @@ class WorkerPool:
                         os.close(fd)
                     except OSError:
                         pass
+            worker.status_fd, worker.pidfd = -1, None  # the numbers are someone else's now
             worker.board.close()
 
     def _free_number(self) -> int:

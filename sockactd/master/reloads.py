@@ -19,7 +19,6 @@ itself: strategies ask the pool.
 from __future__ import annotations
 
 import os
-import selectors
 import sys
 import time
 from collections import deque
@@ -31,6 +30,7 @@ from sockactd.control.protocol import Response
 from sockactd.control.server import Replier
 from sockactd.log import get_logger
 from sockactd.master import handover
+from sockactd.master.loop import Watch
 from sockactd.master.phase import ReloadFinished, ReloadStarted
 from sockactd.master.pool import Worker
 from sockactd.master.reconfig import Reconfigure
@@ -64,6 +64,7 @@ class _Preflight:
     process: subprocess.Popen[bytes]
     pidfd: int
     output: IO[bytes]  # its stdout and stderr
+    watch: Watch
 
 
 class Reloads:
@@ -230,14 +231,14 @@ class Reloads:
             cwd=master.start_dir,
         )
         pidfd = os.pidfd_open(process.pid)
-        self._preflight = _Preflight(process, pidfd, output)
-        master.selector.register(pidfd, selectors.EVENT_READ, self._on_preflight_exit)
+        watch = master.loop.watch(pidfd, self._on_preflight_exit)
+        self._preflight = _Preflight(process, pidfd, output, watch)
 
-    def _on_preflight_exit(self, fd: int, events: int) -> None:
+    def _on_preflight_exit(self, events: int) -> None:
         preflight, self._preflight = self._preflight, None
         assert preflight is not None
-        self.master.selector.unregister(fd)
-        os.close(fd)
+        self.master.loop.cancel(preflight.watch)
+        os.close(preflight.pidfd)
         code = preflight.process.wait()
         with preflight.output as output:
             output.seek(0)

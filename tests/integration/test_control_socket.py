@@ -1,7 +1,7 @@
 """The control socket end to end: a real UNIX socket, a selector loop, sockactctl as a process.
 
-`Loop` runs ControlServer in a thread exactly as the master drives it (attach,
-handle_event, next_deadline/expire), and `FakeMaster` plays the master's
+`Loop` runs ControlServer in a thread exactly as the master drives it (attach to
+the master's loop.Loop, next_deadline/expire), and `FakeMaster` plays the master's
 on_request: status answers at once, reload without --wait answers "reload queued",
 reload --wait keeps the Replier until the test decides the outcome.
 """
@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import queue
-import selectors
 import shutil
 import socket
 import subprocess
@@ -37,6 +36,7 @@ from sockactd.control.protocol import (
 )
 from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ControlError, ExitCode
+from sockactd.master.loop import Loop as MasterLoop
 from tests.support import child_environ, require, wait_until
 
 T = TypeVar("T")
@@ -79,12 +79,12 @@ class Loop:
 
     def __init__(self, server: ControlServer) -> None:
         self.server = server
-        self.selector = selectors.DefaultSelector()
+        self.loop = MasterLoop()
         self._wake_r, self._wake_w = socket.socketpair()
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._running = True
-        server.attach(self.selector)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        server.attach(self.loop)
+        self.loop.watch(self._wake_r, self._on_wake)
         self._thread = threading.Thread(target=self._run, name="control-loop")
         self._thread.start()
 
@@ -92,15 +92,13 @@ class Loop:
         while self._running:
             deadline = self.server.next_deadline()
             timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            for key, events in self.selector.select(timeout):
-                if key.data == "wake":
-                    self._wake_r.recv(64)
-                    while not self._calls.empty():
-                        self._calls.get()()
-                else:
-                    assert key.data is self.server
-                    self.server.handle_event(key.fd, events)
+            self.loop.run_once(timeout)
             self.server.expire()
+
+    def _on_wake(self, events: int) -> None:
+        self._wake_r.recv(64)
+        while not self._calls.empty():
+            self._calls.get()()
 
     def call(self, fn: Callable[[], T]) -> T:
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
@@ -117,7 +115,7 @@ class Loop:
         self.call(leave)
         self._thread.join(timeout=10)
         self.server.detach()
-        self.selector.close()
+        self.loop.close()
         self._wake_r.close()
         self._wake_w.close()
 

@@ -1,4 +1,4 @@
-"""The monitoring server over real loopback sockets and a real selector, in-process.
+"""The monitoring server over real loopback sockets and the master's loop, in-process.
 
 What a scraper, uwsgitop or a hostile client sees: answers, 404/405/400/431, the
 raw stats dialect, and the bounds (head size, deadlines, connection count).
@@ -7,7 +7,6 @@ raw stats dialect, and the bounds (head size, deadlines, connection count).
 from __future__ import annotations
 
 import _socket
-import selectors
 import socket
 from collections.abc import Iterator, Mapping
 
@@ -15,6 +14,7 @@ import pytest
 
 from sockactd.master import monitor
 from sockactd.master.endpoints import MonitorSocket
+from sockactd.master.loop import Loop
 from sockactd.master.monitor import Answer, MonitorServer
 
 
@@ -39,14 +39,13 @@ class Harness:
         listener.listen(1100)
         listener.setblocking(False)
         self.address = listener.getsockname()
-        self.selector = selectors.DefaultSelector()
+        self.loop = Loop()
         self.clock = Clock()
         endpoint = MonitorSocket("metrics" if http else "stats", listener, "test", http)
-        self.server = MonitorServer(endpoint, page, self.selector, self.clock)
+        self.server = MonitorServer(endpoint, page, self.loop, self.clock)
 
     def turn(self, timeout: float = 0.05) -> None:
-        for key, events in self.selector.select(timeout):
-            key.data(key.fd, events)
+        self.loop.run_once(timeout)
 
     def connect(self) -> socket.socket:
         sock = socket.create_connection(self.address, timeout=5)
@@ -77,7 +76,7 @@ class Harness:
     def close(self) -> None:
         self.server.close()
         self.server.endpoint.sock.close()
-        self.selector.close()
+        self.loop.close()
 
 
 @pytest.fixture
