@@ -40,6 +40,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
@@ -48,6 +49,7 @@ from sockactd import __version__
 from sockactd.errors import ControlError
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_LINE",
     "PROTOCOL_VERSION",
     "RELOAD_MODES",
@@ -64,9 +66,11 @@ __all__ = [
     "decode_response",
     "encode_request",
     "encode_response",
+    "nesting_depth",
     "predates_versions",
 ]
 
+MAX_DEPTH: Final = 8  # nested arrays/objects in one line; a status reply needs 4
 MAX_LINE: Final = 64 * 1024  # bytes, newline included; a status reply for 1000 workers fits
 PROTOCOL_VERSION: Final = 1  # raise when a change would confuse the other side; see above
 RELOAD_MODES: Final = ("standard", "workers", "chain")
@@ -204,10 +208,36 @@ _FIELDS: Final[Mapping[Command, frozenset[str]]] = {
 }
 
 
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"?')
+_BRACKET: Final = re.compile(r"[\[\]{}]")
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in `text` (brackets inside strings do not count).
+
+    Linear in the length; checked before json.loads, whose recursion a line of a
+    thousand "[" would otherwise exhaust (RecursionError).
+    """
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def _object(line: bytes, what: str) -> dict[str, Any]:
     try:
-        obj = json.loads(line.rstrip(b"\r\n").decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = line.rstrip(b"\r\n").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ControlError(f"{what} is not valid JSON (not UTF-8: {exc})") from None
+    if nesting_depth(text) > MAX_DEPTH:
+        raise ControlError(f"{what} nests arrays or objects deeper than {MAX_DEPTH} levels")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise ControlError(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ControlError(f"{what} must be a JSON object, got {type(obj).__name__}")

@@ -20,7 +20,10 @@ A connection lives through three states:
   the rest waits for EVENT_WRITE (bounded by `write_timeout`), so the master
   never blocks on a slow reader. The connection closes once the reply is out.
 
-A reply to a client that went away is a no-op (logged at debug). Across a
+Any exception while handling one connection (a bug, a peer that vanished
+mid-accept) closes that connection with an error reply and a log line; it never
+reaches the master's loop. A reply to a client that went away is a no-op
+(logged at debug). Across a
 standard reload (execve) `prepare_exec()` makes the listening socket and the
 WAITING connections inheritable; the new image passes the listening fd as
 `inherited_fd` and calls `resume(fd)` for each waiting one.
@@ -249,11 +252,21 @@ class ControlServer:
     def _on_event(self, conn: _Connection, events: int) -> None:
         if conn.closed:
             return
-        if conn.state is _State.WRITING:
-            if events & WRITE:
-                self._flush(conn)
-        elif events & READ:
-            self._read(conn)
+        try:
+            if conn.state is _State.WRITING:
+                if events & WRITE:
+                    self._flush(conn)
+            elif events & READ:
+                self._read(conn)
+        except Exception as exc:  # one connection's trouble never reaches the master's loop
+            self._fail(conn, exc)
+
+    def _fail(self, conn: _Connection, exc: Exception) -> None:
+        """Close `conn` with an error reply (best effort) after an unexpected exception."""
+        log.exception("control: connection from pid %d failed; closing it", conn.peer.pid)
+        if conn.state is not _State.WRITING:
+            self._send_once(conn, Response(False, f"internal error: {type(exc).__name__}"))
+        self._drop(conn)
 
     def next_deadline(self) -> float | None:
         """Earliest read/write deadline (on `clock`), None when nothing is pending."""
@@ -327,7 +340,14 @@ class ControlServer:
             except OSError as exc:  # EMFILE and friends: retry on the next event
                 log.warning("control: accept on %s failed: %s", self.path, exc)
                 return
-            self._admit(sock)
+            try:
+                self._admit(sock)
+            except Exception:  # e.g. the peer reset before SO_PEERCRED could be read
+                log.exception("control: could not admit a connection on %s", self.path)
+                conn = self._conns.pop(sock.fileno(), None)
+                if conn is not None:
+                    self._drop(conn)
+                sock.close()
 
     def _admit(self, sock: socket.socket) -> None:
         sock.setblocking(False)

@@ -18,6 +18,7 @@ from sockactd.control.protocol import (
     decode_response,
     encode_request,
     encode_response,
+    nesting_depth,
     predates_versions,
 )
 from sockactd.errors import ControlError
@@ -62,6 +63,10 @@ def test_decode_request(line: bytes, expected: ControlRequest) -> None:
         (b'{"cmd": "reload", "timeout": true}', '"timeout" must be a number'),
         (b'{"cmd": "reload", "timeout": -1}', '"timeout" must be a finite number >= 0'),
         (b'{"cmd": "reload", "timeout": Infinity}', '"timeout" must be a finite number >= 0'),
+        # issue 12 item 3: this line raised RecursionError, which ended the master
+        (b"[" * 1000 + b"]" * 1000, "nests arrays or objects deeper than 8 levels"),
+        (b"[" * 100_000, "nests arrays or objects deeper than 8 levels"),
+        (b'{"cmd": "status", "x": ' + b"{" * 9 + b"}" * 9 + b"}", "deeper than 8 levels"),
     ],
 )
 def test_decode_request_refuses(line: bytes, message: str) -> None:
@@ -200,3 +205,19 @@ def test_a_protocol_0_refusal_of_the_version_fields_is_recognised() -> None:
     assert predates_versions(decode_response(OLD_REFUSAL))
     assert not predates_versions(Response(False, "unknown field(s) in reload request: mood"))
     assert not predates_versions(decode_response(encode_response(Response(False, "protocol"))))
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("", 0),
+        ('{"cmd": "status"}', 1),
+        ('{"a": [1, {"b": []}]}', 4),
+        ('{"a": "[[[{{{"}', 1),  # brackets in strings do not count
+        ('{"a": "\\"[[["}', 1),  # nor after an escaped quote
+        ('["\\\\", [[]]]', 3),  # an escaped backslash ends before the quote
+        ("]]][[", 2),
+    ],
+)
+def test_nesting_depth(text: str, depth: int) -> None:
+    assert nesting_depth(text) == depth
