@@ -350,7 +350,9 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         check=at_least(0.1),
         metavar="SECONDS",
         doc="How long a new worker may take to import the application and report "
-        "ready before it is killed (and a reload using it is aborted).",
+        "ready before it is killed (and a reload using it is aborted). It also bounds "
+        "a standard reload's pre-flight check of the new code: a check still running "
+        "then is killed and the reload aborted; the old generation keeps serving.",
     ),
     Setting(
         "reload-mercy",

@@ -222,6 +222,7 @@ class Master:
                 deadlines.append(worker.retired_at + DRAIN_ACK_GRACE)
         if self._stop_deadline:
             deadlines.append(self._stop_deadline)
+        deadlines.append(self.reloads.next_deadline() or now + STEADY_TICK)
         if self.health.deficit() > 0:
             deadlines.append(self.health.next_spawn)
         return max(0.0, min(deadlines) - now)
@@ -230,6 +231,7 @@ class Master:
         self.control.expire(now)
         for monitor in self.monitors:
             monitor.expire(now)
+        self.reloads.check_deadline(now)
         self.reloads.settle()
         if self.triggers is not None:
             for mode in self.triggers.due(now):

@@ -65,6 +65,8 @@ class _Preflight:
     pidfd: int
     output: IO[bytes]  # its stdout and stderr
     watch: Watch
+    deadline: float  # ready-timeout: killed when it has not finished by then
+    timed_out: bool = False
 
 
 class Reloads:
@@ -232,7 +234,25 @@ class Reloads:
         )
         pidfd = os.pidfd_open(process.pid)
         watch = master.loop.watch(pidfd, self._on_preflight_exit)
-        self._preflight = _Preflight(process, pidfd, output, watch)
+        deadline = master.kernel.monotonic() + master.config.ready_timeout
+        self._preflight = _Preflight(process, pidfd, output, watch, deadline)
+
+    def next_deadline(self) -> float | None:
+        """When the running pre-flight check must have finished (None: none runs)."""
+        preflight = self._preflight
+        return None if preflight is None or preflight.timed_out else preflight.deadline
+
+    def check_deadline(self, now: float) -> None:
+        """Kill a pre-flight check past ready-timeout; its exit then aborts the reload."""
+        preflight = self._preflight
+        if preflight is not None and not preflight.timed_out and now >= preflight.deadline:
+            preflight.timed_out = True
+            log.error(
+                "pre-flight check of the new code did not finish within %gs (ready-timeout); "
+                "killing it",
+                self.master.config.ready_timeout,
+            )
+            preflight.process.kill()
 
     def _on_preflight_exit(self, events: int) -> None:
         preflight, self._preflight = self._preflight, None
@@ -243,10 +263,17 @@ class Reloads:
         with preflight.output as output:
             output.seek(0)
             details = output.read().decode("utf-8", "replace")
-        if code != 0:
+        summary = _last_lines(details)
+        if preflight.timed_out:
+            code = code or 1
+            summary = (
+                f"the check did not finish within {self.master.config.ready_timeout:g}s "
+                f"(ready-timeout); its last output: {summary or 'none'}"
+            )
+        elif code != 0:
             log.error("pre-flight check of the new code failed (exit %d):\n%s", code, details)
         if self.strategy is not None:
-            self.strategy.on_preflight(self.master.pool, code == 0, _last_lines(details))
+            self.strategy.on_preflight(self.master.pool, code == 0, summary)
         self.settle()
 
     def exec_in_place(self) -> None:

@@ -131,6 +131,42 @@ def test_worker_hanging_at_import_is_aborted_by_ready_timeout(tmp_path: Path, mo
         srv.stop()
 
 
+def test_standard_reload_whose_check_hangs_at_import_is_aborted_by_ready_timeout(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 item 4: the pre-flight check had no deadline; the reload never ended."""
+    srv, port, site = start_site(tmp_path, "--ready-timeout", "3", lazy=False)
+    try:
+        master = srv.pid
+        with Load(port, threads=2, limit=60) as load:
+            deploy(site, version="v2", import_delay=60)
+            result = srv.ctl("reload", "--mode", "standard", "--wait", timeout=30)
+            load.wait_requests(20)
+        assert result.returncode == ExitCode.CONTROL_FAILED, result
+        assert "ready-timeout" in result.stderr, result
+        assert load.failures == {}, load.failures
+        assert answers(port) == {(1, "v1")}
+        assert srv.status()["phase"] == "serving"
+        assert not [p for p in _children_of(master) if _cmdline(p).count("--check")]
+        deploy(site, version="v3")  # the next reload works
+        assert srv.ctl("reload", "--mode", "standard", "--wait").returncode == 0, srv.log()
+        assert {v for _, v in answers(port)} == {"v3"}
+        assert srv.pid == master
+    finally:
+        srv.stop()
+
+
+def _children_of(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
+    except FileNotFoundError:
+        return ""
+
+
 def test_standard_reload_picks_up_changed_settings_with_the_same_pid(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
