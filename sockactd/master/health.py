@@ -1,8 +1,8 @@
 """Keeping the configured number of healthy workers: the master's periodic checks.
 
-Rule 1: a missing worker is replaced, but workers that keep dying young
-        double the delay before the next spawn (up to 5 s), so an app that
-        crashes on every request cannot fork-bomb the machine.
+Rule 1: a missing worker is replaced; respawn.py says when: workers that
+        die before they report ready back off (broken code), a worker that
+        was serving is replaced at once (a crashing request), both bounded.
 Rule 2: every deadline is enforced here, never by a sleep: a worker that
         does not report ready in `ready-timeout`, a retired worker past its
         mercy, a request past `harakiri` -- each gets SIGKILL.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
+from sockactd.master.respawn import SERVING_RESPAWNS_PER_SECOND, RespawnPolicy
 from sockactd.master.tally import ExitReason
 
 if TYPE_CHECKING:
@@ -26,25 +27,28 @@ __all__ = ["Health"]
 
 log = get_logger(__name__)
 
-YOUNG = 10.0  # a worker dying younger than this counts towards back-off
-MAX_BACKOFF = 5.0
-
 
 class Health:
     def __init__(self, master: Master) -> None:
         self.master = master
-        self.next_spawn = 0.0
-        self._crashes = 0
-        self._last_crash = 0.0
+        self.respawn = RespawnPolicy()
+        self._capped = False
 
-    def count_crash(self, worker: Worker) -> None:
-        now = self.master.kernel.monotonic()
-        if now - worker.started >= YOUNG:
-            return
-        self._crashes = self._crashes + 1 if now - self._last_crash < YOUNG else 1
-        self._last_crash = now
-        delay = 0.0 if self._crashes <= 1 else min(0.1 * 2 ** (self._crashes - 2), MAX_BACKOFF)
-        self.next_spawn = max(self.next_spawn, now + delay)
+    @property
+    def next_spawn(self) -> float:
+        return self.respawn.next_spawn
+
+    def count_boot_failure(self, worker: Worker) -> None:
+        self.respawn.boot_failed(self.master.kernel.monotonic())
+
+    def count_serving_crash(self, worker: Worker) -> None:
+        capped = self.respawn.serving_died(self.master.kernel.monotonic(), self.master.pool.size)
+        if capped and not self._capped:
+            log.warning(
+                "serving workers die faster than %d a second each; replacements are paced",
+                SERVING_RESPAWNS_PER_SECOND,
+            )
+        self._capped = capped
 
     def deficit(self) -> int:
         """How many workers are missing from the configured number (never negative)."""
@@ -57,7 +61,7 @@ class Health:
     def keep_capacity(self, now: float) -> None:
         master, pool = self.master, self.master.pool
         deficit = self.deficit()
-        if deficit > 0 and now >= self.next_spawn:
+        if deficit > 0 and now >= self.respawn.next_spawn:
             for _ in range(deficit):
                 pool.spawn()
         if master.is_serving() and master.reloads.strategy is None:

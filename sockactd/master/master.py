@@ -331,7 +331,7 @@ class Master:
             self._on_boot_failure(worker, how)
         elif state is WorkerState.SERVING:
             log.warning("worker %d (generation %d) died: %s", worker.pid, worker.generation, how)
-            self.health.count_crash(worker)
+            self.health.count_serving_crash(worker)
         else:
             log.info("worker %d (generation %d) retired: %s", worker.pid, worker.generation, how)
         self.reloads.on_exit(worker)
@@ -347,7 +347,7 @@ class Master:
             self._logged_boot_error = reason
         else:
             log.error("worker %d failed to boot again: %s", worker.pid, summary)
-        self.health.count_crash(worker)
+        self.health.count_boot_failure(worker)
         if self.phase is Phase.STARTING:
             self._boot_failures += 1
             if self._boot_failures >= self.config.boot_attempts:

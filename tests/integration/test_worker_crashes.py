@@ -1,0 +1,89 @@
+"""Workers that die while serving are replaced at once (issue 12, item 5).
+
+The crash back-off used to be global: one client hitting a route that calls
+os._exit every 0.1 s left the site without a successful response for 30 of 40
+seconds, and repeated `kill -9`s of a worker took up to 5 s each to replace.
+Only workers that die before they report ready (broken code) back off now.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from tests.integration.server import Server, http_get
+from tests.integration.test_reload_modes import start_site
+from tests.support import wait_until
+
+WINDOW = 10.0  # seconds of crashes
+
+
+def serving_pids(srv: Server) -> set[int]:
+    workers = srv.status()["workers"]
+    return {int(w["pid"]) for w in workers if w["state"] == "serving"}  # type: ignore[union-attr]
+
+
+def test_a_client_crashing_a_worker_every_tenth_of_a_second_leaves_no_gap_of_a_second(
+    tmp_path: Path,
+) -> None:
+    srv, port, _site = start_site(tmp_path)
+    try:
+        stop = threading.Event()
+        served: list[float] = []
+
+        def crasher() -> None:
+            while not stop.wait(0.1):
+                try:
+                    http_get(port, "/crash", timeout=5)
+                except OSError:
+                    pass  # the worker died under this request: that is the point
+
+        def client() -> None:
+            while not stop.is_set():
+                try:
+                    if http_get(port, "/", timeout=5)[0] == 200:
+                        served.append(time.monotonic())
+                except OSError:
+                    pass  # a request accepted by a worker the crasher killed
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (crasher, client, client)]
+        start = time.monotonic()
+        for thread in threads:
+            thread.start()
+        stop.wait(WINDOW)
+        stop.set()
+        end = time.monotonic()
+        for thread in threads:
+            thread.join(10)
+        marks = [start, *sorted(served), end]
+        longest = max(b - a for a, b in itertools.pairwise(marks))
+        deaths = srv.log().count("died: exit 13")
+        assert deaths >= WINDOW * 3, srv.log()[-3000:]  # the crasher did crash workers
+        assert longest < 1.0, f"{longest:.2f}s without a successful response ({deaths} crashes)"
+        assert srv.process is not None and srv.process.poll() is None
+    finally:
+        srv.stop()
+
+
+def test_a_worker_killed_ten_times_in_a_row_is_replaced_each_time(tmp_path: Path) -> None:
+    srv, port, _site = start_site(tmp_path)
+    try:
+        for _ in range(10):
+            before = serving_pids(srv)
+            victim = min(before)
+            assert victim in srv.worker_pids()  # our server's child: ours to kill
+            killed_at = time.monotonic()
+            os.kill(victim, signal.SIGKILL)
+            wait_until(
+                lambda victim=victim: len(serving_pids(srv) - {victim}) == 2,  # type: ignore[misc]
+                5,
+                "a replacement serving",
+            )
+            assert time.monotonic() - killed_at < 2.0, srv.log()[-2000:]
+        assert http_get(port, "/")[0] == 200
+    finally:
+        srv.stop()
