@@ -669,9 +669,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         section=CONTROL,
         applies=Applies.STANDARD,
         metavar="PATH",
-        doc="UNIX socket for sockactctl. Default: $RUNTIME_DIRECTORY/control.sock when "
-        "systemd sets RUNTIME_DIRECTORY, else /run/sockactd/control.sock for root "
-        "and $XDG_RUNTIME_DIR/sockactd/control.sock (or /tmp/sockactd-UID/) otherwise.",
+        doc="UNIX socket for sockactctl (a relative path means from the directory sockactd "
+        "starts in). Default: $RUNTIME_DIRECTORY/control.sock when systemd sets "
+        "RUNTIME_DIRECTORY (sockactd@.service: /run/sockactd/INSTANCE/control.sock); "
+        "otherwise none: a server started by hand has a control socket only when this is "
+        "set, so any number of them run side by side. It is bound before anything else: "
+        "a path another server answers on, or one too long, ends the start with exit 78.",
     ),
     Setting(
         "log-level",

@@ -16,7 +16,8 @@ Exit codes (sockactd.errors.ExitCode): 0 done (or queued, without --wait);
 --timeout defaults to 300 s with --wait (a chain reload of many slow-importing
 workers takes a while; 0 means wait forever) and to 10 s otherwise (the server
 answers at once). The socket path comes from --control-socket, else
-$SOCKACTD_CONTROL_SOCKET, else paths.default_control_socket().
+$SOCKACTD_CONTROL_SOCKET, else paths.default_control_socket() (systemd's
+$RUNTIME_DIRECTORY); with none of them, exit 69 (CONTROL_UNREACHABLE) saying so.
 
 `main` returns the exit code; the console script wrapper and `run()` exit with it.
 """
@@ -60,8 +61,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "--control-socket",
         metavar="PATH",
         help="the server's control socket (default: $SOCKACTD_CONTROL_SOCKET, else "
-        "$RUNTIME_DIRECTORY/control.sock, /run/sockactd/control.sock for root, "
-        "$XDG_RUNTIME_DIR/sockactd/control.sock or /tmp/sockactd-UID/control.sock)",
+        "$RUNTIME_DIRECTORY/control.sock under systemd)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     reload = commands.add_parser("reload", help="reload the application")
@@ -79,7 +79,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _socket_path(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+def _socket_path(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
     if args.control_socket:
         return str(args.control_socket)
     return environ.get("SOCKACTD_CONTROL_SOCKET") or default_control_socket(environ)
@@ -180,6 +180,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "sockactctl") -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2): argparse already printed
         return ExitCode.OK if exc.code in (0, None) else ExitCode.USAGE
     path = _socket_path(args, os.environ)
+    if path is None:
+        print(
+            "sockactctl: which server? Give --control-socket PATH (or set "
+            "SOCKACTD_CONTROL_SOCKET): outside systemd a server has a control socket only "
+            "where its control-socket setting says",
+            file=sys.stderr,
+        )
+        return ExitCode.CONTROL_UNREACHABLE
     timeout = _timeout(args)
     try:
         response = request(path, _request(args, timeout), timeout)

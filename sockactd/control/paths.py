@@ -1,42 +1,37 @@
 """Where the control socket lives by default, and making its directory safe to use.
 
-Default, first match wins (the server and sockactctl compute the same answer
-from the same environment):
+Under systemd the default is ``$RUNTIME_DIRECTORY/control.sock`` -- the unit's
+RuntimeDirectory= (first entry when several are configured, colon-separated),
+one per instance (sockactd@.service: ``/run/sockactd/%i``). Outside systemd
+there is no default: a server started by hand has a control socket only when
+its ``control-socket`` setting names one, so any number of them can run side
+by side without colliding on a shared path, and sockactctl is pointed at the
+same path (``--control-socket`` or ``$SOCKACTD_CONTROL_SOCKET``). Signals
+(SIGHUP, SIGUSR1, SIGUSR2) still reload such a server.
 
-1. ``$RUNTIME_DIRECTORY/control.sock`` -- systemd's RuntimeDirectory= (first
-   entry when several are configured, colon-separated);
-2. ``/run/sockactd/control.sock`` when running as root;
-3. ``$XDG_RUNTIME_DIR/sockactd/control.sock``;
-4. ``/tmp/sockactd-<uid>/control.sock``.
-
-This module never binds or connects; server.py does.
+This module never binds or connects; bind.py and server.py do.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 
 from sockactd.errors import ControlError
+
+TYPE_CHECKING = False  # on the cold-start path (master/run.py checks the socket early)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["SOCKET_NAME", "default_control_socket", "ensure_private_parent"]
 
 SOCKET_NAME = "control.sock"
 
 
-def default_control_socket(environ: Mapping[str, str] = os.environ, euid: int | None = None) -> str:
-    """The control socket path for this environment (see the module docstring)."""
-    uid = os.geteuid() if euid is None else euid
+def default_control_socket(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The control socket path for this environment, None outside systemd (see above)."""
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
-    if runtime:
-        return os.path.join(runtime, SOCKET_NAME)
-    if uid == 0:
-        return os.path.join("/run/sockactd", SOCKET_NAME)
-    xdg = environ.get("XDG_RUNTIME_DIR", "")
-    if xdg:
-        return os.path.join(xdg, "sockactd", SOCKET_NAME)
-    return os.path.join(f"/tmp/sockactd-{uid}", SOCKET_NAME)
+    return os.path.join(runtime, SOCKET_NAME) if runtime else None
 
 
 def ensure_private_parent(path: str) -> None:

@@ -38,14 +38,13 @@ import dataclasses
 import enum
 import os
 import socket
-import stat
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from sockactd.control.paths import ensure_private_parent
+from sockactd.control.bind import bind_control_socket
 from sockactd.control.protocol import (
     Command,
     ControlRequest,
@@ -137,42 +136,8 @@ def _peer_of(sock: socket.socket) -> Peer:
     return Peer(pid=pid, uid=uid, gid=gid)
 
 
-def _clear_stale(path: str) -> None:
-    """Unlink a socket file nobody answers on; refuse anything else."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise ControlError(f"{path} exists and is not a socket; not replacing it")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            log.info("control: removing stale socket %s (nothing answers on it)", path)
-            os.unlink(path)
-            return
-        except OSError as exc:  # EAGAIN (full backlog), timeout, EACCES: someone is there
-            raise ControlError(f"cannot take over control socket {path}: {exc}") from None
-    raise ControlError(f"another server is already answering on control socket {path}")
-
-
 def _bind(path: str) -> socket.socket:
-    ensure_private_parent(path)
-    _clear_stale(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)  # no window where the socket is 0666; the loop is single-threaded
-    try:
-        sock.bind(path)
-        os.chmod(path, 0o600)
-        sock.listen(16)
-    except OSError as exc:
-        sock.close()
-        raise ControlError(f"cannot bind control socket {path}: {exc.strerror}") from None
-    finally:
-        os.umask(old_umask)
-    return sock
+    return socket.socket(fileno=bind_control_socket(path))
 
 
 def _adopt(path: str, fd: int) -> socket.socket:

@@ -50,17 +50,18 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
     listeners += [(m.endpoint.fileno(), m.endpoint.name) for m in master.monitors]
     exec_fds = prepare_exec_fds(listeners)
     moved = exec_fds.moved
-    control = master.control.prepare_exec()
+    control = master.control.prepare_exec() if master.control is not None else None
+    control_fds = [control.listen_fd, *control.waiting_fds] if control is not None else []
     workers = [w for w in master.pool if w.state is not WorkerState.GONE]
     keep = [moved.get(fd, fd) for w in workers for fd in (w.status_fd, w.board.fd)]
-    keep += [moved.get(fd, fd) for fd in (control.listen_fd, *control.waiting_fds)]
+    keep += [moved.get(fd, fd) for fd in control_fds]
     for fd in keep:
         os.set_inheritable(fd, True)
     state = {
         "generation": master.pool.generation,
         "started_wall": master.started_wall,
-        "control_fd": moved.get(control.listen_fd, control.listen_fd),
-        "waiting_fds": [moved.get(fd, fd) for fd in control.waiting_fds],
+        "control_fd": moved.get(control_fds[0], control_fds[0]) if control_fds else None,
+        "waiting_fds": [moved.get(fd, fd) for fd in control_fds[1:]],
         "queued": list(queued),
         "workers": [_worker_record(w, moved) for w in workers],
         "tally": master.tally.to_json(),
@@ -81,7 +82,8 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
 
         signal.pthread_sigmask(signal.SIG_UNBLOCK, list(signal.Signals))
         _undo_fd_moves([fd for fd, _ in listeners], moved)
-        master.control.cancel_exec()
+        if master.control is not None:
+            master.control.cancel_exec()
         if master.config.chdir:
             os.chdir(master.config.chdir)
         for fd in keep:

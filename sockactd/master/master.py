@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from sockactd.config.model import Config
 from sockactd.control.protocol import Command, ControlRequest, Response
 from sockactd.control.server import ControlServer, Replier
-from sockactd.errors import ExitCode
+from sockactd.errors import ControlError, ExitCode
 from sockactd.log import get_logger, setup_logging
 from sockactd.master import handover
 from sockactd.master.channels import WorkerChannels
@@ -90,6 +90,7 @@ class Master:
         start_dir: str | None = None,
         first_workers: Sequence[tuple[int, int, Board]] = (),
         monitor_sockets: Sequence[MonitorSocket] = (),
+        control: tuple[str | None, int | None] = (None, None),  # path, fd bound by run.py
     ) -> None:
         self.config = config
         self.listeners = list(listeners)
@@ -121,7 +122,7 @@ class Master:
         # The reload signal's handler exists before the first READY=1 (systemd#39692).
         self.inbox = SignalInbox()
         self.loop.watch(self.inbox, self._on_signals)
-        self.control = self._open_control(resumed)
+        self.control = self._open_control(resumed, *control)
         self.triggers = self._open_triggers()
         self.monitors = open_monitors(monitor_sockets, self._sources(), self.loop)
         self.autoreload = self._open_autoreload()
@@ -134,12 +135,20 @@ class Master:
             self.reloads.resume_standard(resumed)
 
     # --- set-up -------------------------------------------------------------
-    def _open_control(self, resumed: handover.Handover | None) -> ControlServer:
-        from sockactd.control.paths import default_control_socket
-
-        path = self.config.control_socket or default_control_socket(os.environ)
-        inherited = resumed.control_fd if resumed else None
-        server = ControlServer(path, self._on_control_request, inherited_fd=inherited)
+    def _open_control(
+        self, resumed: handover.Handover | None, path: str | None, fd: int | None
+    ) -> ControlServer | None:
+        inherited = resumed.control_fd if resumed else fd
+        if path is None:
+            if inherited is not None:
+                os.close(inherited)  # a standard reload to a configuration without one
+            log.info("no control socket: set control-socket to use sockactctl")
+            return None
+        try:
+            server = ControlServer(path, self._on_control_request, inherited_fd=inherited)
+        except ControlError as exc:  # only after a standard reload: at start run.py bound it
+            log.error("no control socket after the reload: %s", exc)
+            return None
         server.attach(self.loop)
         log.info("control socket at %s", path)
         return server
@@ -209,7 +218,8 @@ class Master:
 
     def _timeout(self) -> float:
         now = self.kernel.monotonic()
-        deadlines = [now + STEADY_TICK, self.control.next_deadline() or now + STEADY_TICK]
+        control = self.control.next_deadline() if self.control else None
+        deadlines = [now + STEADY_TICK, control or now + STEADY_TICK]
         if self.triggers is not None:
             deadlines.append(self.triggers.next_deadline() or now + STEADY_TICK)
         if self.autoreload is not None:
@@ -228,7 +238,8 @@ class Master:
         return max(0.0, min(deadlines) - now)
 
     def _tick(self, now: float) -> None:
-        self.control.expire(now)
+        if self.control is not None:
+            self.control.expire(now)
         for monitor in self.monitors:
             monitor.expire(now)
         self.reloads.check_deadline(now)
@@ -409,7 +420,8 @@ class Master:
             self.triggers.close()
         if self.autoreload is not None:
             self.autoreload.close()
-        self.control.close()
+        if self.control is not None:
+            self.control.close()
         for monitor in self.monitors:
             monitor.close()
         self.loop.close()

@@ -118,7 +118,8 @@ class Reloads:
             return
         self.current = self.queue.popleft()
         mode = self.current.mode
-        config, problem = self.reconfigure.begin(self.master.config, mode, self.master.control.path)
+        control = self.master.control.path if self.master.control is not None else ""
+        config, problem = self.reconfigure.begin(self.master.config, mode, control)
         strategy: ReloadStrategy
         if problem:
             strategy = RefusedReload(problem)
@@ -132,7 +133,8 @@ class Reloads:
 
     def resume_standard(self, resumed: handover.Handover) -> None:
         """Second half of a standard reload, in the new image: renew the adopted workers."""
-        waiters = [self.master.control.resume(fd) for fd in resumed.waiting_fds]
+        control = self.master.control
+        waiters = [control.resume(fd) for fd in resumed.waiting_fds] if control else []
         self.queue.extend(PendingReload(mode) for mode in resumed.queued)
         self.current = PendingReload("standard", waiters)
         self._begin(AllWorkersReload(label="standard"), "standard")

@@ -19,6 +19,7 @@ import sys
 from sockactd import log as sockactd_log
 from sockactd.errors import ActivationError, AppImportError, ConfigError
 from sockactd.master.endpoints import open_monitor_sockets, split_inherited, wanted
+from sockactd.master.resources import check_trigger_dirs, claim_control_socket, control_socket_path
 from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
@@ -46,14 +47,19 @@ def run(config: Config, argv: list[str] | None = None) -> int:
     resuming = HANDOVER_ENV in os.environ
     notifier = Notifier.from_environ()
     app_fds, monitor_fds = split_inherited(take_inherited_fds())
+    control_path = control_socket_path(config, os.environ)
+    control_fd = None
     try:
+        check_trigger_dirs(config)
+        if not resuming:  # after a standard reload the control socket comes with the handover
+            control_fd = claim_control_socket(control_path)
         listeners = open_listeners(config, app_fds)
         monitors = open_monitor_sockets(config, monitor_fds) if wanted(config, monitor_fds) else []
-    except ActivationError as exc:
-        notifier.fatal(f"cannot start: {exc}", exc.errno)
-        raise
-    except ConfigError as exc:
-        notifier.fatal(f"cannot start: {exc}", 22)
+    except (ActivationError, ConfigError) as exc:
+        notifier.fatal(f"cannot start: {exc}", getattr(exc, "errno", 22))
+        if control_fd is not None and control_path is not None:
+            os.close(control_fd)
+            os.unlink(control_path)
         raise
     Board.counting = bool(monitors)  # the workers keep the counters the monitors show
     # A standard reload re-runs our argv; relative paths in it mean the directory we started in.
@@ -92,6 +98,7 @@ def run(config: Config, argv: list[str] | None = None) -> int:
         start_dir,
         first_workers,
         monitors,
+        (control_path, control_fd),
     )
     log.debug("master pid %d", os.getpid())
     return master.run()

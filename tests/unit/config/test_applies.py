@@ -33,6 +33,7 @@ ONCE_PER_IMAGE = {
     ("triggers/base.py", "rules_from_config"),
     ("control/paths.py", "*"),
     ("master/run.py", "run"),
+    ("master/resources.py", "*"),
     ("master/master.py", "Master._open_control"),
     ("master/master.py", "Master._open_triggers"),
     ("worker/app.py", "prepare_process"),

@@ -12,20 +12,19 @@ from sockactd.errors import ControlError
 
 
 @pytest.mark.parametrize(
-    ("environ", "euid", "expected"),
+    ("environ", "expected"),
     [
-        ({"RUNTIME_DIRECTORY": "/run/sockactd/app"}, 0, "/run/sockactd/app/control.sock"),
-        ({"RUNTIME_DIRECTORY": "/run/a:/run/b"}, 1000, "/run/a/control.sock"),
-        ({"RUNTIME_DIRECTORY": "/run/a", "XDG_RUNTIME_DIR": "/x"}, 1000, "/run/a/control.sock"),
-        ({}, 0, "/run/sockactd/control.sock"),
-        ({"XDG_RUNTIME_DIR": "/run/user/0"}, 0, "/run/sockactd/control.sock"),
-        ({"XDG_RUNTIME_DIR": "/run/user/1000"}, 1000, "/run/user/1000/sockactd/control.sock"),
-        ({"RUNTIME_DIRECTORY": "", "XDG_RUNTIME_DIR": ""}, 1000, "/tmp/sockactd-1000/control.sock"),
-        ({}, 1000, "/tmp/sockactd-1000/control.sock"),
+        ({"RUNTIME_DIRECTORY": "/run/sockactd/app"}, "/run/sockactd/app/control.sock"),
+        ({"RUNTIME_DIRECTORY": "/run/a:/run/b"}, "/run/a/control.sock"),
+        ({"RUNTIME_DIRECTORY": "/run/a", "XDG_RUNTIME_DIR": "/x"}, "/run/a/control.sock"),
+        # by hand: none (issue 12 item 10: two servers started by hand collided on one path)
+        ({}, None),
+        ({"XDG_RUNTIME_DIR": "/run/user/1000"}, None),
+        ({"RUNTIME_DIRECTORY": ""}, None),
     ],
 )
-def test_default_control_socket(environ: dict[str, str], euid: int, expected: str) -> None:
-    assert default_control_socket(environ, euid=euid) == expected
+def test_default_control_socket(environ: dict[str, str], expected: str | None) -> None:
+    assert default_control_socket(environ) == expected
 
 
 def test_missing_parent_is_created_private(tmp_path: Path) -> None:
