@@ -33,6 +33,7 @@ from sockactd.master import handover
 from sockactd.master.channels import WorkerChannels
 from sockactd.master.endpoints import MonitorSocket, close_monitor_sockets
 from sockactd.master.health import Health
+from sockactd.master.liveness import replace_silent, retire_replaced
 from sockactd.master.loop import Loop
 from sockactd.master.monitoring import open_monitors
 from sockactd.master.phase import (
@@ -253,6 +254,8 @@ class Master:
         self.health.check_deadlines(now)
         self.health.check_boards(now)
         self.recycler.check(now)
+        if self.is_serving() and self.reloads.strategy is None:
+            replace_silent(self.pool, now)
         self.health.keep_capacity(now)
         if self._stop_deadline is not None and now >= self._stop_deadline:
             self._stop_deadline = None
@@ -323,8 +326,8 @@ class Master:
         self.pool.mark_ready(worker)
         log.info("worker %d (generation %d) ready in %.0f ms", worker.pid, worker.generation,
                  (self.kernel.monotonic() - worker.started) * 1000)  # fmt: skip
-        if worker.replacing is not None:  # max-requests: the old one goes now
-            self.pool.retire(worker.replacing, self.config.worker_reload_mercy)
+        if worker.replacing is not None:  # max-requests, liveness: the old one goes now
+            retire_replaced(self.pool, worker.replacing, self.config.worker_reload_mercy)
             worker.replacing = None
         if self.phase is Phase.STARTING and len(self.pool.serving()) >= self.pool.size:
             self._boot_failures = 0

@@ -54,6 +54,8 @@ class Worker:
     retired_at: float | None = None
     number: int = 0  # 1..N among active workers, like uWSGI's worker id (a replacement reuses it)
     exit_reason: ExitReason | None = None  # set by whoever decided this worker goes
+    ready_at: float | None = None
+    silent: bool = False  # failed its liveness check; killed once its replacement is ready
 
     def __repr__(self) -> str:
         return f"<worker {self.pid} g{self.generation} {self.state.value}>"
@@ -126,6 +128,7 @@ class WorkerPool:
             worker.state = WorkerState.SERVING
             worker.accepting = True
             worker.ready_deadline = None
+            worker.ready_at = self.kernel.monotonic()
 
     def retire(self, worker: Worker, mercy: float) -> None:
         """Ask `worker` to finish in-flight requests and exit; SIGKILL after `mercy` seconds."""

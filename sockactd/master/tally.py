@@ -30,6 +30,7 @@ class ExitReason(enum.Enum):
     LIFETIME = "max-worker-lifetime"
     MEMORY = "memory"  # reload-on-rss: stopped itself, replaced
     MEMORY_KILL = "memory-kill"  # evil-reload-on-rss: killed by the master
+    LIVENESS = "liveness"  # idle and silent (stopped, stuck): killed once replaced
     RELOAD = "reload"
     SCALE_DOWN = "scale-down"
     STOP = "stop"  # the server is stopping

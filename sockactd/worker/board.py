@@ -13,7 +13,8 @@ first fork), the counters behind the metrics, all u64: requests by protocol x
 status class, the request-duration histogram (one word per bucket of
 DURATION_BUCKETS, then +Inf), the durations' sum in nanoseconds, response body
 bytes. A worker adds to them in place, four stores per request, so a worker
-that is killed loses nothing it counted.
+that is killed loses nothing it counted. Last, the heartbeat: when the worker's
+loop last went round (f64, CLOCK_MONOTONIC; master/liveness.py).
 Torn reads are harmless: the master only uses these numbers for harakiri,
 max-requests and statistics.
 """
@@ -55,7 +56,9 @@ _BUCKET = _REQUESTS + len(PROTOCOLS) * len(STATUS_CLASSES)
 _SUM_NS = _BUCKET + len(DURATION_BUCKETS) + 1
 _TX = _SUM_NS + 1
 _WORDS = _TX + 1
-SIZE = _WORDS * 8
+_HEARTBEAT = _WORDS * 8  # byte offset of the heartbeat, after the counters
+SIZE = _HEARTBEAT + 8
+_BEAT = struct.Struct("=d")
 _COUNTS = struct.Struct(f"={_WORDS - _REQUESTS}Q")
 _bisect_left: Callable[[tuple[int, ...], int], int]  # bisect.bisect_left, once counting
 
@@ -165,6 +168,10 @@ class Board:
         words[_SUM_NS] += nanoseconds
         words[_TX] += response.sent
 
+    def beat(self, now: float) -> None:
+        """The worker's loop is alive at `now` (time.monotonic()); a plain write, no syscall."""
+        _BEAT.pack_into(self._map, _HEARTBEAT, now)
+
     def _publish(self, finished: int) -> None:
         # The master's harakiri looks at the oldest request still in progress, so one
         # hung thread is seen even while its siblings keep serving.
@@ -173,6 +180,10 @@ class Board:
         _LAYOUT.pack_into(self._map, 0, served, min(starts, default=0.0), len(self._starts))
 
     # --- master side ---------------------------------------------------------
+    def last_beat(self) -> float:
+        """When the worker's loop last went round (monotonic), 0.0 before its first beat."""
+        return float(_BEAT.unpack_from(self._map, _HEARTBEAT)[0])
+
     def read(self) -> tuple[int, float, int]:
         """(requests served, monotonic start of the oldest request in progress or 0.0, busy)."""
         served, started, busy = _LAYOUT.unpack_from(self._map)

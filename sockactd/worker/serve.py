@@ -373,6 +373,7 @@ class _Server:
 
     # --- timeouts and stop -------------------------------------------------------------------
     def _sweep(self, now: float) -> None:
+        self.ctx.board.beat(now)  # the master's liveness check (master/liveness.py)
         busy = self.pool.busy if self.pool is not None else ()
         for fd, handler in list(self.conns.items()):
             if fd not in busy and now > handler.idle_deadline():
