@@ -238,7 +238,9 @@ def test_sighup_reloads_in_the_default_mode_and_tells_systemd(tmp_path: Path) ->
 def test_reloads_asked_during_a_reload_are_queued_and_merged(tmp_path: Path) -> None:
     srv, _port, site = start_site(tmp_path)
     try:
-        deploy(site, version="v2", import_delay=0.5)
+        # long enough that the four later sockactctl processes (each a Python start-up,
+        # a second or more on a loaded machine) all arrive while the first reload runs
+        deploy(site, version="v2", import_delay=2.5)
         results: dict[str, int] = {}
 
         def ask(name: str, mode: str) -> None:
