@@ -14,6 +14,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integration.server import Load, Server, get_json, http_get
 from tests.support import free_port, wait_until
 
@@ -95,10 +97,11 @@ def test_an_edited_module_serves_under_load_without_a_failed_request(tmp_path: P
         server.stop()
 
 
+@pytest.mark.parametrize("mode", ["chain", "workers", "standard"])
 def test_a_save_that_does_not_import_keeps_the_old_code_then_the_fix_reloads(
-    tmp_path: Path,
+    tmp_path: Path, mode: str
 ) -> None:
-    server, port, site = start(tmp_path, "--py-autoreload", "1")
+    server, port, site = start(tmp_path, "--py-autoreload", "1", "--reload-mode", mode)
     try:
         app = site / "devapp.py"
         good = app.read_text()
@@ -113,8 +116,24 @@ def test_a_save_that_does_not_import_keeps_the_old_code_then_the_fix_reloads(
         log = server.log()
         assert log.count("Traceback (most recent call last)") == 1, log
         # the file and line come first, before the traceback
-        headline = log.split("failed to boot", 1)[1].splitlines()[1]
+        headline = log.split("Traceback (most recent call last)", 1)[0].splitlines()[-1]
         assert headline.startswith(f"{app}, line 6: SyntaxError"), log
+    finally:
+        server.stop()
+
+
+def test_fixing_a_new_module_that_did_not_import_reloads(tmp_path: Path) -> None:
+    server, port, site = start(tmp_path, "--py-autoreload", "1")
+    try:
+        helper = site / "devhelper.py"
+        helper.write_text('NAME = "helper"\nif True\n')  # new, and broken
+        app = site / "devapp.py"
+        source = app.read_text()
+        app.write_text(source.replace('VERSION = "v1"', "from devhelper import NAME as VERSION"))
+        wait_until(lambda: "reload aborted" in server.log(), 15, "the reload aborts")
+        assert get_json(port)["version"] == "v1"
+        helper.write_text('NAME = "fixed helper"\n')  # only the helper is saved again
+        wait_version(port, "fixed helper")
     finally:
         server.stop()
 
