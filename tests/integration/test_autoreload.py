@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.server import Load, Server, get_json, http_get
-from tests.support import free_port, wait_until
+from tests.support import child_environ, free_port, wait_until
 
 APP = """
 import json
@@ -207,5 +209,34 @@ def test_the_polling_path_reloads(tmp_path: Path) -> None:
         set_version(site, "v3")
         wait_version(port, "v3")
         assert reloads_started(server) == 2, server.log()
+    finally:
+        server.stop()
+
+
+def test_without_lazy_apps_it_exits_78_at_start_up(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "sockactd", "--http-socket", "127.0.0.1:0", "--pythonpath",
+         str(site), "--py-autoreload", "1", "devapp:app"],
+        env=child_environ({"INVOCATION_ID": ""}), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 78, done
+    assert "'py-autoreload'" in done.stderr and "needs lazy-apps" in done.stderr
+
+
+def test_under_systemd_it_is_refused_unless_allowed_then_warned_about(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    argv = [sys.executable, "-m", "sockactd", "--http-socket", "127.0.0.1:0", "--pythonpath",
+            str(site), "--lazy-apps", "--reload", "devapp:app"]  # fmt: skip
+    env = child_environ({"INVOCATION_ID": "5f0c1e4a9b"})
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 78, done
+    assert "refused under systemd" in done.stderr
+    server = Server(tmp_path, ["--pythonpath", str(site), "--http-socket", "127.0.0.1:0",
+                               "--lazy-apps", "--reload", "--autoreload-under-systemd",
+                               "devapp:app"], env={"INVOCATION_ID": "5f0c1e4a9b"})  # fmt: skip
+    try:
+        server.start()
+        assert "WARNING" in server.log() and "py-autoreload is on under systemd" in server.log()
     finally:
         server.stop()
