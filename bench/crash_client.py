@@ -72,7 +72,7 @@ def measure(port: int, window: float) -> dict[str, float]:
     for thread in threads:
         thread.join(10)
     marks = [start, *sorted(t for t in served if t <= end), end]
-    slots = {int((t - start) * 10) for t in served if t <= end}
+    slots = {int((t - start) * 10) for t in served} & set(range(int(window * 10)))
     return {
         "crashes": crashes[0],
         "ok": len(served),
