@@ -83,13 +83,19 @@ _RELOAD = re.compile(r"^\[\s*([\d.]+)\].*chain reload (started|done)", re.MULTIL
 
 def reload_times(fleet: Fleet) -> dict[str, list[float]]:
     """host -> durations of every chain reload in its journal (monotonic stamps)."""
-    found = {}
-    for host in fleet.hosts:
-        marks = _RELOAD.findall(host.box.journal(SERVICE))
-        starts = [float(t) for t, what in marks if what == "started"]
-        dones = [float(t) for t, what in marks if what == "done"]
-        found[host.name] = [done - start for start, done in zip(starts, dones, strict=False)]
-    return found
+    return {host.name: reload_durations(host.box.journal(SERVICE)) for host in fleet.hosts}
+
+
+def reload_durations(journal: str) -> list[float]:
+    """Each "done" paired with the "started" just before it; a lone mark is skipped."""
+    durations, started = [], None
+    for stamp, what in _RELOAD.findall(journal):
+        if what == "started":
+            started = float(stamp)
+        elif started is not None:
+            durations.append(float(stamp) - started)
+            started = None
+    return durations
 
 
 def roll(fleet: Fleet, load: PacedLoad, case: Case, release: str) -> None:
