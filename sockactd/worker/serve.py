@@ -6,7 +6,9 @@ its head in -- is *parked* in this worker's epoll. The loop serves whichever
 connection becomes readable next, so a few keep-alive clients cannot own a
 worker, and a slow client costs a dict entry, not a worker. A periodic sweep
 closes parked connections past their deadline (header-timeout from connect or
-from the previous response; keepalive-timeout while idle between requests).
+from the previous response; keepalive-timeout while idle between requests),
+but never one with bytes waiting unread: the worker may have been busy while they
+came, and a request that arrived is owed an answer, not a reset.
 
 With threads == 1 a readable connection is handled inline (no queue, no
 locks) and stays registered (level-triggered) for its whole life. With
@@ -373,10 +375,17 @@ class _Server:
 
     # --- timeouts and stop -------------------------------------------------------------------
     def _sweep(self, now: float) -> None:
+        """Close parked connections past their deadline -- unless bytes wait unread on one.
+
+        Unread bytes mean the worker has not looked since they came (it was busy in a
+        request, or they came just now): a request that arrived is not idle, and closing
+        would reset it unanswered. The next poll reads them; a head still incomplete
+        after that is closed by a later sweep.
+        """
         self.ctx.board.beat(now)  # the master's liveness check (master/liveness.py)
         busy = self.pool.busy if self.pool is not None else ()
         for fd, handler in list(self.conns.items()):
-            if fd not in busy and now > handler.idle_deadline():
+            if fd not in busy and now > handler.idle_deadline() and not _bytes_waiting(handler):
                 log.debug("closing parked connection from %s: timed out", handler.channel.peer[0])
                 if self.pool is not None:
                     self.pool.close_parked(handler)
