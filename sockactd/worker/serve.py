@@ -10,9 +10,16 @@ from the previous response; keepalive-timeout while idle between requests),
 but never one with bytes waiting unread: the worker may have been busy while they
 came, and a request that arrived is owed an answer, not a reset.
 
-With threads == 1 a readable connection is handled inline (no queue, no
-locks) and stays registered (level-triggered) for its whole life. With
-threads > 1 the loop thread hands readable connections to N handler threads;
+With threads == 1 a readable connection is handled inline (no locks) and
+stays registered (level-triggered) for its whole life. Readable connections
+are served first come, first served: each poll appends the newly readable ones
+to a FIFO (`ready`), the loop serves from its head and polls again (without
+waiting) after every `_SLICE` of serving. Serving each poll's whole batch
+instead starves whoever is last in it: a keep-alive client answered last has
+not sent its next request by the next poll, misses that batch and goes last
+again. While the FIFO is not empty, a newly accepted connection is parked
+unread and joins the FIFO's tail like everyone else. With threads > 1 the loop
+thread hands readable connections to N handler threads through a FIFO queue;
 connections are registered EPOLLONESHOT so the loop never sees one that a
 thread is serving, and the thread re-arms it when it parks it again.
 
@@ -36,6 +43,7 @@ import _socket  # not socket: its enums cost start-up time (sockets.py); csignal
 import os
 import select
 import time
+from collections import deque
 
 from sockactd.log import get_logger
 from sockactd.osapi import csignal
@@ -67,6 +75,9 @@ _STREAM: Final = _socket.SOCK_STREAM
 _PARK: Final = Next.PARK  # a module constant: Next.PARK is a slower class lookup
 _CLOSE: Final = Next.CLOSE
 _STOP_TICK: Final = 0.05
+# With threads == 1, serve the FIFO of readable connections for at most this long before
+# polling again, so connections that became readable meanwhile queue in arrival order.
+_SLICE: Final = 0.001
 # After a stop, an idle keep-alive connection stays open this long (at most the keep-alive
 # timeout): a request the client sends on it meanwhile is served with `Connection: close`,
 # instead of racing our close and getting a reset (clients and nginx retry, but need not).
@@ -200,6 +211,9 @@ class _Server:
         self._close_idle_at: float | None = None
         self.cap = config.worker_connections
         self.pause = AcceptPause()
+        # threads == 1: readable connections not served yet, oldest first; `queued` their fds
+        self.ready: deque[Handler] = deque()
+        self.queued: set[int] = set()
         multithread = self.threads > 1
         for listener in listeners:
             port = _port(listener, multithread, config.processes > 1)
@@ -220,7 +234,7 @@ class _Server:
         ports = self.ports
         next_sweep = time.monotonic() + self.tick
         while not (self.stopping and self._drained()):
-            timeout = _STOP_TICK if self.stopping else self.tick
+            timeout = 0.0 if self.ready else (_STOP_TICK if self.stopping else self.tick)
             if self.pause.resume_at:
                 timeout = min(timeout, max(0.0, self.pause.resume_at - time.monotonic()))
             events = poll(timeout)
@@ -239,6 +253,8 @@ class _Server:
                     self._begin_stop("SIGTERM")
                 elif fd == self.master_fd:
                     self._master_gone()
+            if self.ready:
+                self._serve_ready()
             if self.settle is not None:
                 settle, self.settle = self.settle, None
                 settle()
@@ -286,19 +302,33 @@ class _Server:
         sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
-        if self.pool is not None:
+        if self.pool is not None or self.ready:  # park it: its turn comes after the others
             if len(self.conns) >= self.cap:
                 self._make_room()
             self.conns[channel.fd] = handler
-            self.epoll.register(channel.fd, _ONESHOT)
+            self.epoll.register(channel.fd, _ONESHOT if self.pool is not None else _IN)
         else:
             self._step_inline(handler, registered=False)
 
     def _ready(self, handler: Handler) -> None:
         if self.pool is not None:
             self.pool.submit(handler)
-        else:
-            self._step_inline(handler, registered=True)
+        elif handler.channel.fd not in self.queued:  # level-triggered: reported until read
+            self.queued.add(handler.channel.fd)
+            self.ready.append(handler)
+
+    def _serve_ready(self) -> None:
+        """Serve readable connections oldest first, for one `_SLICE` (at least one)."""
+        ready, queued, conns = self.ready, self.queued, self.conns
+        began = time.monotonic()
+        while ready:
+            handler = ready.popleft()
+            fd = handler.channel.fd
+            queued.discard(fd)
+            if conns.get(fd) is handler:  # not closed while it waited
+                self._step_inline(handler, registered=True)
+            if time.monotonic() - began >= _SLICE:
+                return
 
     def _step_inline(self, handler: Handler, registered: bool) -> None:
         if step(handler) is _PARK and not (self.stopping and handler.between_requests()):
@@ -358,7 +388,7 @@ class _Server:
         )
 
     def _close_oldest_idle(self) -> None:
-        busy = self.pool.busy if self.pool is not None else ()
+        busy = self.pool.busy if self.pool is not None else self.queued
         oldest: Handler | None = None
         for handler in list(self.conns.values()):
             if (oldest is None or handler.parked_at < oldest.parked_at) and (
@@ -383,7 +413,7 @@ class _Server:
         after that is closed by a later sweep.
         """
         self.ctx.board.beat(now)  # the master's liveness check (master/liveness.py)
-        busy = self.pool.busy if self.pool is not None else ()
+        busy = self.pool.busy if self.pool is not None else self.queued
         for fd, handler in list(self.conns.items()):
             if fd not in busy and now > handler.idle_deadline() and not _bytes_waiting(handler):
                 log.debug("closing parked connection from %s: timed out", handler.channel.peer[0])
@@ -419,7 +449,7 @@ class _Server:
     def _close_idle(self) -> None:
         """Close keep-alive connections idle since the stop (fresh ones are still owed)."""
         self._close_idle_at = None
-        busy = self.pool.busy if self.pool is not None else ()
+        busy = self.pool.busy if self.pool is not None else self.queued
         for fd, handler in list(self.conns.items()):
             if fd not in busy and handler.between_requests() and not _bytes_waiting(handler):
                 if self.pool is not None:
