@@ -173,9 +173,15 @@ def sockactd(
     return Server("sockactd", (*argv, *extra, module), signal.SIGTERM, sockactd_env())
 
 
-def gunicorn(module: str, *, bind: str | None, workers: int = 2, chdir: Path = APPS) -> Server:
+def gunicorn(
+    module: str, *, bind: str | None, workers: int = 2, chdir: Path = APPS, threads: int = 0
+) -> Server:
+    """gunicorn's sync workers, or its gthread workers (keep-alive) with `threads` > 0."""
     argv = [server_python(), str(VENV_BIN / "gunicorn"), "--workers", str(workers)]
-    argv += ["--worker-class", "sync"]
+    if threads:
+        argv += ["--worker-class", "gthread", "--threads", str(threads)]
+    else:
+        argv += ["--worker-class", "sync"]
     argv += ["--chdir", str(chdir), "--log-level", "warning"]
     if bind:
         argv += ["--bind", bind]
@@ -193,8 +199,11 @@ def uwsgi(
     pythonpath: Path = APPS,
     fifo: Path | None = None,
     activated: bool = False,
+    threads: int = 0,
 ) -> Server:
     argv = [UWSGI, "--plugin", "python3", "--master", "--processes", str(processes)]
+    if threads:
+        argv += ["--threads", str(threads)]
     argv += ["--pythonpath", str(pythonpath), "--chdir", str(pythonpath), "--module", module]
     argv += ["--disable-logging", "--die-on-term"]
     if http:
