@@ -33,6 +33,14 @@ answer: closing it would drop a request), let in-flight requests finish with
 `Connection: close`, return. Listeners are registered EPOLLEXCLUSIVE so one
 connection wakes one worker, not all of them.
 
+Spreading: Linux wakes the first *idle* worker in the listener's wait queue, and
+a worker's place in it is where it registered; so with workers idle, the first
+one would take nearly every connection, and a keep-alive connection stays with
+the worker that accepted it. A worker that parks a connection it just accepted
+registers the listener again, which moves it to the queue's tail: the next
+connection goes to another idle worker. A new connection per request is never
+parked, so that path pays nothing for it.
+
 This module never parses bytes (handlers.py, protocols/) and never raises for
 anything a client does.
 """
@@ -70,6 +78,7 @@ __all__ = ["serve"]
 log = get_logger(__name__)
 
 _IN: Final = select.EPOLLIN
+_LISTEN: Final = select.EPOLLIN | select.EPOLLEXCLUSIVE
 _ONESHOT: Final = select.EPOLLIN | select.EPOLLONESHOT
 _STREAM: Final = _socket.SOCK_STREAM
 _PARK: Final = Next.PARK  # a module constant: Next.PARK is a slower class lookup
@@ -219,7 +228,7 @@ class _Server:
             port = _port(listener, multithread, config.processes > 1)
             fd = listener.sock.fileno()
             self.ports[fd] = port
-            self.epoll.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            self.epoll.register(fd, _LISTEN)
         self.epoll.register(stop_fd, select.EPOLLIN)
         if master_fd >= 0:
             self.epoll.register(master_fd, select.EPOLLIN)
@@ -307,8 +316,24 @@ class _Server:
                 self._make_room()
             self.conns[channel.fd] = handler
             self.epoll.register(channel.fd, _ONESHOT if self.pool is not None else _IN)
-        else:
-            self._step_inline(handler, registered=False)
+        elif not self._step_inline(handler, registered=False):
+            return  # answered and closed: nothing stays here
+        self._to_the_back(port)
+
+    def _to_the_back(self, port: _Port) -> None:
+        """Register the listener again: the next connection wakes another idle worker first."""
+        if self.pause.resume_at or self.stopping:
+            return  # the listeners are not polled now; resuming registers them
+        fd = port.sock.fileno()
+        try:
+            self.epoll.unregister(fd)
+        except OSError:
+            return
+        try:
+            self.epoll.register(fd, _LISTEN)
+        except OSError as exc:  # ENOMEM, ENOSPC: the pause's back-off registers it again
+            self.pause.exhausted(exc, time.monotonic(), len(self.conns))
+            self._unregister_listeners()
 
     def _ready(self, handler: Handler) -> None:
         if self.pool is not None:
@@ -330,7 +355,8 @@ class _Server:
             if time.monotonic() - began >= _SLICE:
                 return
 
-    def _step_inline(self, handler: Handler, registered: bool) -> None:
+    def _step_inline(self, handler: Handler, registered: bool) -> bool:
+        """Serve what a connection sent; park it (True) or close it (False)."""
         if step(handler) is _PARK and not (self.stopping and handler.between_requests()):
             if not registered:
                 if len(self.conns) >= self.cap:
@@ -338,8 +364,9 @@ class _Server:
                 fd = handler.channel.fd
                 self.conns[fd] = handler
                 self.epoll.register(fd, _IN)
-        else:
-            self.close_conn(handler, registered)
+            return True
+        self.close_conn(handler, registered)
+        return False
 
     def close_conn(self, handler: Handler, registered: bool = True) -> None:
         fd = handler.channel.fd
@@ -365,7 +392,7 @@ class _Server:
             return
         for fd in self.ports:
             try:
-                self.epoll.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+                self.epoll.register(fd, _LISTEN)
             except FileExistsError:
                 pass
 
