@@ -17,8 +17,10 @@ to a FIFO (`ready`), the loop serves from its head and polls again (without
 waiting) after every `_SLICE` of serving. Serving each poll's whole batch
 instead starves whoever is last in it: a keep-alive client answered last has
 not sent its next request by the next poll, misses that batch and goes last
-again. While the FIFO is not empty, a newly accepted connection is parked
-unread and joins the FIFO's tail like everyone else. With threads > 1 the loop
+again. A newly accepted connection is still served at once when its request
+is there (one per wake-up): parking it unread behind the FIFO would commit it
+to this worker's backlog, and a worker must not owe more requests than it
+takes to reach max-requests or reload-on-rss. With threads > 1 the loop
 thread hands readable connections to N handler threads through a FIFO queue;
 connections are registered EPOLLONESHOT so the loop never sees one that a
 thread is serving, and the thread re-arms it when it parks it again.
@@ -311,11 +313,11 @@ class _Server:
         sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
-        if self.pool is not None or self.ready:  # park it: its turn comes after the others
+        if self.pool is not None:
             if len(self.conns) >= self.cap:
                 self._make_room()
             self.conns[channel.fd] = handler
-            self.epoll.register(channel.fd, _ONESHOT if self.pool is not None else _IN)
+            self.epoll.register(channel.fd, _ONESHOT)
         elif not self._step_inline(handler, registered=False):
             return  # answered and closed: nothing stays here
         self._to_the_back(port)
@@ -352,8 +354,8 @@ class _Server:
             queued.discard(fd)
             if conns.get(fd) is handler:  # not closed while it waited
                 self._step_inline(handler, registered=True)
-            if time.monotonic() - began >= _SLICE:
-                return
+            if self.ctx.closing or time.monotonic() - began >= _SLICE:
+                return  # closing: the loop begins the stop (no more accepts) first
 
     def _step_inline(self, handler: Handler, registered: bool) -> bool:
         """Serve what a connection sent; park it (True) or close it (False)."""
