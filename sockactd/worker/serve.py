@@ -40,8 +40,10 @@ a worker's place in it is where it registered; so with workers idle, the first
 one would take nearly every connection, and a keep-alive connection stays with
 the worker that accepted it. A worker that parks a connection it just accepted
 registers the listener again, which moves it to the queue's tail: the next
-connection goes to another idle worker. A new connection per request is never
-parked, so that path pays nothing for it.
+connection goes to another idle worker. With one thread a new connection per
+request is answered at once and never parked, so that path pays nothing; with
+threads every connection parks (the loop thread, idle in epoll_wait however busy
+its handler threads are, would otherwise take them all).
 
 This module never parses bytes (handlers.py, protocols/) and never raises for
 anything a client does.
