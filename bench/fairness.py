@@ -135,6 +135,7 @@ def main() -> None:
                     for keepalive in (True, False):
                         results.setdefault((case, name, keepalive), []).append(found[keepalive])
         summary = common.machine_summary()
+        summary += "; sockactd runs: " + ", ".join(pins) + " (the summary names the last pinned)"
     command = "`.venv/bin/python bench/fairness.py " + " ".join(sys.argv[1:]) + "`"
     report = f"{summary}\n\n{command}\n\n{render(dict(sorted(results.items())))}"
     print(report)
