@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -29,8 +30,11 @@ def test_gen_man_derives_the_version(tmp_path: Path) -> None:
         shutil.copytree(ROOT / part, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__"))
     init = tmp_path / "sockactd" / "__init__.py"
     init.write_text(init.read_text().replace(f'"{__version__}"', '"9.8.7"'))
-    done = subprocess.run([sys.executable, str(tmp_path / "scripts" / "gen-man")],
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    # The copy's sockactd first: at .deb build time PYTHONPATH names the built copy, which
+    # gen-man (it appends its own tree to sys.path) would otherwise import instead.
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    command = [sys.executable, str(tmp_path / "scripts" / "gen-man")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False, env=env)
     assert done.returncode == 0, done.stderr
     for page in (tmp_path / "man").glob("*.[1-8]"):
         assert '"sockactd 9.8.7"' in page.read_text(), page.name
