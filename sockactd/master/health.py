@@ -94,8 +94,9 @@ class Health:
             _, started, busy = worker.board.read()
             if busy and started and now - started > config.harakiri:
                 log.error(
-                    "harakiri: worker %d has run one request for %.1fs (limit %gs); killing it",
-                    worker.pid, now - started, config.harakiri,
+                    "harakiri: worker %d has run %s for %.1fs (limit %gs); killing it",
+                    worker.pid, worker.board.described() or "one request", now - started,
+                    config.harakiri,
                 )  # fmt: skip
                 pool.kill(worker)
                 worker.state = WorkerState.DRAINING  # its exit is expected, not a crash

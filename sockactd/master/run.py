@@ -62,6 +62,7 @@ def run(config: Config, argv: list[str] | None = None) -> int:
             os.unlink(control_path)
         raise
     Board.counting = bool(monitors)  # the workers keep the counters the monitors show
+    Board.describing = bool(config.harakiri)  # ... and what they serve, for harakiri's log
     # A standard reload re-runs our argv; relative paths in it mean the directory we started in.
     start_dir = os.getcwd()
     prepare_process(config)

@@ -13,8 +13,12 @@ first fork), the counters behind the metrics, all u64: requests by protocol x
 status class, the request-duration histogram (one word per bucket of
 DURATION_BUCKETS, then +Inf), the durations' sum in nanoseconds, response body
 bytes. A worker adds to them in place, four stores per request, so a worker
-that is killed loses nothing it counted. Last, the heartbeat: when the worker's
-loop last went round (f64, CLOCK_MONOTONIC; master/liveness.py).
+that is killed loses nothing it counted. Then the heartbeat: when the worker's
+loop last went round (f64, CLOCK_MONOTONIC; master/liveness.py). Last, written
+only with `harakiri` (`Board.describing`, set before the first fork): the request
+in progress as "METHOD URI from PEER" (u16 length, then at most WHAT_SIZE bytes),
+so the master's harakiri line names the request it kills, as uWSGI's does; with
+--threads it is the request started last.
 Torn reads are harmless: the master only uses these numbers for harakiri,
 max-requests and statistics.
 """
@@ -57,8 +61,11 @@ _SUM_NS = _BUCKET + len(DURATION_BUCKETS) + 1
 _TX = _SUM_NS + 1
 _WORDS = _TX + 1
 _HEARTBEAT = _WORDS * 8  # byte offset of the heartbeat, after the counters
-SIZE = _HEARTBEAT + 8
 _BEAT = struct.Struct("=d")
+WHAT_SIZE = 254
+_WHAT = _HEARTBEAT + _BEAT.size  # byte offset of the request description
+_WHAT_LEN = struct.Struct("=H")
+SIZE = _WHAT + _WHAT_LEN.size + WHAT_SIZE
 _COUNTS = struct.Struct(f"={_WORDS - _REQUESTS}Q")
 _bisect_left: Callable[[tuple[int, ...], int], int]  # bisect.bisect_left, once counting
 
@@ -97,6 +104,7 @@ class Counts:
 
 class Board:
     counting = False  # set in the master before forking when it monitors (class-wide)
+    describing = False  # set in the master before forking when harakiri is on (class-wide)
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -135,6 +143,12 @@ class Board:
 
         _bisect_left = bisect_left
         self._words = memoryview(self._map).cast("Q")
+
+    def describe(self, what: str) -> None:
+        """Publish the request now in progress (call before request_started)."""
+        data = what.encode("utf-8", "replace")[:WHAT_SIZE]
+        self._map[_WHAT + _WHAT_LEN.size : _WHAT + _WHAT_LEN.size + len(data)] = data
+        _WHAT_LEN.pack_into(self._map, _WHAT, len(data))
 
     def request_started(self) -> None:
         if self._solo:
@@ -188,6 +202,12 @@ class Board:
         """(requests served, monotonic start of the oldest request in progress or 0.0, busy)."""
         served, started, busy = _LAYOUT.unpack_from(self._map)
         return int(served), float(started), int(busy)
+
+    def described(self) -> str:
+        """The request a worker published last (empty without `harakiri`)."""
+        (size,) = _WHAT_LEN.unpack_from(self._map, _WHAT)
+        start = _WHAT + _WHAT_LEN.size
+        return self._map[start : start + min(size, WHAT_SIZE)].decode("utf-8", "replace")
 
     def counts(self) -> Counts:
         return Counts(_COUNTS.unpack_from(self._map, _REQUESTS * 8))

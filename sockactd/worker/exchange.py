@@ -295,6 +295,10 @@ class Response(StartResponse):
 
 def run_app(app: WSGIApp, environ: dict[str, Any], response: Response, board: Board) -> None:
     """Call the app and write its response; never raises (see the module rules)."""
+    if board.describing:  # harakiri names the request it kills
+        uri = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+        board.describe(f"{environ.get('REQUEST_METHOD', '?')} {uri} "
+                       f"from {environ.get('REMOTE_ADDR') or '?'}")  # fmt: skip
     board.request_started()
     try:
         result = app(environ, response)

@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -195,7 +196,9 @@ def test_harakiri_kills_a_hung_request_and_the_worker_is_replaced(tmp_path: Path
         (worker,) = srv.worker_pids()
         with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
             http_get(port, "/sleep?30", timeout=20)
-        assert "harakiri" in srv.log()
+        # names the request, as uWSGI's line does: method, URI, peer, duration
+        assert re.search(r"harakiri: worker \d+ has run GET /sleep\?30 from 127\.0\.0\.1 "
+                         r"for \d+\.\ds", srv.log()), srv.log()  # fmt: skip
         wait_until(lambda: srv.worker_pids() not in ([], [worker]), 10, "a replacement")
         assert http_get(port)[0] == 200
 
