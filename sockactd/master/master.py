@@ -198,6 +198,7 @@ class Master:
             self.pool.size = config.processes
         self.pool.ready_timeout = config.ready_timeout
         self.reloads.worker_reload_mercy = config.worker_reload_mercy
+        Board.describing = bool(config.harakiri)  # workers forked from now on (run.py: first)
         setup_logging(config.log_level, role="master")
         self.config = config
 
