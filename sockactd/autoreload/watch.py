@@ -163,11 +163,9 @@ class CodeWatcher:
     def _add_tree(self, directory: str) -> None:
         for root, dirs, _ in os.walk(directory):
             dirs[:] = [d for d in dirs if not self._ignore(os.path.join(root, d))]
-            if not self._watch_directory(root):
-                self._polled_trees[directory] = dict.fromkeys(files_under(directory, self._ignore))
-                self._polled_trees[directory].update(
-                    (path, snapshot(path)) for path in self._polled_trees[directory]
-                )
+            if not self._watch_directory(root):  # the whole tree is scanned instead
+                files = files_under(directory, self._ignore)
+                self._polled_trees[directory] = {path: snapshot(path) for path in files}
                 self._schedule_scan()
                 return
             self._trees.add(root)

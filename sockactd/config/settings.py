@@ -649,7 +649,8 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         doc="How `py-autoreload` watches: `auto` uses inotify, and the stat scan for files "
         "on network or FUSE filesystems or beyond the inotify watch limit; `poll` scans "
         "every file (for filesystems whose inotify events do not arrive, such as some "
-        "bind mounts into containers or VMs); `inotify` only inotify.",
+        "bind mounts into containers or VMs); `inotify` uses inotify on every filesystem "
+        "(and scans only what it cannot watch).",
     ),
     Setting(
         "autoreload-under-systemd",
