@@ -5,7 +5,8 @@ of modules that appeared in `sys.modules` since its last call, and costs one
 len() when none did. `reporting(app, reporter)` wraps the WSGI app so it is
 called before each request (what the previous response's iteration imported)
 and after the app returns (what this request imported). With --threads > 1 a
-lock keeps frames whole. Imported by the worker only when py-autoreload is on.
+lock keeps reports apart, and CHUNK keeps each frame one atomic write. Imported
+by the worker only when py-autoreload is on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK", "ModuleReporter", "reporting"]
 
-CHUNK = 30_000  # bytes of paths per frame, under write_frame's cut
+# Bytes of paths per frame: with its 5-byte header a frame stays within PIPE_BUF (4096),
+# so one write() puts it in the pipe whole, never interleaved with a frame another
+# thread writes (a D frame while a handler thread reports, with --threads > 1).
+CHUNK = 4_000
 
 
 class ModuleReporter:
@@ -58,11 +62,12 @@ def chunks(paths: list[str], limit: int = CHUNK) -> list[str]:
     current: list[str] = []
     size = 0
     for path in paths:
-        if current and size + len(path) + 1 > limit:
+        length = len(path.encode("utf-8", "replace")) + 1
+        if current and size + length > limit:
             texts.append("\n".join(current))
             current, size = [], 0
         current.append(path)
-        size += len(path.encode("utf-8", "replace")) + 1
+        size += length
     if current:
         texts.append("\n".join(current))
     return texts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import sys
 import types
 from collections.abc import Iterator
@@ -74,3 +75,9 @@ def test_chunks_stay_under_the_limit() -> None:
     texts = chunks(paths, limit=1000)
     assert all(len(text.encode()) <= 1000 for text in texts)
     assert [p for text in texts for p in text.split("\n")] == paths
+
+
+def test_every_frame_is_one_atomic_pipe_write() -> None:
+    paths = [f"/srv/app/{'deep/' * 20}module_{n:04d}.py" for n in range(300)]
+    for text in chunks(paths):
+        assert 5 + len(text.encode()) <= select.PIPE_BUF  # kind byte and length, then paths
