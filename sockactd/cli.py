@@ -95,7 +95,7 @@ def _print_version() -> int:
 
 
 def _check(config: Config) -> int:
-    from sockactd.worker.app import load_app, prepare_process
+    from sockactd.app import load_app, prepare_process
 
     # The same chdir/env/pythonpath the master applies before it imports the app
     prepare_process(config)

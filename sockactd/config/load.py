@@ -527,13 +527,12 @@ def _check_trusted_proxies(value: object) -> str | None:
     assert isinstance(value, list)
     if not value:
         return None
-    from sockactd.errors import ConfigError
-    from sockactd.protocols.proxy import TrustedProxies
+    from sockactd.protocols.proxy import TrustedProxies  # the parser serve.py uses
 
     try:
         TrustedProxies(value)
-    except ConfigError as exc:
-        return exc.message
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

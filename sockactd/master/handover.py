@@ -18,11 +18,11 @@ from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sockactd.app import started_environ
 from sockactd.log import get_logger
 from sockactd.master.pool import Worker, WorkerState
 from sockactd.master.run import HANDOVER_ENV
 from sockactd.systemd.activation import prepare_exec_fds
-from sockactd.worker.app import started_environ
 from sockactd.worker.board import Board
 
 if TYPE_CHECKING:

@@ -63,10 +63,10 @@ from sockactd.worker.entry import fork_worker
 from sockactd.worker.status import Frame, FrameKind
 
 if TYPE_CHECKING:
+    from sockactd.app import WSGIApp
     from sockactd.autoreload.watch import CodeWatcher
     from sockactd.osapi import Kernel
     from sockactd.triggers.base import TriggerSource
-    from sockactd.worker.app import WSGIApp
 
 __all__ = ["Master"]
 

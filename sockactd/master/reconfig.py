@@ -31,12 +31,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from sockactd.app import apply_env
 from sockactd.config.load import load_config
 from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Applies, Setting
 from sockactd.errors import ConfigError
 from sockactd.log import get_logger
-from sockactd.worker.app import apply_env
 
 __all__ = ["Reconfigure", "apply_process_settings", "changed_settings", "refusal"]
 
@@ -115,7 +115,7 @@ class Reconfigure:
 def apply_process_settings(old: Config, new: Config, start_dir: str) -> None:
     """Change chdir, env and pythonpath in this process so the workers it forks see `new`.
 
-    The master applied `old` with worker.app.prepare_process at start-up; `home` is
+    The master applied `old` with app.prepare_process at start-up; `home` is
     a STANDARD setting and never changes here. An env key that `new` no longer sets
     gets back the value the service started with (or is unset); a previous working
     directory stays on sys.path behind the new one.

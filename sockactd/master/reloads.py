@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 from sockactd import log as sockactd_log
+from sockactd.app import started_environ
 from sockactd.control.protocol import Response
 from sockactd.control.server import Replier
 from sockactd.log import get_logger
@@ -39,7 +40,6 @@ from sockactd.reload.base import Outcome, ReloadStrategy
 from sockactd.reload.chain import ChainReload
 from sockactd.reload.reexec import ReexecReload
 from sockactd.reload.refused import RefusedReload
-from sockactd.worker.app import started_environ
 
 if TYPE_CHECKING:
     import subprocess

@@ -17,6 +17,7 @@ import os
 import sys
 
 from sockactd import log as sockactd_log
+from sockactd.app import load_app, prepare_process
 from sockactd.errors import ActivationError, AppImportError, ConfigError
 from sockactd.master.endpoints import open_monitor_sockets, split_inherited, wanted
 from sockactd.master.resources import check_trigger_dirs, claim_control_socket, control_socket_path
@@ -24,14 +25,13 @@ from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
-from sockactd.worker.app import load_app, prepare_process
 from sockactd.worker.board import Board
 from sockactd.worker.entry import fork_worker
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
+    from sockactd.app import WSGIApp
     from sockactd.config.model import Config
-    from sockactd.worker.app import WSGIApp
 
 __all__ = ["run"]
 

@@ -9,8 +9,9 @@ every hop is trusted, the left-most is the client. X-Forwarded-Proto may only
 say "http" or "https".
 
 This module works on a WSGI environ dict and nothing else: no sockets, no
-logging. The trusted list is parsed once (`TrustedProxies`); a bad entry is a
-ConfigError for the `trusted-proxies` setting, raised at start-up.
+logging, no settings. The trusted list is parsed once (`TrustedProxies`); a bad
+entry is a ValueError saying what is wrong with it. The configuration calls the
+same parser at start-up and names the setting in its own error (config/load.py).
 
 The special entry "unix" trusts peers that have no IP address, i.e. clients on
 a UNIX socket (REMOTE_ADDR empty or not an address), such as nginx with
@@ -23,11 +24,8 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Final
 
-from sockactd.errors import ConfigError
-
 __all__ = ["TrustedProxies", "apply_forwarded"]
 
-_SETTING: Final = "trusted-proxies"
 _UNIX: Final = "unix"
 _SCHEMES: Final = frozenset({"http", "https"})
 
@@ -36,7 +34,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class TrustedProxies:
-    """The parsed `trusted-proxies` setting; `apply` rewrites one environ in place."""
+    """The parsed `trusted-proxies` list; `apply` rewrites one environ in place.
+
+    Raises ValueError for an entry that is not an address, a network or "unix".
+    """
 
     def __init__(self, trusted: Sequence[str]) -> None:
         self._networks: tuple[IPNetwork, ...] = tuple(
@@ -92,9 +93,7 @@ def _parse_network(entry: str) -> IPNetwork:
         # strict=False: "10.1.2.3/8" means the /8 around it, as operators write it
         return ipaddress.ip_network(entry.strip(), strict=False)
     except ValueError:
-        raise ConfigError(
-            _SETTING, f"{entry!r} is not an IP address, a CIDR network, or 'unix'"
-        ) from None
+        raise ValueError(f"{entry!r} is not an IP address, a CIDR network, or 'unix'") from None
 
 
 def _parse_address(text: str) -> IPAddress | None:

@@ -25,10 +25,10 @@ import select
 import sys
 
 from sockactd import log as sockactd_log
+from sockactd.app import load_app
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import WARNING, get_logger, write_direct
 from sockactd.osapi import MASTER_SIGNALS, csignal, raise_fd_limit, set_parent_death_signal
-from sockactd.worker.app import load_app
 from sockactd.worker.board import Board
 
 # Imported here, in the master, so the request path is loaded once and shared
@@ -42,9 +42,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import NoReturn
 
+    from sockactd.app import WSGIApp
     from sockactd.config.model import Config
     from sockactd.sockets import Listener
-    from sockactd.worker.app import WSGIApp
 
 __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 

@@ -129,7 +129,7 @@ def test_configuration_errors_in_process(
     assert fragment in err
 
 
-# --- --check: needs sockactd.worker.app (load_app) -------------------------------------
+# --- --check: needs sockactd.app (load_app) -------------------------------------
 
 APPS = {
     "goodapp.py": """
@@ -146,8 +146,8 @@ APPS = {
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
     require(
-        importlib.util.find_spec("sockactd.worker.app") is not None,
-        "sockactd.worker.app (load_app) is not written yet",
+        importlib.util.find_spec("sockactd.app") is not None,
+        "sockactd.app (load_app) is not written yet",
     )
     for name, source in APPS.items():
         (tmp_path / name).write_text(textwrap.dedent(source))

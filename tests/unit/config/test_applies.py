@@ -36,7 +36,7 @@ ONCE_PER_IMAGE = {
     ("master/resources.py", "*"),
     ("master/master.py", "Master._open_control"),
     ("master/master.py", "Master._open_triggers"),
-    ("worker/app.py", "prepare_process"),
+    ("app.py", "prepare_process"),
     ("master/endpoints.py", "*"),
     ("master/master.py", "Master._open_autoreload"),
     ("autoreload/watch.py", "open_code_watcher"),
@@ -113,5 +113,5 @@ def test_applies_matches_the_readers(setting: Setting) -> None:
     if setting.applies is Applies.MASTER:
         assert any(m.startswith("master/") and m != "master/run.py" for m in readers), readers
     else:
-        worker_side = any(m.startswith(("worker/", "protocols/")) for m in readers)
+        worker_side = any(m.startswith(("worker/", "protocols/", "app.py")) for m in readers)
         assert worker_side or again, readers

@@ -1,4 +1,4 @@
-"""worker/app.py's `env` entries: applied over the started environment, and taken back."""
+"""app.py's `env` entries: applied over the started environment, and taken back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from sockactd.worker import app
+from sockactd import app
 
 
 @pytest.fixture(autouse=True)

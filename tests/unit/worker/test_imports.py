@@ -32,7 +32,7 @@ _NOT_AT_START = {
 @pytest.mark.parametrize(
     "statement",
     [
-        "import sockactd.worker.serve, sockactd.worker.app",
+        "import sockactd.worker.serve, sockactd.app",
         "import sockactd.protocols.http, sockactd.protocols.uwsgi, sockactd.protocols.wsgi",
     ],
 )

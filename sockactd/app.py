@@ -1,8 +1,9 @@
 """Find and import the WSGI application named by the configuration.
 
-Used by the master (preloading), by each worker (--lazy-apps) and by
-`sockactd --check` (the pre-flight of a standard reload). This module imports
-application code and nothing else: it never forks, binds or logs.
+Shared by three roles, so it sits beside them rather than inside one: the master
+(preloading, and the process settings every worker inherits), each worker
+(--lazy-apps) and `sockactd --check` (the pre-flight of a standard reload). It
+imports application code and nothing else: it never forks, binds or logs.
 """
 
 from __future__ import annotations
