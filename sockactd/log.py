@@ -97,7 +97,7 @@ def use_journal_prefix(environ: Mapping[str, str] | None = None) -> bool:
 def _configure() -> None:
     from sockactd import logfmt
 
-    logfmt.install(context.level, journal=context.journal)
+    logfmt.install(context.level, journal=context.journal, context=context)
     context.pending = False
 
 

@@ -3,8 +3,9 @@
     2026-11-27 12:00:00 INFO [master 1234 g1] message      (a terminal, a file)
     <6>INFO [worker 1240 g2] message                       (journald: it adds the time)
 
-Role and generation are read from log.py's module state at format time, so
-set_role()/set_generation() after fork change every later line.
+Role and generation are read at format time from the context log.py hands to
+install(), so set_role()/set_generation() after fork change every later line.
+This module never imports log.py: log.py imports it, once logging is wanted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from __future__ import annotations
 import logging
 import sys
 
-from sockactd import log as _state
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class _Context(Protocol):
+        role: str
+        generation: int
+
 
 __all__ = ["JournalPriorityFormatter", "install"]
 
@@ -29,9 +37,13 @@ _PRIORITY = {  # syslog priorities journald reads from the '<N>' prefix
 
 
 class _ContextFilter(logging.Filter):
+    def __init__(self, context: _Context) -> None:
+        super().__init__()
+        self._context = context
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.role = _state.context.role
-        record.generation = _state.context.generation
+        record.role = self._context.role
+        record.generation = self._context.generation
         return True
 
 
@@ -48,14 +60,17 @@ class JournalPriorityFormatter(logging.Formatter):
 _handler: logging.Handler | None = None
 
 
-def install(level: int, *, journal: bool) -> None:
-    """Give the root logger our one stderr handler at `level`, replacing an earlier one."""
+def install(level: int, *, journal: bool, context: _Context) -> None:
+    """Give the root logger our one stderr handler at `level`, replacing an earlier one.
+
+    `context` is read for each record: its role and generation at that moment.
+    """
     global _handler
     root = logging.getLogger()
     if _handler is not None:
         root.removeHandler(_handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ContextFilter())
+    handler.addFilter(_ContextFilter(context))
     if journal:
         handler.setFormatter(JournalPriorityFormatter(_JOURNAL_FORMAT))
     else:
