@@ -159,7 +159,7 @@ def _run(spec: WorkerSpec) -> int:
         spec.board,
         stop_fd,
         on_draining=lambda why: _tell_draining(spec.status_fd, why),
-        settle=lambda: _settle(spec.master_pid, master_fd),
+        after_first_wakeup=lambda: _after_first_wakeup(spec.master_pid, master_fd),
         master_fd=master_fd,
     )
     return ExitCode.OK
@@ -180,7 +180,7 @@ def _open_master_pidfd(master_pid: int) -> int | None:
         fd = os.pidfd_open(master_pid)
     except ProcessLookupError:
         return None
-    except OSError:  # ENOSYS (Linux < 5.3) or a seccomp filter: settle() uses prctl
+    except OSError:  # ENOSYS (Linux < 5.3) or a seccomp filter: _after_first_wakeup uses prctl
         return -1 if os.getppid() == master_pid else None
     if os.getppid() != master_pid:  # gone, and its PID maybe someone else's by now
         os.close(fd)
@@ -232,8 +232,8 @@ def _tell_draining(status_fd: int, why: str) -> None:
         pass  # the master is gone: serve() said so and drains all the same
 
 
-def _settle(master_pid: int, master_fd: int) -> None:
-    """What waits until the first client was served: see serve()'s `settle`."""
+def _after_first_wakeup(master_pid: int, master_fd: int) -> None:
+    """What waits until the first client was served: see serve()'s `after_first_wakeup`."""
     if master_fd < 0:
         _watch_master(master_pid)
     # The first workers were forked before the master raised the fd limit (run.py);

@@ -53,7 +53,7 @@ access_log = get_logger(ACCESS_LOGGER)
 # 3.11), and the request path looks at the framing several times per response.
 _LENGTH: Final = Framing.LENGTH
 _CHUNKED: Final = Framing.CHUNKED
-_CLOSE: Final = Framing.CLOSE
+_UNTIL_CLOSE: Final = Framing.CLOSE
 _NONE: Final = Framing.NONE
 
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -201,7 +201,7 @@ class Response(StartResponse):
             or (self.body_pending is not None and self.body_pending())
         ):
             self.keep_alive = False
-        if framing is _CLOSE:
+        if framing is _UNTIL_CLOSE:
             self.keep_alive = False
         connection = None
         if not self.uwsgi:
@@ -242,7 +242,7 @@ class Response(StartResponse):
         if length is not None:
             self.remaining = length
             return _LENGTH, length
-        return (_CHUNKED if self.chunked_ok else _CLOSE), None
+        return (_CHUNKED if self.chunked_ok else _UNTIL_CLOSE), None
 
     def _frame(self, data: bytes) -> bytes:
         framing = self.framing

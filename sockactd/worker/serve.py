@@ -104,12 +104,12 @@ def serve(
     board: Board,
     stop_fd: int,
     on_draining: Callable[[str], None] | None = None,
-    settle: Callable[[], None] | None = None,
+    after_first_wakeup: Callable[[], None] | None = None,
     master_fd: int = -1,
 ) -> None:
     """Serve requests until stop_fd is readable or max-requests is reached, then drain.
 
-    `settle` runs once, after the first wake-up has been handled: set-up that can wait
+    `after_first_wakeup` runs once, after the first wake-up has been handled: set-up that can wait
     until the first waiting client has been served (entry.py's fd limit).
     `master_fd` (a pidfd of the master) readable: the master is gone. Drain as for
     SIGTERM, and close this worker's listening sockets at once, so that a new server
@@ -124,7 +124,7 @@ def serve(
         board.single_threaded()
     if board.counting:
         board.start_counting()
-    server = _Server(listeners, ctx, stop_fd, on_draining, settle, master_fd)
+    server = _Server(listeners, ctx, stop_fd, on_draining, after_first_wakeup, master_fd)
     restore = _flag_on_sigterm(ctx)
     try:
         server.run()
@@ -207,7 +207,7 @@ class _Server:
         ctx: Context,
         stop_fd: int,
         on_draining: Callable[[str], None] | None = None,
-        settle: Callable[[], None] | None = None,
+        after_first_wakeup: Callable[[], None] | None = None,
         master_fd: int = -1,
     ) -> None:
         config = ctx.config
@@ -215,7 +215,7 @@ class _Server:
         self.stop_fd = stop_fd
         self.master_fd = master_fd
         self.on_draining = on_draining
-        self.settle = settle
+        self.after_first_wakeup = after_first_wakeup
         self.threads = config.threads
         self.epoll = select.epoll()
         self.conns: dict[int, Handler] = {}
@@ -268,9 +268,9 @@ class _Server:
                     self._master_gone()
             if self.ready:
                 self._serve_ready()
-            if self.settle is not None:
-                settle, self.settle = self.settle, None
-                settle()
+            if self.after_first_wakeup is not None:
+                once, self.after_first_wakeup = self.after_first_wakeup, None
+                once()
             if self.ctx.closing and not self.stopping:
                 self._begin_stop(self._why_closing())
             now = time.monotonic()
