@@ -13,7 +13,6 @@ __all__ = [
     "ExitCode",
     "IllegalMove",
     "ProtocolError",
-    "ReloadRefused",
     "SockactdError",
 ]
 
@@ -90,10 +89,6 @@ class ProtocolError(SockactdError):
 
 class IllegalMove(SockactdError):
     """The master's phase table has no move for this (phase, event): a bug, never user input."""
-
-
-class ReloadRefused(SockactdError):
-    """A reload this configuration cannot do (e.g. workers mode with a preloaded app)."""
 
 
 class ControlError(SockactdError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import ClassVar, Protocol
 
-from sockactd.master.pool import Worker, WorkerPool
+from sockactd.master.pool import Worker, WorkerPool, WorkerState
 
 __all__ = ["Outcome", "ReloadHost", "ReloadStrategy"]
 
@@ -52,7 +52,7 @@ class ReloadStrategy(Protocol):
 def abort_new_generation(pool: WorkerPool, new: list[Worker], mercy: float) -> None:
     """Undo a half-started generation: kill what boots, drain what already serves."""
     for worker in new:
-        if worker.state.value == "booting":
+        if worker.state is WorkerState.BOOTING:
             pool.kill(worker)
         else:
             pool.retire(worker, mercy)

@@ -463,10 +463,3 @@ def _body_deadline(config: Config) -> BodyDeadline | None:
     if not config.body_timeout:
         return None
     return BodyDeadline(config.body_timeout, config.body_min_rate)
-
-
-def make_handler_factory(
-    protocol: str,
-) -> Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler]:
-    """The handler class for a listener's protocol name."""
-    return UwsgiHandler if protocol == "uwsgi" else HttpHandler
