@@ -13,10 +13,9 @@ import sys
 
 from sockactd.errors import AppImportError
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 # traceback and importlib.util are imported on the paths that need them (a failed
 # import, --wsgi-file).
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any

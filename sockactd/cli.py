@@ -22,7 +22,7 @@ import sys
 
 from sockactd.errors import AppImportError, ExitCode, SockactdError
 
-TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn

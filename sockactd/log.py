@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     import logging
     from collections.abc import Mapping, Sequence

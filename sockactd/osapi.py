@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-TYPE_CHECKING = False  # typing is not imported at run time: the workers need this module at once
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     import signal
     import signal as csignal

@@ -26,7 +26,7 @@ import stat
 from sockactd.errors import ActivationError
 from sockactd.log import get_logger
 
-TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from typing import Any

@@ -16,7 +16,7 @@ Members are singletons (compare with `is`), hashable by identity, and read-only.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing is not imported at run time: see above
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Self
 

@@ -19,7 +19,7 @@ import os
 from sockactd.errors import ActivationError, ConfigError
 from sockactd.sockets import _remove_stale_unix_socket, parse_address
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Sequence
 

@@ -20,8 +20,7 @@ from __future__ import annotations
 from sockactd.errors import ProtocolError
 from sockactd.protocols.fields import is_token
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Final

@@ -15,8 +15,7 @@ This module knows nothing of sockets, WSGI or the parser's state.
 
 from __future__ import annotations
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 

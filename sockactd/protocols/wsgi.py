@@ -23,10 +23,9 @@ import os
 import stat as stat_mod
 import sys
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 from sockactd.symbol import Symbol
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType

@@ -19,7 +19,7 @@ import os
 
 from sockactd.errors import ActivationError
 
-TYPE_CHECKING = False  # typing is not imported at run time: cold start
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import MutableMapping, Sequence
 

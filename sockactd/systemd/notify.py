@@ -24,7 +24,7 @@ import time
 from sockactd.log import DEBUG, WARNING, get_logger
 from sockactd.symbol import Symbol
 
-TYPE_CHECKING = False  # typing is not imported at run time: cold start
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, ClassVar, Protocol

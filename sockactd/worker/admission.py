@@ -22,7 +22,7 @@ import os
 
 from sockactd.log import get_logger
 
-TYPE_CHECKING = False  # typing costs start-up time; only mypy reads these
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 

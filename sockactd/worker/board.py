@@ -31,7 +31,7 @@ import os
 import struct
 import time
 
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Protocol

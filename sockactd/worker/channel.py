@@ -17,8 +17,7 @@ import os
 import select
 import time
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from _socket import socket as RawSocket
     from typing import Any, Final
