@@ -75,3 +75,23 @@ def test_the_scan_sees_module_level_imports() -> None:
     names = {name for _, name in _module_level_imports("sockactd.worker.entry")}
     assert "sockactd.worker.serve" in names and "os" in names
     assert "typing" not in names  # entry.py's typing import is under TYPE_CHECKING
+
+
+def _imports_symbol(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "sockactd.symbol":
+            return True
+        if isinstance(node, ast.Import) and any(a.name == "sockactd.symbol" for a in node.names):
+            return True
+    return False
+
+
+def test_closed_sets_use_one_idiom_on_each_side() -> None:
+    # Symbol on the start-up path (enum is heavy there), enum.Enum everywhere else
+    users = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "sockactd").rglob("*.py")
+        if _imports_symbol(path)
+    }
+    assert "sockactd.worker.handlers" in users  # the scan sees them
+    assert sorted(users - LISTED) == [], "off the start-up path, a closed set is an enum.Enum"
