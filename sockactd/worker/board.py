@@ -12,13 +12,15 @@ the master monitors (metrics-socket or stats: `Board.counting`, set before the
 first fork), the counters behind the metrics, all u64: requests by protocol x
 status class, the request-duration histogram (one word per bucket of
 DURATION_BUCKETS, then +Inf), the durations' sum in nanoseconds, response body
-bytes. A worker adds to them in place, four stores per request, so a worker
-that is killed loses nothing it counted. Then the heartbeat: when the worker's
-loop last went round (f64, CLOCK_MONOTONIC; master/liveness.py). Last, written
-only with `harakiri` (`Board.describing`, set before the first fork): the request
-in progress as "METHOD URI from PEER" (u16 length, then at most WHAT_SIZE bytes),
-so the master's harakiri line names the request it kills, as uWSGI's does; with
---threads it is the request started last.
+bytes. A worker keeps them in a list of its own (four stores per request, half
+the cost of stores to the shared page) and copies them to the board at most a
+tick apart (serve.py's sweep, at most 1 s) and when it stops: the master's view
+lags by that much, and a worker killed by a signal loses at most that last tick.
+Then the heartbeat: when the worker's loop last went round (f64, CLOCK_MONOTONIC;
+master/liveness.py). Last, written only with `harakiri` (`Board.describing`, set
+before the first fork): the request in progress as "METHOD URI from PEER" (u16
+length, then at most WHAT_SIZE bytes), so the master's harakiri line names the
+request it kills, as uWSGI's does; with --threads it is the request started last.
 Torn reads are harmless: the master only uses these numbers for harakiri,
 max-requests and statistics.
 """
@@ -50,7 +52,6 @@ PROTOCOLS = ("http", "uwsgi")
 STATUS_CLASSES = ("other", "1xx", "2xx", "3xx", "4xx", "5xx")  # index: code // 100 (0: none)
 # Request durations in seconds: Prometheus's defaults, made for web request latencies.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BUCKETS_NS = tuple(round(bound * 1e9) for bound in DURATION_BUCKETS)
 
 _LAYOUT = struct.Struct("=QdQ")
 _SERVED = struct.Struct("=Q")
@@ -67,7 +68,8 @@ _WHAT = _HEARTBEAT + _BEAT.size  # byte offset of the request description
 _WHAT_LEN = struct.Struct("=H")
 SIZE = _WHAT + _WHAT_LEN.size + WHAT_SIZE
 _COUNTS = struct.Struct(f"={_WORDS - _REQUESTS}Q")
-_bisect_left: Callable[[tuple[int, ...], int], int]  # bisect.bisect_left, once counting
+_HISTOGRAM = _BUCKET - _REQUESTS  # the histogram's first index in a worker's own list
+_bisect_left: Callable[[tuple[float, ...], float], int]  # bisect.bisect_left, once counting
 
 
 class Counts:
@@ -118,7 +120,8 @@ class Board:
         self._solo = False  # see single_threaded()
         self._served = 0
         self._start = 0.0
-        self._words: memoryview | None = None  # set when counting, in the worker
+        self._counts: list[int] | None = None  # requests, buckets, body bytes, when counting
+        self._seconds = 0.0  # the durations' sum, while counting
 
     @classmethod
     def create(cls) -> Board:
@@ -142,7 +145,16 @@ class Board:
         from bisect import bisect_left  # ~1 ms: not on the start-up path of a server without
 
         _bisect_left = bisect_left
-        self._words = memoryview(self._map).cast("Q")
+        self._counts = [0] * (_SUM_NS - _REQUESTS + 1)  # the sum is self._seconds
+
+    def publish_counts(self) -> None:
+        """Copy this worker's counters to the shared page (serve.py: every tick, and at the end)."""
+        counts = self._counts
+        if counts is None:
+            return
+        with self._lock:
+            nanoseconds = int(self._seconds * 1e9)
+            _COUNTS.pack_into(self._map, _REQUESTS * 8, *counts[:-1], nanoseconds, counts[-1])
 
     def describe(self, what: str) -> None:
         """Publish the request now in progress (call before request_started)."""
@@ -163,24 +175,27 @@ class Board:
         if self._solo:
             self._served += 1
             _LAYOUT.pack_into(self._map, 0, self._served, 0.0, 0)
-            if self._words is not None and response is not None:
-                self._count(response, time.monotonic() - self._start)
+            counts = self._counts
+            if counts is not None and response is not None:  # _count, inlined: per request
+                seconds = time.monotonic() - self._start
+                code = response.code
+                counts[response.uwsgi * 6 + (code // 100 if 100 <= code < 600 else 0)] += 1
+                counts[_HISTOGRAM + _bisect_left(DURATION_BUCKETS, seconds)] += 1
+                counts[-1] += response.sent
+                self._seconds += seconds
             return
         with self._lock:
             start = self._starts.pop(_thread.get_ident(), None)
             self._publish(1)
-            if self._words is not None and response is not None and start is not None:
-                self._count(response, time.monotonic() - start)
+            if self._counts is not None and response is not None and start is not None:
+                self._count(self._counts, response, time.monotonic() - start)
 
-    def _count(self, response: Answered, seconds: float) -> None:
-        words = self._words
-        assert words is not None
-        nanoseconds = int(seconds * 1e9)
+    def _count(self, counts: list[int], response: Answered, seconds: float) -> None:
         code = response.code
-        words[_REQUESTS + response.uwsgi * 6 + (code // 100 if 100 <= code < 600 else 0)] += 1
-        words[_BUCKET + _bisect_left(_BUCKETS_NS, nanoseconds)] += 1
-        words[_SUM_NS] += nanoseconds
-        words[_TX] += response.sent
+        counts[response.uwsgi * 6 + (code // 100 if 100 <= code < 600 else 0)] += 1
+        counts[_HISTOGRAM + _bisect_left(DURATION_BUCKETS, seconds)] += 1
+        counts[-1] += response.sent
+        self._seconds += seconds
 
     def beat(self, now: float) -> None:
         """The worker's loop is alive at `now` (time.monotonic()); a plain write, no syscall."""
@@ -213,8 +228,5 @@ class Board:
         return Counts(_COUNTS.unpack_from(self._map, _REQUESTS * 8))
 
     def close(self) -> None:
-        if self._words is not None:
-            self._words.release()
-            self._words = None
         self._map.close()
         os.close(self.fd)

@@ -131,6 +131,7 @@ def serve(
     finally:
         restore()
         server.close()
+        board.publish_counts()
 
 
 def _forwarder(config: Config) -> Callable[[dict[str, Any]], None] | None:
@@ -280,6 +281,7 @@ class _Server:
                 self._close_idle()
             if now >= next_sweep:
                 self._sweep(now)
+                self.ctx.board.publish_counts()
                 next_sweep = now + self.tick
 
     def _why_closing(self) -> str:

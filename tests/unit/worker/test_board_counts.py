@@ -41,6 +41,8 @@ def test_a_request_counts_once_by_protocol_and_status_class(
 ) -> None:
     board.request_started()
     board.request_finished(Done(code, uwsgi, sent=123))
+    assert board.counts().total() == 0  # the master sees them from the next publish on
+    board.publish_counts()
     counts = board.counts()
     assert [i for i, n in enumerate(counts.requests) if n] == [slot]
     assert counts.total() == 1 == sum(counts.buckets)
@@ -56,6 +58,7 @@ def test_not_counting_leaves_the_counters_alone() -> None:
     board.single_threaded()
     board.request_started()
     board.request_finished(Done(200, sent=5))
+    board.publish_counts()
     assert board.counts().total() == 0
     assert board.read()[0] == 1
     board.close()
