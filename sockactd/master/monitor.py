@@ -14,6 +14,10 @@ Rule 2: everything is bounded. A request head is at most MAX_HEAD bytes and must
         at once per socket -- a newcomer past that evicts the connection that has
         waited longest without sending a whole request (a slow or idle client),
         or is closed itself; at most ACCEPTS_PER_TURN accepts per loop turn.
+Rule 3: a page is rendered at most once per RENDER_EVERY for the same path and
+        Accept header; clients in between get the same bytes (uWSGI's raw dialect
+        renders on every connect, so a connect flood would otherwise cost a render
+        -- /proc reads included -- per connection).
 So a flood costs the loop a bounded amount of work per turn, and a reload or
 a worker's exit is handled between turns as always.
 This module knows no metric: `Page` callables render the answers.
@@ -40,6 +44,7 @@ READ_TIMEOUT: Final = 5.0
 WRITE_TIMEOUT: Final = 10.0
 MAX_CONNECTIONS: Final = 64
 ACCEPTS_PER_TURN: Final = 32
+RENDER_EVERY: Final = 0.1  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,7 @@ class MonitorServer:
         self._listener = socket.socket(fileno=endpoint.sock.detach())
         endpoint.sock = self._listener  # one socket object owns the fd from now on
         self._page = page
+        self._rendered: dict[tuple[str, str], tuple[float, Answer | None]] = {}
         self._http = endpoint.http
         self._loop = loop
         self._clock = clock
@@ -172,7 +178,7 @@ class MonitorServer:
                 return _error(400)
             headers[name.lower()] = value.strip()
         try:
-            answer = self._page(target.partition("?")[0], headers)
+            answer = self._render(target.partition("?")[0], headers)
         except Exception:  # a bug in rendering must not end the master
             log.exception("%s socket: rendering failed", self.endpoint.name)
             return _error(500)
@@ -181,9 +187,21 @@ class MonitorServer:
         response = _head(answer.status, answer.content_type, len(answer.body))
         return response if method == "HEAD" else response + answer.body
 
+    def _render(self, path: str, headers: Mapping[str, str]) -> Answer | None:
+        """The page's answer, rendered again only after RENDER_EVERY (Rule 3)."""
+        key, now = (path, headers.get("accept", "")), self._clock()
+        cached = self._rendered.get(key)
+        if cached is not None and now - cached[0] < RENDER_EVERY:
+            return cached[1]
+        if len(self._rendered) > 16:  # a client inventing Accept headers: forget them all
+            self._rendered.clear()
+        answer = self._page(path, headers)
+        self._rendered[key] = (now, answer)
+        return answer
+
     def _render_raw(self) -> bytes:
         try:
-            answer = self._page("", {})
+            answer = self._render("", {})
         except Exception:
             log.exception("%s socket: rendering failed", self.endpoint.name)
             return b""

@@ -152,12 +152,14 @@ def test_a_flood_on_both_sockets_does_not_stop_a_reload(tmp_path: Path) -> None:
     with running(tmp_path, *argv) as srv:
         port = int(argv[1].rsplit(":", 1)[1])
         rss_before = _master_rss(srv)
-        began = time.monotonic()
-        assert srv.ctl("reload", "--mode", "chain", "--wait").returncode == 0
-        quiet = time.monotonic() - began  # the same reload without a flood, for comparison
-        clients = _flood(("127.0.0.1", metrics), 1000) + _flood(str(stats), 1000)
+        clients: list[socket.socket] = []
         try:
             with Load(port, threads=2, limit=60) as load:
+                load.wait_requests(20)
+                began = time.monotonic()
+                assert srv.ctl("reload", "--mode", "chain", "--wait").returncode == 0
+                quiet = time.monotonic() - began  # the same reload under the same load, no flood
+                clients += _flood(("127.0.0.1", metrics), 1000) + _flood(str(stats), 1000)
                 began = time.monotonic()
                 result = srv.ctl("reload", "--mode", "chain", "--wait")
                 took = time.monotonic() - began

@@ -187,3 +187,22 @@ def test_raw_stats_are_written_on_connect_whatever_the_client_sends() -> None:
         assert raw.server.connections() == 0
     finally:
         raw.close()
+
+
+def test_a_page_is_rendered_once_per_interval_whatever_the_number_of_clients(
+    http: Harness,
+) -> None:
+    renders: list[str] = []
+    real = http.server._page
+
+    def counting(path: str, headers: Mapping[str, str]) -> Answer | None:
+        renders.append(path)
+        return real(path, headers)
+
+    http.server._page = counting
+    for _ in range(5):
+        assert http.exchange(b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert renders == ["/metrics"]
+    http.clock.now += monitor.RENDER_EVERY * 1.5
+    assert http.exchange(b"GET /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert renders == ["/metrics", "/metrics"]
