@@ -176,7 +176,7 @@ def main() -> None:
                 runs[metrics].append(load_round(metrics, args, tmp))
         base_rows = baseline(args, tmp, head) if args.base else []
     rows = []
-    for kind in ("close", "keepalive"):
+    for kind in ("close", "keepalive") if args.rounds else ():
         cells: list[object] = [kind]
         for key, fmt in ((kind, "{:,.0f}"), (f"{kind}_cpu_us", "{:.1f}")):
             off = [r[key] for r in runs[False]]

@@ -35,7 +35,6 @@ from sockactd.master.endpoints import MonitorSocket, close_monitor_sockets
 from sockactd.master.health import Health
 from sockactd.master.liveness import replace_silent, retire_replaced
 from sockactd.master.loop import Loop
-from sockactd.master.monitoring import open_monitors
 from sockactd.master.phase import (
     AllGone,
     AllReady,
@@ -51,7 +50,6 @@ from sockactd.master.reconfig import apply_process_settings
 from sockactd.master.recycle import Recycler
 from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
-from sockactd.master.snapshot import Sources
 from sockactd.master.status import status_data, status_line
 from sockactd.master.tally import Tally
 from sockactd.osapi import describe_status
@@ -65,6 +63,7 @@ from sockactd.worker.status import Frame, FrameKind
 if TYPE_CHECKING:
     from sockactd.app import WSGIApp
     from sockactd.autoreload.watch import CodeWatcher
+    from sockactd.master.monitor import MonitorServer
     from sockactd.osapi import Kernel
     from sockactd.triggers.base import TriggerSource
 
@@ -125,7 +124,7 @@ class Master:
         self.loop.watch(self.inbox, self._on_signals)
         self.control = self._open_control(resumed, *control)
         self.triggers = self._open_triggers()
-        self.monitors = open_monitors(monitor_sockets, self._sources(), self.loop)
+        self.monitors = self._open_monitors(monitor_sockets)
         self.autoreload = self._open_autoreload()
         for pid, status_fd, board in first_workers:
             self.pool.track(pid, status_fd, board, self.pool.generation)
@@ -154,9 +153,15 @@ class Master:
         log.info("control socket at %s", path)
         return server
 
-    def _sources(self) -> Sources:
-        return Sources(self.pool, self.tally, self.listeners, self.started_wall,
-                       self.kernel.monotonic, time.time, rss)  # fmt: skip
+    def _open_monitors(self, sockets: Sequence[MonitorSocket]) -> list[MonitorServer]:
+        if not sockets:
+            return []  # nothing of monitoring is imported: the master's memory stays as it was
+        from sockactd.master.monitoring import open_monitors
+        from sockactd.master.snapshot import Sources
+
+        sources = Sources(self.pool, self.tally, self.listeners, self.started_wall,
+                          self.kernel.monotonic, time.time, rss)  # fmt: skip
+        return open_monitors(sockets, sources, self.loop)
 
     def _open_triggers(self) -> TriggerSource | None:
         watcher = open_trigger_watcher(rules_from_config(self.config))

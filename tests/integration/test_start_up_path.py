@@ -184,3 +184,4 @@ def test_prometheus_client_is_loaded_only_with_a_metrics_socket(
     assert "prometheus_client" not in first_modules  # never before the first fork
     assert ("prometheus_client" in modules) is metrics
     assert ("sockactd.master.metrics" in modules) is metrics
+    assert ("sockactd.master.monitor" in modules) is metrics  # nothing of it without a socket
