@@ -171,6 +171,12 @@ class Server:
         data: dict[str, object] = json.loads(result.stdout)
         return data
 
+    def serving_pids(self) -> set[int]:
+        """The PIDs `sockactctl status` lists in state "serving"."""
+        workers = self.status()["workers"]
+        assert isinstance(workers, list)
+        return {int(w["pid"]) for w in workers if w["state"] == "serving"}
+
     def worker_pids(self) -> list[int]:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
         return [int(pid) for pid in children]

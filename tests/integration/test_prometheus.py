@@ -76,7 +76,9 @@ def test_prometheus_sees_the_requests_and_the_reload(tmp_path: Path) -> None:
             with Load(port, threads=2, limit=60) as load:
                 load.wait_requests(200)
                 assert srv.ctl("reload", "--mode", "chain", "--wait").returncode == 0
-                time.sleep(3)  # more load after the reload: a bounded wait, scraped meanwhile
+                load.wait_requests(200)  # more load after the reload, then a scrape of it:
+                reloads = 'sockactd_reloads_total{mode="chain",outcome="done"}'
+                wait_until(lambda: prometheus.query(reloads) == 1.0, 20, "a scrape after reload")
             ended = time.time()
             assert load.failures == {}
             total = load.total()
@@ -88,7 +90,6 @@ def test_prometheus_sees_the_requests_and_the_reload(tmp_path: Path) -> None:
             rate = prometheus.query(f"sum(rate(sockactd_requests_total[{window}s]))", ended + 2)
             assert rate is not None
             assert abs(rate * window - total) / total < 0.25, (rate, window, total)
-            reloads = prometheus.query('sockactd_reloads_total{mode="chain",outcome="done"}')
-            assert reloads == 1.0
+            assert prometheus.query(reloads) == 1.0
         finally:
             prometheus.stop()

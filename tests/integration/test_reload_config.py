@@ -124,18 +124,12 @@ def test_a_setting_only_a_new_master_applies_refuses_chain_and_workers(
         assert access_lines(srv, "/refused") == []
 
 
-def serving_pids(srv: Server) -> set[int]:
-    workers = srv.status()["workers"]
-    assert isinstance(workers, list)
-    return {int(w["pid"]) for w in workers if w["state"] == "serving"}
-
-
 def test_an_aborted_reload_puts_the_old_configuration_back(tmp_path: Path) -> None:
     config, text, port = write_site(tmp_path)
     site_app = tmp_path / "site" / "site_app.py"
     good = site_app.read_text()
     with running(tmp_path, "--config", "site.toml") as srv:
-        old = serving_pids(srv)
+        old = srv.serving_pids()
         config.write_text(text + "access-log = true\n")
         site_app.write_text(good + "\nraise ImportError('no module named flask_pony')\n")
         result = srv.ctl("reload", "--mode", "chain", "--wait")
@@ -144,8 +138,8 @@ def test_an_aborted_reload_puts_the_old_configuration_back(tmp_path: Path) -> No
         site_app.write_text(good)  # the code is fixed; the config edit stays unapplied
         victim = min(old)
         os.kill(victim, signal.SIGKILL)  # its replacement is forked with the master's config
-        wait_until(lambda: len(serving_pids(srv) - old) == 1, 20, "the replacement worker")
-        (replacement,) = serving_pids(srv) - old
+        wait_until(lambda: len(srv.serving_pids() - old) == 1, 20, "the replacement worker")
+        (replacement,) = srv.serving_pids() - old
         answered_by = set()
         deadline = time.monotonic() + 20
         while replacement not in answered_by and time.monotonic() < deadline:

@@ -15,16 +15,11 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.server import Server, http_get
+from tests.integration.server import http_get
 from tests.integration.test_reload_modes import start_site
 from tests.support import wait_until
 
 WINDOW = 10.0  # seconds of crashes
-
-
-def serving_pids(srv: Server) -> set[int]:
-    workers = srv.status()["workers"]
-    return {int(w["pid"]) for w in workers if w["state"] == "serving"}  # type: ignore[union-attr]
 
 
 def test_a_client_crashing_a_worker_every_tenth_of_a_second_leaves_no_gap_of_a_second(
@@ -73,13 +68,13 @@ def test_a_worker_killed_ten_times_in_a_row_is_replaced_each_time(tmp_path: Path
     srv, port, _site = start_site(tmp_path)
     try:
         for _ in range(10):
-            before = serving_pids(srv)
+            before = srv.serving_pids()
             victim = min(before)
             assert victim in srv.worker_pids()  # our server's child: ours to kill
             killed_at = time.monotonic()
             os.kill(victim, signal.SIGKILL)
             wait_until(
-                lambda victim=victim: len(serving_pids(srv) - {victim}) == 2,  # type: ignore[misc]
+                lambda victim=victim: len(srv.serving_pids() - {victim}) == 2,  # type: ignore[misc]
                 5,
                 "a replacement serving",
             )
