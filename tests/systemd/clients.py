@@ -86,6 +86,7 @@ class Load:
     threads: int = 4
     host: str = "127.0.0.1"
     max_seconds: float = 60.0
+    interval: float = 0.0  # a pause before each request (0: back to back)
     failures: list[str] = field(default_factory=list)
     answers: list[Reply] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -111,7 +112,7 @@ class Load:
             thread.join(timeout=30)
 
     def _run(self, deadline: float) -> None:
-        while not self._stop.is_set() and time.monotonic() < deadline:
+        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
             try:
                 reply = get(self.port, timeout=20, host=self.host)
             except (OSError, ValueError) as exc:

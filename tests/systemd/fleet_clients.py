@@ -13,7 +13,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Final
 
 from tests.integration.nginx import Mode, NginxProcess
-from tests.systemd.clients import Load, get
+from tests.systemd.clients import Load
 
 __all__ = [
     "MODULE",
@@ -129,18 +128,6 @@ class PacedLoad(Load):
     """
 
     interval: float = 0.01
-
-    def _run(self, deadline: float) -> None:
-        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
-            try:
-                reply = get(self.port, timeout=20)
-            except (OSError, ValueError) as exc:
-                self._record(failure=f"{type(exc).__name__}: {exc}")
-                continue
-            if reply.status != 200:
-                self._record(failure=f"HTTP {reply.status}")
-            else:
-                self._record(reply=reply)
 
     def served(self, start: int = 0) -> set[tuple[object, object]]:
         """(host, release) of every answer from the `start`-th on."""
