@@ -24,9 +24,8 @@ if TYPE_CHECKING:
         def monotonic(self) -> float: ...
 
 else:
-    # `csignal` is the C module under signal.py: the same functions and constants, but
-    # signal.py converts every constant to an enum when imported (with enum itself:
-    # milliseconds on the cold-start clock). Modules on the start-up path use this one.
+    # `csignal` is the C module under signal.py: the same functions and constants, without
+    # signal.py's enums (docs/ARCHITECTURE.md, "Start-up order").
     import _signal as csignal
 
 

@@ -15,9 +15,7 @@ This module does not accept connections; the workers do.
 
 from __future__ import annotations
 
-# _socket, not socket: socket.py turns hundreds of constants into enums when imported
-# (with enum, collections, functools and selectors: milliseconds on the cold-start clock,
-# while a client waits). Listener.sock is a _socket.socket (socket.socket's base class).
+# Listener.sock is a _socket.socket (socket.socket's base class).
 import _socket
 import errno
 import os
@@ -43,8 +41,6 @@ NO_SOCKETS = "no sockets: pass --http-socket/--socket or start under systemd soc
 PROTOCOL_BY_NAME = {"uwsgi": "uwsgi"}  # FileDescriptorName= -> protocol; others: http
 
 
-# Plain classes, not dataclasses: this module is on the cold-start path, and
-# importing dataclasses (inspect, ast, dis, ...) costs more than the whole module.
 class Listener:
     __slots__ = ("address", "inherited", "protocol", "sock")
 

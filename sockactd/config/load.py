@@ -45,9 +45,6 @@ CONFIG_ENV = "SOCKACTD_CONFIG"
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
-# Plain classes with __slots__ below, not dataclasses: `dataclasses` imports inspect
-# and ast, and this module runs on every start, while a socket-activated client waits.
-
 
 class SettingError(ConfigError):
     """A ConfigError that also says which source gave the bad value."""

@@ -4,10 +4,6 @@ One typed field per entry of settings.SETTINGS, in the table's order, plus
 `config_file`; a unit test keeps the annotations and the table in step. The
 defaults are the table's. Built only by load.py (and by tests); frozen, so a
 running generation cannot change it: derive a changed copy with replace().
-
-Config is a plain class with __slots__ rather than a dataclass because
-`dataclasses` imports inspect, ast and tokenize: several milliseconds that a
-socket-activated start would pay while its first client waits.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ __all__ = ["SETTINGS", "Applies", "Kind", "Setting", "by_name"]
 
 
 class Kind(Symbol):
-    """A setting's type (a Symbol: settings are read before the first fork, no enum)."""
+    """A setting's type."""
 
     STR: ClassVar[Kind]
     INT: ClassVar[Kind]
@@ -63,11 +63,7 @@ Applies.STANDARD = Applies(
 
 
 class Setting:
-    """One setting: its name, kind, default and documentation. Read-only once made.
-
-    A plain class rather than a dataclass: `dataclasses` imports inspect and ast,
-    milliseconds that every socket-activated start would pay before answering.
-    """
+    """One setting: its name, kind, default and documentation. Read-only once made."""
 
     __slots__ = (
         "aliases",

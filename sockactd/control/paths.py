@@ -19,7 +19,7 @@ import stat
 
 from sockactd.errors import ControlError
 
-TYPE_CHECKING = False  # on the cold-start path (master/run.py checks the socket early)
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

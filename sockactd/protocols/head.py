@@ -16,8 +16,7 @@ import httptools
 from sockactd.errors import ProtocolError
 from sockactd.protocols.fields import TOKEN, is_token, origin_target, valid_host
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 
@@ -58,11 +57,7 @@ _GOOD_NAMES_MAX: Final = 256
 
 
 class RequestHead:
-    """One request's head. `headers` keep the client's names and order, undecoded.
-
-    A plain class, not a dataclass: importing dataclasses costs more start-up time than
-    the whole request path.
-    """
+    """One request's head. `headers` keep the client's names and order, undecoded."""
 
     __slots__ = (
         "chunked",

@@ -41,8 +41,7 @@ from sockactd.protocols.head import (
     not_implemented,
 )
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 

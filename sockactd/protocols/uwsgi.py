@@ -41,8 +41,7 @@ _COOKIE_VAR: Final = "HTTP_COOKIE"
 
 
 class UwsgiHead:
-    """One request's header bytes and vars. A plain class, not a dataclass: importing
-    dataclasses costs more start-up time than this whole module."""
+    """One request's header bytes and vars."""
 
     __slots__ = ("modifier1", "modifier2", "vars")
 

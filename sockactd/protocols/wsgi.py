@@ -87,7 +87,7 @@ class BodyTooLarge(OSError):
 
 
 class Framing(Symbol):
-    """How the response body is delimited on the wire (a Symbol: no enum at start-up)."""
+    """How the response body is delimited on the wire."""
 
     LENGTH: ClassVar[Framing]  # Content-Length (the app's, or one we computed)
     CHUNKED: ClassVar[Framing]  # HTTP/1.1, length unknown

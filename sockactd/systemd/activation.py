@@ -33,8 +33,6 @@ HIGH_FD = 100
 MAX_FDS = 65_536  # sanity bound on LISTEN_FDS; each fd is still checked to be open
 
 
-# Plain classes rather than dataclasses: this module runs before the first worker
-# answers, and importing dataclasses costs more cold-start time than all of it.
 class InheritedFd:
     __slots__ = ("fd", "name")
 

@@ -44,7 +44,7 @@ STATUS_MAX = 4096  # systemd accepts 16 KiB; a status line this long is already 
 
 
 class Backend(Symbol):
-    """Which library sends our datagrams (a Symbol: no enum before the first fork)."""
+    """Which library sends our datagrams."""
 
     LIBSYSTEMD: ClassVar[Backend]  # systemd.daemon.notify (systemd-python, C extension)
     SDNOTIFY: ClassVar[Backend]  # sdnotify.SystemdNotifier (pure Python)

@@ -73,7 +73,7 @@ _bisect_left: Callable[[tuple[float, ...], float], int]  # bisect.bisect_left, o
 
 
 class Counts:
-    """A board's counters, read by the master (plain class: see the module rules)."""
+    """A board's counters, read by the master."""
 
     __slots__ = ("buckets", "duration_ns", "requests", "tx")
 

@@ -12,7 +12,7 @@ that means for the request. This module does not log.
 
 from __future__ import annotations
 
-import _socket  # not socket: see sockets.py (its enums cost start-up time)
+import _socket
 import os
 import select
 import time

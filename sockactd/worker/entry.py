@@ -55,7 +55,7 @@ _MASTER_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOCKACTD_
 
 
 class WorkerSpec:
-    """Everything a freshly forked worker needs (a plain class: no dataclasses at start-up)."""
+    """Everything a freshly forked worker needs."""
 
     __slots__ = ("app", "board", "close_in_child", "config", "generation", "listeners",
                  "master_pid", "status_fd")  # fmt: skip

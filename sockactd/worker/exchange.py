@@ -27,8 +27,7 @@ from sockactd.protocols.wsgi import (
     render_head,
 )
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any, Final, Protocol

@@ -31,8 +31,7 @@ from sockactd.symbol import Symbol
 from sockactd.worker.channel import BodyDeadline
 from sockactd.worker.exchange import Response, error_response, log_access, run_app
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, ClassVar, Final, Protocol
@@ -67,7 +66,7 @@ _DRAIN_LIMIT: Final = 65536  # unread body up to this size is discarded to keep 
 
 
 class Next(Symbol):
-    """What the loop does with a connection after a handler's turn (a Symbol: no enum)."""
+    """What the loop does with a connection after a handler's turn."""
 
     PARK: ClassVar[Next]  # wait in the selector for the next bytes
     CLOSE: ClassVar[Next]
@@ -83,11 +82,7 @@ _CLOSE: Final = Next.CLOSE
 
 
 class Context:
-    """What every handler of a worker shares. `closing` makes responses say Connection: close.
-
-    A plain class, not a dataclass: importing dataclasses costs more start-up time than
-    the whole request path.
-    """
+    """What every handler of a worker shares. `closing` makes responses say Connection: close."""
 
     __slots__ = (
         "app",

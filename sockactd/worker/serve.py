@@ -51,7 +51,7 @@ anything a client does.
 
 from __future__ import annotations
 
-import _socket  # not socket: its enums cost start-up time (sockets.py); csignal likewise
+import _socket
 import os
 import select
 import time
@@ -64,9 +64,8 @@ from sockactd.worker.admission import EXHAUSTED, AcceptPause
 from sockactd.worker.channel import Channel
 from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
 
-# typing costs start-up time; annotations are strings (PEP 563), so only mypy needs it.
 # queue and threading are imported by _Pool, i.e. only with --threads > 1.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any, Final
@@ -170,7 +169,7 @@ def _flag_on_sigterm(ctx: Context) -> Callable[[], None]:
 
 
 class _Port:
-    """One listener with what its connections need (a plain class: see handlers.Context)."""
+    """One listener with what its connections need."""
 
     __slots__ = ("base", "factory", "sock", "tcp")
 

@@ -34,7 +34,7 @@ _HEADER = struct.Struct(">cI")
 
 
 class FrameKind(Symbol):
-    """The kind byte of a frame (a Symbol: this module is on the worker's start-up path)."""
+    """The kind byte of a frame."""
 
     READY: ClassVar[FrameKind]
     BOOT_FAILED: ClassVar[FrameKind]
@@ -51,8 +51,7 @@ _KINDS = {kind.value: kind for kind in FrameKind.members()}
 
 
 class Frame:
-    """One frame read from the pipe. A plain class: the worker imports this module before
-    it serves, and dataclasses would cost it more start-up time than the request path."""
+    """One frame read from the pipe."""
 
     __slots__ = ("kind", "text")
 
