@@ -106,7 +106,7 @@ class Master:
         self.pool = WorkerPool(kernel, self._fork_worker, config.processes, config.ready_timeout)
         self.channels = WorkerChannels(self.loop, self.pool, self._on_frame, self._on_worker_exit)
         self.pool.on_removed = self._forget_worker  # the tally keeps its counts first
-        self.reloads = Reloads(self)
+        self.reloads = Reloads(self, on_preflight_failed=self._watch_traceback)
         self.health = Health(self)
         self.tally = Tally.from_json(resumed.tally) if resumed else Tally()
         self.recycler = Recycler(
@@ -319,8 +319,12 @@ class Master:
                 self.autoreload.watch(frame.text.splitlines())
         else:
             worker.boot_error = frame.text
-            if self.autoreload is not None:  # fixing any file it names reloads
-                self.autoreload.watch_traceback(frame.text)
+            self._watch_traceback(frame.text)
+
+    def _watch_traceback(self, text: str) -> None:
+        """A new worker's or the pre-flight's failed import: fixing a file it names reloads."""
+        if self.autoreload is not None:
+            self.autoreload.watch_traceback(text)
 
     def _forget_worker(self, worker: Worker) -> None:
         self.tally.fold(worker.board)

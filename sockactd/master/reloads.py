@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -70,8 +71,11 @@ class _Preflight:
 
 
 class Reloads:
-    def __init__(self, master: Master) -> None:
+    def __init__(
+        self, master: Master, on_preflight_failed: Callable[[str], None] = lambda output: None
+    ) -> None:
         self.master = master
+        self.on_preflight_failed = on_preflight_failed  # its output, traceback and all
         self.worker_reload_mercy = master.config.worker_reload_mercy
         self.strategy: ReloadStrategy | None = None
         self.current: PendingReload | None = None
@@ -274,6 +278,7 @@ class Reloads:
             )
         elif code != 0:
             log.error("pre-flight check of the new code failed (exit %d):\n%s", code, details)
+            self.on_preflight_failed(details)
         if self.strategy is not None:
             self.strategy.on_preflight(self.master.pool, code == 0, summary)
         self.settle()

@@ -124,8 +124,11 @@ def test_a_save_that_does_not_import_keeps_the_old_code_then_the_fix_reloads(
         server.stop()
 
 
-def test_fixing_a_new_module_that_did_not_import_reloads(tmp_path: Path) -> None:
-    server, port, site = start(tmp_path, "--py-autoreload", "1")
+@pytest.mark.parametrize("mode", ["chain", "workers", "standard"])
+def test_fixing_a_new_module_that_did_not_import_reloads(tmp_path: Path, mode: str) -> None:
+    # Only the failed import's traceback names the new module: a new worker's in chain and
+    # workers mode, the pre-flight check's (`sockactd --check`) in standard mode.
+    server, port, site = start(tmp_path, "--py-autoreload", "1", "--reload-mode", mode)
     try:
         helper = site / "devhelper.py"
         helper.write_text('NAME = "helper"\nif True\n')  # new, and broken
@@ -133,7 +136,10 @@ def test_fixing_a_new_module_that_did_not_import_reloads(tmp_path: Path) -> None
         source = app.read_text()
         app.write_text(source.replace('VERSION = "v1"', "from devhelper import NAME as VERSION"))
         wait_until(lambda: "reload aborted" in server.log(), 15, "the reload aborts")
-        assert get_json(port)["version"] == "v1"
+        assert {get_json(port)["version"] for _ in range(10)} == {"v1"}
+        log = server.log()
+        assert log.count("Traceback (most recent call last)") == 1, log
+        assert f'File "{helper}", line 2' in log, log
         helper.write_text('NAME = "fixed helper"\n')  # only the helper is saved again
         wait_version(port, "fixed helper")
     finally:
