@@ -1,8 +1,10 @@
 """The kernel seam: the few process calls the master makes, behind one object.
 
-Only this module forks, signals and reaps. The master and the reload strategies
-receive a `Kernel`; unit tests give them a fake one that records what was asked
-and lets the test decide what the world did.
+Only this module forks, execs, spawns, signals and reaps (tests/unit/test_kernel_seam.py
+holds every other module to it). The master and the reload strategies receive a
+`Kernel`; unit tests give them a fake one that records what was asked and lets the
+test decide what the world did. A worker, which only ever runs after a real fork,
+uses `RealKernel` directly.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     import signal
     import signal as csignal
-    from typing import Protocol
+    import subprocess
+    from collections.abc import Mapping, Sequence
+    from typing import NoReturn, Protocol
 
     class Kernel(Protocol):
         def fork(self) -> int: ...
+        def spawn(
+            self, argv: Sequence[str], env: Mapping[str, str], cwd: str, output: int
+        ) -> int: ...
+        def execve(self, path: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn: ...
         def kill(self, pid: int, sig: signal.Signals) -> None: ...
         def reap(self, pid: int) -> int | None: ...
         def pidfd_open(self, pid: int) -> int | None: ...
@@ -59,8 +67,27 @@ MASTER_SIGNALS = (
 
 
 class RealKernel:
+    def __init__(self) -> None:
+        self._spawned: dict[int, subprocess.Popen[bytes]] = {}  # by pid, until reaped
+
     def fork(self) -> int:
         return os.fork()
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, output: int) -> int:
+        """Start `argv` in `cwd` (stdin /dev/null, stdout and stderr to the fd `output`,
+        no other fd of ours); return its pid at once. Reap it with `reap`."""
+        import subprocess  # the master's reload path, long after start-up
+
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=env,
+            close_fds=True, cwd=cwd,
+        )  # fmt: skip
+        self._spawned[process.pid] = process
+        return process.pid
+
+    def execve(self, path: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+        """Replace this process's image (same PID). Returns only by raising OSError."""
+        os.execve(path, list(argv), env)
 
     def kill(self, pid: int, sig: signal.Signals) -> None:
         try:
@@ -73,8 +100,13 @@ class RealKernel:
         try:
             reaped, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return -1  # reaped elsewhere (cannot happen in the master; be safe)
-        return status if reaped == pid else None
+            reaped, status = pid, -1  # reaped elsewhere (cannot happen in the master; be safe)
+        if reaped != pid:
+            return None
+        process = self._spawned.pop(pid, None)
+        if process is not None:  # so that it never waits for the pid again
+            process.returncode = os.waitstatus_to_exitcode(status) if status >= 0 else -1
+        return status
 
     def pidfd_open(self, pid: int) -> int | None:
         try:

@@ -75,7 +75,7 @@ def exec_in_place(master: Master, queued: Sequence[str]) -> None:
     master.inbox.block_for_exec()
     try:
         os.chdir(master.start_dir)
-        os.execve(sys.executable, argv, env)
+        master.kernel.execve(sys.executable, argv, env)
     except OSError as exc:
         log.error("execve %s failed: %s; the old image keeps running", sys.executable, exc)
         import signal

@@ -19,6 +19,7 @@ itself: strategies ask the pool.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from sockactd.master.loop import Watch
 from sockactd.master.phase import ReloadFinished, ReloadStarted
 from sockactd.master.pool import Worker
 from sockactd.master.reconfig import Reconfigure
+from sockactd.osapi import describe_status
 from sockactd.reload.all_workers import AllWorkersReload
 from sockactd.reload.base import Outcome, ReloadStrategy
 from sockactd.reload.chain import ChainReload
@@ -43,8 +45,6 @@ from sockactd.reload.reexec import ReexecReload
 from sockactd.reload.refused import RefusedReload
 
 if TYPE_CHECKING:
-    import subprocess
-
     from sockactd.master.master import Master
 
 __all__ = ["PendingReload", "Reloads"]
@@ -62,7 +62,7 @@ class PendingReload:
 
 @dataclass
 class _Preflight:
-    process: subprocess.Popen[bytes]
+    pid: int
     pidfd: int
     output: IO[bytes]  # its stdout and stderr
     watch: Watch
@@ -190,7 +190,7 @@ class Reloads:
         self.queue.clear()
         self.current, self.strategy = None, None
         if self._preflight is not None:
-            self._preflight.process.kill()
+            self.master.kernel.kill(self._preflight.pid, signal.SIGKILL)
         for item in pending:
             for waiter in item.waiters:
                 waiter.send(Response(False, f"{item.mode} reload not done: {why}"))
@@ -219,7 +219,6 @@ class Reloads:
 
     # --- ReloadHost: what a standard reload needs ------------------------------------
     def start_preflight(self) -> None:
-        import subprocess
         import tempfile
 
         master = self.master
@@ -229,19 +228,13 @@ class Reloads:
             for k, v in started_environ().items()
             if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_"))
         }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sockactd", "--check", *master.argv],
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            env=env,
-            close_fds=True,
-            cwd=master.start_dir,
-        )
-        pidfd = os.pidfd_open(process.pid)
+        argv = [sys.executable, "-m", "sockactd", "--check", *master.argv]
+        pid = master.kernel.spawn(argv, env, master.start_dir, output.fileno())
+        pidfd = master.kernel.pidfd_open(pid)
+        assert pidfd is not None  # our child, not reaped yet: its pidfd opens even if it exited
         watch = master.loop.watch(pidfd, self._on_preflight_exit)
         deadline = master.kernel.monotonic() + master.config.ready_timeout
-        self._preflight = _Preflight(process, pidfd, output, watch, deadline)
+        self._preflight = _Preflight(pid, pidfd, output, watch, deadline)
 
     def next_deadline(self) -> float | None:
         """When the running pre-flight check must have finished (None: none runs)."""
@@ -258,29 +251,30 @@ class Reloads:
                 "killing it",
                 self.master.config.ready_timeout,
             )
-            preflight.process.kill()
+            self.master.kernel.kill(preflight.pid, signal.SIGKILL)
 
     def _on_preflight_exit(self, events: int) -> None:
         preflight, self._preflight = self._preflight, None
         assert preflight is not None
         self.master.loop.cancel(preflight.watch)
         os.close(preflight.pidfd)
-        code = preflight.process.wait()
+        status = self.master.kernel.reap(preflight.pid)  # exited: its pidfd is readable
         with preflight.output as output:
             output.seek(0)
             details = output.read().decode("utf-8", "replace")
         summary = _last_lines(details)
+        ok = status == 0 and not preflight.timed_out
         if preflight.timed_out:
-            code = code or 1
             summary = (
                 f"the check did not finish within {self.master.config.ready_timeout:g}s "
                 f"(ready-timeout); its last output: {summary or 'none'}"
             )
-        elif code != 0:
-            log.error("pre-flight check of the new code failed (exit %d):\n%s", code, details)
+        elif not ok:
+            outcome = describe_status(-1 if status is None else status)
+            log.error("pre-flight check of the new code failed (%s):\n%s", outcome, details)
             self.on_preflight_failed(details)
         if self.strategy is not None:
-            self.strategy.on_preflight(self.master.pool, code == 0, summary)
+            self.strategy.on_preflight(self.master.pool, ok, summary)
         self.settle()
 
     def exec_in_place(self) -> None:

@@ -21,7 +21,7 @@ from sockactd.app import load_app, prepare_process
 from sockactd.errors import ActivationError, AppImportError, ConfigError
 from sockactd.master.endpoints import open_monitor_sockets, split_inherited, wanted
 from sockactd.master.resources import check_trigger_dirs, claim_control_socket, control_socket_path
-from sockactd.osapi import MASTER_SIGNALS, csignal
+from sockactd.osapi import MASTER_SIGNALS, RealKernel, csignal
 from sockactd.sockets import open_listeners
 from sockactd.systemd.activation import take_inherited_fds
 from sockactd.systemd.notify import Notifier
@@ -77,23 +77,23 @@ def run(config: Config, argv: list[str] | None = None) -> int:
     # wait rather than kill the master by their default action. Before it, with no worker
     # yet, the defaults are right: Ctrl-C can still interrupt an app import that hangs.
     csignal.pthread_sigmask(csignal.SIG_BLOCK, MASTER_SIGNALS)
+    kernel = RealKernel()
     first_workers = []
     if not resuming:  # after a standard reload the old workers serve while the new ones boot
         first_workers = [
-            fork_worker(os.fork, config, listeners, app, 1, notifier.close_in_child)
+            fork_worker(kernel.fork, config, listeners, app, 1, notifier.close_in_child)
             for _ in range(config.processes)
         ]
     _raise_fd_limit()  # after the fork: `resource` is not free to import (osapi.py)
     from sockactd.master.handover import take_handover
     from sockactd.master.master import Master
-    from sockactd.osapi import RealKernel
 
     master = Master(
         config,
         listeners,
         notifier,
         app,
-        RealKernel(),
+        kernel,
         argv if argv is not None else sys.argv[1:],
         take_handover(),
         start_dir,

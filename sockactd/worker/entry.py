@@ -5,31 +5,21 @@ a pidfd of the master and a check that it is still there, then shedding everythi
 that belongs to the master (notify socket and NOTIFY_SOCKET, the master's fds), then
 the app, then READY on the status pipe, then serving. `run_worker` never returns: it
 ends in os._exit so no master code (atexit handlers, finalizers of master objects)
-runs here.
-
-Following the master's death without ctypes (which costs milliseconds on the
-cold-start clock) and without systemd: the master's pidfd (os.pidfd_open) becomes
-readable when it exits. While the app is imported (--lazy-apps), a helper thread
-waits on it and ends the process at once: nothing has been accepted yet, and an
-import can take any time. Once serving, serve() polls it with everything else and
-drains as for SIGTERM. A master that re-executes itself (standard reload) keeps its
-PID, so its pidfd stays quiet. Where pidfd_open is refused, PR_SET_PDEATHSIG is set
-through ctypes after the first wake-up, as before.
+runs here. How a worker follows its master's death: worker/follow.py.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import select
 import sys
 
 from sockactd import log as sockactd_log
-from sockactd.app import load_app
 from sockactd.errors import AppImportError, ExitCode
-from sockactd.log import WARNING, get_logger, write_direct
-from sockactd.osapi import MASTER_SIGNALS, csignal, raise_fd_limit, set_parent_death_signal
+from sockactd.log import get_logger
+from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.worker.board import Board
+from sockactd.worker.follow import after_first_wakeup, load_app_following, open_master_pidfd
 
 # Imported here, in the master, so the request path is loaded once and shared
 # copy-on-write by every worker instead of imported again after each fork.
@@ -38,7 +28,6 @@ from sockactd.worker.status import FrameKind, write_frame
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
-    import _thread
     from collections.abc import Callable, Sequence
     from typing import NoReturn
 
@@ -118,7 +107,7 @@ def run_worker(spec: WorkerSpec) -> NoReturn:
 def _run(spec: WorkerSpec) -> int:
     set_drain_limit(spec.config.worker_reload_mercy)
     stop_fd, wakeup_fd = _install_signals()
-    master_fd = _open_master_pidfd(spec.master_pid)
+    master_fd = open_master_pidfd(spec.master_pid)
     if master_fd is None:
         return ExitCode.FAILURE  # the master died right after the fork
     spec.close_in_child()
@@ -138,7 +127,7 @@ def _run(spec: WorkerSpec) -> int:
         sys.dont_write_bytecode = True
     if app is None:
         try:
-            app = _load_app_following(spec.config, master_fd)
+            app = load_app_following(spec.config, master_fd)
         except AppImportError as exc:
             write_frame(spec.status_fd, FrameKind.BOOT_FAILED, exc.details)
             return ExitCode.APP_IMPORT_FAILED
@@ -159,7 +148,7 @@ def _run(spec: WorkerSpec) -> int:
         spec.board,
         stop_fd,
         on_draining=lambda why: _tell_draining(spec.status_fd, why),
-        after_first_wakeup=lambda: _after_first_wakeup(spec.master_pid, master_fd),
+        after_first_wakeup=lambda: after_first_wakeup(spec.master_pid, master_fd),
         master_fd=master_fd,
     )
     return ExitCode.OK
@@ -174,55 +163,6 @@ def _report_modules(app: WSGIApp, status_fd: int) -> WSGIApp:
     return reporting(app, reporter)
 
 
-def _open_master_pidfd(master_pid: int) -> int | None:
-    """A pidfd of our master; None if it is gone already; -1 if pidfds are refused."""
-    try:
-        fd = os.pidfd_open(master_pid)
-    except ProcessLookupError:
-        return None
-    except OSError:  # ENOSYS (Linux < 5.3) or a seccomp filter: _after_first_wakeup uses prctl
-        return -1 if os.getppid() == master_pid else None
-    if os.getppid() != master_pid:  # gone, and its PID maybe someone else's by now
-        os.close(fd)
-        return None
-    return fd
-
-
-def _load_app_following(config: Config, master_fd: int) -> WSGIApp:
-    """load_app(), ending this process at once if the master dies meanwhile."""
-    if master_fd < 0:
-        return load_app(config)
-    import _thread  # built in, already loaded: threading would cost start-up time
-
-    done_r, done_w = os.pipe2(os.O_CLOEXEC)
-    gone = _thread.allocate_lock()
-    gone.acquire()
-    _thread.start_new_thread(_exit_if_master_dies, (master_fd, done_r, gone))
-    try:
-        return load_app(config)
-    finally:
-        os.write(done_w, b"!")
-        gone.acquire()  # the helper has returned: the app runs single-threaded from here
-        os.close(done_r)
-        os.close(done_w)
-
-
-def _exit_if_master_dies(master_fd: int, done_fd: int, finished: _thread.LockType) -> None:
-    """Helper thread: wait for the app to load or the master to die, whichever comes first."""
-    try:
-        poller = select.poll()
-        poller.register(master_fd, select.POLLIN)
-        poller.register(done_fd, select.POLLIN)
-        ready = {fd for fd, _ in poller.poll()}
-        if done_fd not in ready:
-            # Not through logging: the import may hold its locks, or be importing it.
-            write_direct(WARNING, f"worker {os.getpid()}: its master is gone while the app "
-                         "was loading; exiting")  # fmt: skip
-            os._exit(ExitCode.FAILURE)
-    finally:
-        finished.release()
-
-
 def _tell_draining(status_fd: int, why: str) -> None:
     """Tell the master this worker no longer accepts, and why; bound the drain by our clock."""
     csignal.alarm(_drain_limit)  # the master that would kill a late drain may be gone
@@ -230,36 +170,6 @@ def _tell_draining(status_fd: int, why: str) -> None:
         write_frame(status_fd, FrameKind.DRAINING, why)
     except BrokenPipeError:
         pass  # the master is gone: serve() said so and drains all the same
-
-
-def _after_first_wakeup(master_pid: int, master_fd: int) -> None:
-    """What waits until the first client was served: see serve()'s `after_first_wakeup`."""
-    if master_fd < 0:
-        _watch_master(master_pid)
-    # The first workers were forked before the master raised the fd limit (run.py);
-    # later ones inherit it, and this is a no-op for them.
-    try:
-        raise_fd_limit()
-    except OSError as exc:
-        log.debug("cannot raise the open-file limit: %s", exc)  # the master said so
-
-
-def _watch_master(master_pid: int) -> None:
-    """Without a pidfd: die with the master (PR_SET_PDEATHSIG), and now if it is gone already.
-
-    serve() calls this after its first wake-up (at most a second after it starts),
-    not before: it needs ctypes, which costs milliseconds to import, while under socket
-    activation the first client waits for the answer. A master that died in between
-    is seen here, and this worker stops as the parent-death signal would have made it.
-    """
-    try:
-        set_parent_death_signal(csignal.SIGTERM)
-    except (OSError, ImportError) as exc:  # ctypes missing, or a seccomp filter refusing prctl
-        # Not worth ending a serving worker over: under systemd the unit's cgroup is
-        # stopped with the master anyway. Said once, so an operator knows.
-        log.warning("worker %d cannot follow its master's death: %s", os.getpid(), exc)
-    if os.getppid() != master_pid:
-        os.kill(os.getpid(), csignal.SIGTERM)
 
 
 def _install_signals() -> tuple[int, int]:

@@ -6,8 +6,11 @@ the fake records what the code asked for (spawns, signals).
 
 from __future__ import annotations
 
+import errno
 import signal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sockactd.master.pool import Worker, WorkerPool
 from sockactd.worker.board import Board
@@ -19,10 +22,20 @@ class FakeKernel:
     now: float = 100.0
     sent: list[tuple[int, signal.Signals]] = field(default_factory=list)
     exited: dict[int, int] = field(default_factory=dict)
+    spawned: list[tuple[int, list[str]]] = field(default_factory=list)  # pid, argv
+    execs: list[list[str]] = field(default_factory=list)
 
     def fork(self) -> int:
         self.next_pid += 1
         return self.next_pid
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, output: int) -> int:
+        self.spawned.append((self.fork(), list(argv)))
+        return self.next_pid
+
+    def execve(self, path: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
+        self.execs.append(list(argv))
+        raise OSError(errno.ENOSYS, "the fake kernel does not exec")  # as a failed execve
 
     def kill(self, pid: int, sig: signal.Signals) -> None:
         self.sent.append((pid, sig))

@@ -1,4 +1,4 @@
-"""A worker dies with its master: entry._watch_master, with real processes and a real prctl.
+"""A worker dies with its master: follow.watch_master, with real processes and a real prctl.
 
 The worker sets PR_SET_PDEATHSIG only after serve()'s first wake-up (ctypes is not on
 the cold-start path), so both halves matter: the kernel's signal once it is set, and
@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from sockactd.worker import entry
-from sockactd.worker.entry import _watch_master
+from sockactd.worker import follow
+from sockactd.worker.follow import watch_master
 
 TIMEOUT = 10.0
 
@@ -29,7 +29,7 @@ def _read(fd: int) -> bytes:
 def _worker(report: int, ready: int, master_pid: int) -> None:
     """Forked child: write T on `report` when SIGTERM comes; R on `ready` once watching."""
     signal.signal(signal.SIGTERM, lambda *_: (os.write(report, b"T"), os._exit(0)))
-    _watch_master(master_pid)
+    watch_master(master_pid)
     os.write(ready, b"R")
     time.sleep(TIMEOUT)
     os._exit(1)  # no SIGTERM came
@@ -76,7 +76,7 @@ def test_a_worker_that_cannot_set_the_signal_keeps_serving_and_says_so(
     def refuse(sig: int) -> None:
         raise OSError(1, "Operation not permitted")
 
-    monkeypatch.setattr(entry, "set_parent_death_signal", refuse)
+    monkeypatch.setattr(follow, "set_parent_death_signal", refuse)
     with caplog.at_level(logging.WARNING):
-        entry._watch_master(os.getppid())  # returns: the worker goes on serving
+        follow.watch_master(os.getppid())  # returns: the worker goes on serving
     assert "cannot follow its master's death: [Errno 1] Operation not permitted" in caplog.text
