@@ -4,9 +4,11 @@ Rule 1: a socket systemd passed in under a monitoring name (`metrics`, `stats`
         in LISTEN_FDNAMES) is the master's: it never reaches open_listeners(),
         so no worker ever accepts on it, and its setting's address is not bound.
 Rule 2: otherwise the setting's address (TCP or UNIX path) is bound here, before
-        the first fork, so a bad address fails the start with a clear message.
+        the app's sockets are bound (master/run.py), so a bad address fails the
+        start with a clear message and nothing else bound or forked.
 Rule 3: a standard reload hands them to the new image like the app's sockets,
         by name, so monitoring never stops and nothing is bound twice.
+Rule 4: on stop, only UNIX paths bound here are unlinked; systemd's never are.
 On the start-up path: only _socket, and nothing at all when monitoring is off.
 Serving them is monitor.py's job, in the master's loop.
 """
@@ -35,13 +37,17 @@ _SETTING = {METRICS: "metrics-socket", STATS: "stats"}
 
 
 class MonitorSocket:
-    __slots__ = ("address", "http", "name", "sock")
+    __slots__ = ("address", "http", "inherited", "name", "sock")
 
-    def __init__(self, name: str, sock: _socket.socket, address: str, http: bool = True) -> None:
+    def __init__(
+        self, name: str, sock: _socket.socket, address: str, http: bool = True,
+        inherited: bool = False,
+    ) -> None:  # fmt: skip
         self.name = name  # "metrics" or "stats"
         self.sock = sock  # listening, non-blocking, FD_CLOEXEC
         self.address = address  # for logs
         self.http = http  # speaks HTTP; else uWSGI's raw stats (JSON on connect)
+        self.inherited = inherited  # passed in by systemd (or our own pre-exec self)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -64,23 +70,29 @@ def wanted(config: Config, inherited: Sequence[InheritedFd]) -> bool:
 
 def open_monitor_sockets(config: Config, inherited: Sequence[InheritedFd]) -> list[MonitorSocket]:
     """The inherited monitoring sockets, then a bound one for each setting systemd did not pass."""
-    sockets = [_wrap(fd) for fd in inherited]
-    have = {sock.name for sock in sockets}
-    for name, address in ((METRICS, config.metrics_socket), (STATS, config.stats)):
-        if address and name not in have:
-            sockets.append(_bind(name, address))
+    sockets: list[MonitorSocket] = []
+    try:
+        sockets.extend(_wrap(fd) for fd in inherited)
+        have = {sock.name for sock in sockets}
+        for name, address in ((METRICS, config.metrics_socket), (STATS, config.stats)):
+            if address and name not in have:
+                sockets.append(_bind(name, address))
+        if any(sock.name == METRICS for sock in sockets):
+            _require_prometheus_client()
+    except (ActivationError, ConfigError):
+        close_monitor_sockets(sockets, unlink=True)  # the start fails: none stays bound
+        raise
     for sock in sockets:
         sock.http = sock.name == METRICS or config.stats_http
-    if any(sock.name == METRICS for sock in sockets):
-        _require_prometheus_client()
     return sockets
 
 
 def close_monitor_sockets(sockets: Sequence[MonitorSocket], unlink: bool) -> None:
+    """Close them; with `unlink`, remove the UNIX socket files bound here (Rule 4)."""
     for item in sockets:
         name = item.sock.getsockname()
         item.sock.close()
-        if unlink and isinstance(name, str) and name.startswith("/"):
+        if unlink and not item.inherited and isinstance(name, str) and name.startswith("/"):
             try:
                 os.unlink(name)
             except OSError:
@@ -93,7 +105,8 @@ def _wrap(inherited: InheritedFd) -> MonitorSocket:
     except OSError as exc:
         raise ActivationError(f"fd {inherited.fd} ({inherited.name}): {exc.strerror}") from None
     sock.setblocking(False)
-    return MonitorSocket(inherited.name, sock, f"fd {inherited.fd} ({inherited.name})")
+    shown = f"fd {inherited.fd} ({inherited.name})"
+    return MonitorSocket(inherited.name, sock, shown, inherited=True)
 
 
 def _bind(name: str, text: str) -> MonitorSocket:

@@ -19,7 +19,12 @@ import sys
 from sockactd import log as sockactd_log
 from sockactd.app import load_app, prepare_process
 from sockactd.errors import ActivationError, AppImportError, ConfigError
-from sockactd.master.endpoints import open_monitor_sockets, split_inherited, wanted
+from sockactd.master.endpoints import (
+    close_monitor_sockets,
+    open_monitor_sockets,
+    split_inherited,
+    wanted,
+)
 from sockactd.master.resources import check_trigger_dirs, claim_control_socket, control_socket_path
 from sockactd.osapi import MASTER_SIGNALS, RealKernel, csignal
 from sockactd.sockets import open_listeners
@@ -32,6 +37,7 @@ TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
     from sockactd.app import WSGIApp
     from sockactd.config.model import Config
+    from sockactd.master.endpoints import MonitorSocket
 
 __all__ = ["run"]
 
@@ -49,17 +55,21 @@ def run(config: Config, argv: list[str] | None = None) -> int:
     app_fds, monitor_fds = split_inherited(take_inherited_fds())
     control_path = control_socket_path(config, os.environ)
     control_fd = None
+    monitors: list[MonitorSocket] = []
     try:
+        # Everything that can fail is claimed before the app's sockets are bound.
         check_trigger_dirs(config)
         if not resuming:  # after a standard reload the control socket comes with the handover
             control_fd = claim_control_socket(control_path)
+        if wanted(config, monitor_fds):
+            monitors = open_monitor_sockets(config, monitor_fds)
         listeners = open_listeners(config, app_fds)
-        monitors = open_monitor_sockets(config, monitor_fds) if wanted(config, monitor_fds) else []
     except (ActivationError, ConfigError) as exc:
         notifier.fatal(f"cannot start: {exc}", getattr(exc, "errno", 22))
         if control_fd is not None and control_path is not None:
             os.close(control_fd)
             os.unlink(control_path)
+        close_monitor_sockets(monitors, unlink=True)
         raise
     Board.counting = bool(monitors)  # the workers keep the counters the monitors show
     Board.describing = bool(config.harakiri)  # ... and what they serve, for harakiri's log

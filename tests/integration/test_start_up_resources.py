@@ -11,9 +11,12 @@ bound, nothing forked; and by hand there is no default control socket.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from sockactd.errors import ExitCode
 from tests.integration.server import NotifyListener, Server, get_json
@@ -123,3 +126,24 @@ def test_no_stale_control_file_is_left_when_the_listener_cannot_bind(tmp_path: P
         assert not os.path.exists(control)
     finally:
         busy.stop()
+
+
+@pytest.mark.parametrize("setting", ["metrics-socket", "stats"])
+def test_a_monitoring_address_in_use_exits_78_before_the_app_socket_is_bound(
+    tmp_path: Path, setting: str
+) -> None:
+    """Issue 16: the monitoring sockets were bound after the app's (as in issue 12, 10)."""
+    app_socket = tmp_path / "app.sock"  # a UNIX socket's file shows it was ever bound
+    control = tmp_path / "ctl.sock"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        code, err = refused(start(tmp_path, f"--{setting}", address, "--control-socket",
+                                  str(control), "--http-socket", str(app_socket), APP))  # fmt: skip
+    assert code == ExitCode.CONFIG_INVALID, err
+    assert err.strip().splitlines() == [
+        f"sockactd: error: cannot bind {setting} {address}: Address already in use"
+    ]
+    assert not app_socket.exists()  # never bound
+    assert not control.exists()  # claimed first, then given back
