@@ -9,7 +9,7 @@ rate instead of a spin that would starve the server's own CPU.
 
 Analysis (pure, unit-tested in tests/unit/test_bench_loadgen.py): failures by kind,
 time to 100% new version, lowest requests/s in any one-second window, longest gap
-without a successful response, p99 during the reload vs steady.
+without a successful response (and where it was), p99 during the reload vs steady.
 """
 
 from __future__ import annotations
@@ -178,9 +178,15 @@ def rate(outcomes: Sequence[Outcome], start: float, stop: float) -> float:
 
 def longest_gap(outcomes: Sequence[Outcome], start: float, stop: float) -> float:
     """Longest time inside [start, stop] with no successful response completing."""
+    begin, end = gap_span(outcomes, start, stop)
+    return end - begin
+
+
+def gap_span(outcomes: Sequence[Outcome], start: float, stop: float) -> tuple[float, float]:
+    """(begin, end) of the longest time inside [start, stop] with no successful response."""
     ends = [start, *sorted(o.end for o in outcomes if o.kind is Kind.OK and start < o.end < stop)]
     ends.append(stop)
-    return max(b - a for a, b in itertools.pairwise(ends))
+    return max(itertools.pairwise(ends), key=lambda pair: pair[1] - pair[0])
 
 
 def p99(outcomes: Sequence[Outcome], start: float, stop: float) -> float | None:

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/reload.py [--duration 20] [--reload-at 5] [--clients 6]
                                      [--apps versioned,slow_import,broken]
-                                     [--servers sockactd,uwsgi,gunicorn] [--write]
+                                     [--servers sockactd,uwsgi,gunicorn] [--repeat 1]
+                                     [--sockactd-log-level warning] [--write]
 
 For each case, 2 workers on 127.0.0.1, `--clients` load processes sending one request
 per new connection for --duration seconds (bench/loadgen.py). At --reload-at seconds the
@@ -18,6 +19,15 @@ Reported: failed requests by kind, time from the trigger to 100% new version, lo
 successful requests/s in any one-second window (vs steady), the longest time without a
 successful response, p99 of requests started during the reload vs steady.
 `--write` replaces the `reload` section of bench/RESULTS.md.
+
+`--repeat N` (N > 1) runs every case N times, in rounds (every case once, then again)
+so that a drift in the machine's load hits all cases alike, and reports per case the
+median and every run of the longest gap without a successful response (the "stall"
+of issue 17), where in each run that gap began relative to the trigger, failures
+summed and the median time to the new version; `--write` then replaces the
+`reload-stall` section instead. The gap is looked for over the whole run after its
+first second, so the control case (`none`, no reload) shows how long this machine
+stalls without any reload.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import os
 import re
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,12 +83,18 @@ def cases(servers: list[str], apps: list[str], control: bool) -> list[Case]:
 MODES = ("standard", "workers", "chain")
 
 
-def server_for(case: Case, port: int, appdir: Path) -> common.Server:
+def server_for(case: Case, port: int, appdir: Path, log_level: str) -> common.Server:
     bind = f"127.0.0.1:{port}"
     lazy = case.mode != "standard"
     if case.server == "sockactd":
+        extra = () if log_level == "warning" else ("--log-level", log_level)  # the last one wins
         return common.sockactd(
-            MODULE, http=bind, lazy=lazy, control=appdir / "control.sock", pythonpath=appdir
+            MODULE,
+            http=bind,
+            lazy=lazy,
+            control=appdir / "control.sock",
+            pythonpath=appdir,
+            extra=extra,
         )
     if case.server == "uwsgi":
         return common.uwsgi(MODULE, http=bind, lazy=lazy, pythonpath=appdir, fifo=appdir / "fifo")
@@ -120,12 +137,12 @@ def trigger(case: Case, proc: common.Running, appdir: Path, budget: float) -> Tr
     return result
 
 
-def run_case(case: Case, args: argparse.Namespace, tmp: Path) -> dict[str, object]:
-    appdir = tmp / f"{case.server}-{case.mode}-{case.app}"
+def run_case(case: Case, args: argparse.Namespace, tmp: Path, run: int = 1) -> dict[str, object]:
+    appdir = tmp / f"{case.server}-{case.mode}-{case.app}-{run}"
     appdir.mkdir()
     write_app(case, appdir, "1")
     port = common.free_port()
-    server = server_for(case, port, appdir)
+    server = server_for(case, port, appdir, args.sockactd_log_level)
     with common.running(server, appdir / "server.log", port, timeout=30) as proc:
         load = loadgen.Load(port, args.duration, args.clients)
         time.sleep(max(load.started + args.reload_at - time.monotonic(), 0))
@@ -155,6 +172,7 @@ def analyse(
     reload_to = min(fired.at + window, load.until)
     steady = loadgen.rate(outcomes, steady_from, fired.at)
     lowest = loadgen.lowest_window_rate(outcomes, steady_from, load.until)
+    gap_begin, gap_end = loadgen.gap_span(outcomes, steady_from, load.until)
     return {
         "ok": sum(1 for o in outcomes if o.kind is loadgen.Kind.OK),
         "failed": loadgen.failures(outcomes),
@@ -162,7 +180,8 @@ def analyse(
         "served_new": sum(1 for o in outcomes if o.version == "2"),
         "steady_rps": steady,
         "lowest_rps": lowest,
-        "gap": loadgen.longest_gap(outcomes, steady_from, load.until),
+        "gap": gap_end - gap_begin,
+        "gap_from": gap_begin - fired.at,  # where the longest gap began, from the trigger
         "p99_steady": loadgen.p99(outcomes, steady_from, fired.at),
         "p99_reload": loadgen.p99(outcomes, fired.at, reload_to),
         "window": reload_to - fired.at,
@@ -201,7 +220,14 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     ]
     table = [_row(row) for row in rows]
     out.append(common.markdown_table(header, table))
-    out.append("\nCommands (ports and temporary paths vary per run):\n")
+    out += _commands(rows)
+    messages = [_message(row) for row in rows]
+    out += [m for m in messages if m]
+    return "\n".join(out) + "\n"
+
+
+def _commands(rows: list[dict[str, object]]) -> list[str]:
+    out = ["\nCommands (ports and temporary paths vary per run):\n"]
     seen = set()
     for row in rows:
         case, fired = row["case"], row["trigger"]
@@ -216,9 +242,85 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         text = re.sub(r"/tmp/sockactd-reload-[^/]+/[^/ ]+", "$DIR", text)
         out.append(f"- {case.server} {case.mode}: `{text}`; reload: `{fired.how}`")
     out.append(f"- this table: `{shlex.join(sys.argv)}`\n")
+    return out
+
+
+def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
+    """One line per case: the stall's median and every run, in the order they ran."""
+    out = [f"Machine: {common.machine_summary()}\n"]
+    out.append(
+        f"{args.repeat} runs per case in interleaved rounds; each run: {args.duration:g} s of "
+        f"load, reload triggered at t={args.reload_at:g} s, {args.clients} client processes, "
+        "one request per new connection, 2 workers. `stall` = longest time with no "
+        "successful response anywhere in the run after its first second; `at` = where "
+        "that stretch began, in seconds from the trigger (negative: before it); mode "
+        "`none` is the control, the same load and no reload. Failed requests summed over "
+        "the runs; `to new` and `ctl` medians.\n"
+    )
+    by_case: dict[Case, list[dict[str, object]]] = {}
+    for row in rows:
+        case = row["case"]
+        assert isinstance(case, Case)
+        by_case.setdefault(case, []).append(row)
+    header = [
+        "app",
+        "server",
+        "mode",
+        "stall ms median",
+        "stall ms, every run",
+        "at s, every run",
+        "failed",
+        "to new s",
+        "ctl exits (s)",
+        "load avg",
+    ]
+    table = [_repeated_row(case, runs) for case, runs in by_case.items()]
+    out.append(common.markdown_table(header, table))
+    out += _commands(rows)
     messages = [_message(row) for row in rows]
     out += [m for m in messages if m]
     return "\n".join(out) + "\n"
+
+
+def _repeated_row(case: Case, runs: list[dict[str, object]]) -> list[object]:
+    summaries = [run["summary"] for run in runs]
+    fired = [run["trigger"] for run in runs]
+    assert all(isinstance(s, dict) for s in summaries)
+    assert all(isinstance(f, Trigger) for f in fired)
+    gaps = [1000 * float(s["gap"]) for s in summaries]  # type: ignore[index]
+    where = [float(s["gap_from"]) for s in summaries]  # type: ignore[index]
+    failed = sum(sum(s["failed"].values()) for s in summaries)  # type: ignore[index]
+    news = [s["to_new"] for s in summaries if s["to_new"] is not None]  # type: ignore[index]
+    never = sum(1 for s in summaries if s["to_new"] is None)  # type: ignore[index]
+    if case.mode == "none" or case.app == "broken":
+        to_new = "n/a"
+    else:
+        to_new = f"{statistics.median(news):.2f}" if news else "never"
+        to_new += f" ({never} never)" if never and news else ""
+    exits = [f for f in fired if isinstance(f, Trigger) and f.exit_code is not None]
+    ctl = "-" if not exits else (
+        ",".join(str(f.exit_code) for f in exits)
+        + f" ({statistics.median(f.seconds or 0.0 for f in exits):.2f})"
+    )  # fmt: skip
+    dead = sum(1 for run in runs if not run["alive"])
+    loads = [float(str(run["load"])) for run in runs]
+    median = statistics.median(gaps)
+    flag = f"**{median:.0f}**" if median > STALL_TARGET_MS else f"{median:.0f}"
+    return [
+        case.app,
+        case.server,
+        case.mode,
+        flag,
+        " / ".join(f"{g:.0f}" for g in gaps),
+        " / ".join(f"{w:+.2f}" for w in where),
+        f"{failed}" + (f", **{dead} died**" if dead else ""),
+        to_new,
+        ctl,
+        f"{min(loads):.1f}-{max(loads):.1f}",
+    ]
+
+
+STALL_TARGET_MS = 50.0  # issue 17: longest stretch with no 2xx, median of 5 runs
 
 
 def _row(row: dict[str, object]) -> list[object]:
@@ -276,24 +378,50 @@ def main() -> None:
     parser.add_argument("--apps", default="versioned,slow_import,broken")
     parser.add_argument("--servers", default="sockactd,uwsgi,gunicorn")
     parser.add_argument("--no-control", action="store_true", help="skip the no-reload case")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per case, in rounds; > 1: the stall table"
+    )
+    parser.add_argument(
+        "--sockactd-log-level",
+        default="warning",
+        help="sockactd's --log-level (info: its reload phases in each run's log tail)",
+    )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     rows = []
+    todo = cases(args.servers.split(","), args.apps.split(","), not args.no_control)
     with tempfile.TemporaryDirectory(prefix="sockactd-reload-") as tmp_name:
         common.pin_sockactd(Path(tmp_name))
-        for case in cases(args.servers.split(","), args.apps.split(","), not args.no_control):
-            print(f"# {case}", file=sys.stderr, flush=True)
-            rows.append(run_case(case, args, Path(tmp_name)))
-            fired = rows[-1]["trigger"]
-            assert isinstance(fired, Trigger)
-            if not rows[-1]["alive"] or fired.exit_code not in (None, 0):
-                print(f"server log tail:\n{rows[-1]['log_tail']}", file=sys.stderr, flush=True)
-            print(common.markdown_table(["x"], [_row(rows[-1])]), file=sys.stderr, flush=True)
-            time.sleep(1)  # let TIME_WAIT and the previous server's exit settle
-    report = render(rows, args)
+        for run in range(1, args.repeat + 1):
+            for case in todo:
+                print(f"# run {run}/{args.repeat}: {case}", file=sys.stderr, flush=True)
+                rows.append(run_case(case, args, Path(tmp_name), run))
+                _progress(rows[-1])
+                time.sleep(1)  # let TIME_WAIT and the previous server's exit settle
+    if args.repeat == 1:
+        report = render(rows, args)
+        print(report)
+        if args.write:
+            common.write_section("reload", "## Reloads under load\n\n" + report)
+        return
+    report = render_repeated(rows, args)
     print(report)
     if args.write:
-        common.write_section("reload", "## Reloads under load\n\n" + report)
+        title = "## Reload stall with a 1 s import, median of repeated runs (issue 17)\n\n"
+        common.write_section("reload-stall", title + report)
+
+
+def _progress(row: dict[str, object]) -> None:
+    """One run's row on stderr; the server's log tail when it failed or stalled too long."""
+    fired, summary = row["trigger"], row["summary"]
+    assert isinstance(fired, Trigger) and isinstance(summary, dict)
+    stalled = 1000 * float(summary["gap"]) > STALL_TARGET_MS
+    if not row["alive"] or fired.exit_code not in (None, 0) or stalled:
+        print(f"server log tail:\n{row['log_tail']}", file=sys.stderr, flush=True)
+    print(common.markdown_table(["x"], [_row(row)]), file=sys.stderr, flush=True)
+    print(f"longest gap began {summary['gap_from']:+.3f} s from the trigger", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -82,10 +82,14 @@ def measure_load(name: str, args: argparse.Namespace, tmp: Path) -> dict[str, ob
 
 def cold_start_once(name: str, tmp: Path) -> float:
     """Seconds from connect() to the first response byte, socket activated on first use."""
+    return first_byte_seconds(server_for(name, None, tmp), tmp / f"cold-{name}.log")
+
+
+def first_byte_seconds(server: common.Server, log: Path) -> float:
+    """`server` (no bind address) under systemd-socket-activate: connect() to first byte."""
+    name = server.name
     port = common.free_port()
-    server = server_for(name, None, tmp)
     argv = activation_argv(port, server.argv)
-    log = tmp / f"cold-{name}.log"
     log.unlink(missing_ok=True)
     proc = common.Running(server, log, argv)
     try:

@@ -10,6 +10,7 @@ from bench.loadgen import (
     Outcome,
     classify,
     failures,
+    gap_span,
     longest_gap,
     lowest_window_rate,
     p99,
@@ -91,6 +92,12 @@ def test_lowest_window_rate(ends: list[float], start: float, stop: float, lowest
 def test_longest_gap_counts_only_successes(ends: list[float], expected: float) -> None:
     outcomes = [ok(e) for e in ends] + [Outcome(2.9, 3.0, Kind.REFUSED)]
     assert longest_gap(outcomes, 0.5, 4.5) == pytest.approx(expected)
+
+
+def test_gap_span_says_where_the_longest_gap_was() -> None:
+    outcomes = [ok(e) for e in (1.0, 1.2, 3.0, 3.1)] + [Outcome(2.0, 2.1, Kind.RESET)]
+    assert gap_span(outcomes, 0.5, 3.5) == pytest.approx((1.2, 3.0))
+    assert gap_span([], 0.5, 3.5) == pytest.approx((0.5, 3.5))
 
 
 def test_p99_uses_requests_started_in_the_window_failures_included() -> None:

@@ -1,0 +1,199 @@
+"""Cold start under systemd-socket-activate: the .deb's sockactd, the virtualenv's, and uWSGI.
+
+    .venv/bin/python bench/cold_start.py [--runs 21] [--deb FILE] [--write]
+    .venv/bin/python bench/cold_start.py --build-deb FILE      # build HEAD's .deb, then exit
+
+Issue 17's target: both install layouts start at or below uWSGI on an idle machine.
+One run: `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http <server>`, then the
+time from our connect() to the first response byte of `GET /` (bench/apps/hello.py,
+2 workers); systemd-socket-activate starts the server on that first connection, so
+the time is interpreter start, imports, taking the socket, forking the workers and
+the first answer -- what a client waits for on an on-demand socket. The three servers
+take turns (deb, venv, uwsgi, deb, venv, ...) so a drift in the machine's load hits
+them alike; reported: median, min-max, quartiles of --runs runs each.
+
+The layouts:
+  deb   the .deb of the commit measured, built as `make deb` builds it (a copy of
+        packaging/debian in a `git archive` of HEAD, `dpkg-buildpackage -us -uc -b`
+        on the system PATH) except that its build-time unit tests are skipped
+        (DEB_BUILD_OPTIONS=nocheck: the suite runs them; a benchmark needs the files).
+        It is NOT installed: the test suite's package sandboxes overlay this host's
+        dpkg database, and an installed sockactd would show up in them. Instead
+        `dpkg-deb -x` unpacks it into a temporary root, its Python files are
+        byte-compiled with /usr/bin/python3 (what the postinst's py3compile does), and
+        the root's /usr/bin/sockactd (packaging/bin/sockactd, `#!/usr/bin/python3`)
+        runs with PYTHONPATH=<root>/usr/lib/python3/dist-packages. So the interpreter,
+        the launcher, the byte-code and the dependencies are an installed copy's:
+        Debian's python3 and the python3-* packages the .deb depends on
+        (python3-httptools, python3-sdnotify, python3-pyinotify, installed by
+        scripts/setup). The one difference: sockactd's directory comes first on
+        sys.path instead of after the standard library, which costs one more
+        directory listing at start-up.
+  venv  sockactd as bench/throughput.py runs it: an exported copy of HEAD, byte-
+        compiled, in a virtualenv of its own on .venv's packages (httptools from
+        PyPI), started through packaging/bin/sockactd (common.pin_sockactd).
+  uwsgi Debian's uWSGI with its python3 plugin, `--protocol http` on systemd's fd.
+`--write` replaces the `cold-start` section of bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.throughput import first_byte_seconds
+
+MODULE = "hello:app"
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # pybuild must use Debian's python3 (Makefile)
+LAYOUTS = ("deb", "venv", "uwsgi")
+
+
+def build_deb(target: Path, ref: str = "HEAD") -> Path:
+    """Build the .deb of `ref` (unit tests skipped) and copy it to `target`; `target`."""
+    with tempfile.TemporaryDirectory(prefix="sockactd-deb-") as tmp_name:
+        tree = Path(tmp_name) / "sockactd"
+        tree.mkdir()
+        archive = subprocess.Popen(
+            ["git", "-C", str(common.ROOT), "archive", ref], stdout=subprocess.PIPE
+        )
+        subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+        if archive.wait() != 0:
+            raise RuntimeError(f"git archive {ref} failed")
+        shutil.copytree(tree / "packaging" / "debian", tree / "debian")
+        env = {**os.environ, "PATH": SYSTEM_PATH, "DEB_BUILD_OPTIONS": "nocheck"}
+        subprocess.run(
+            ["dpkg-buildpackage", "-us", "-uc", "-b"],
+            cwd=tree,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=600,
+        )
+        built = sorted(Path(tmp_name).glob("sockactd_*_all.deb"))
+        if len(built) != 1:
+            raise RuntimeError(f"expected one sockactd_*_all.deb, found {built}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built[0], target)
+    return target
+
+
+def unpack_deb(deb: Path, root: Path) -> Path:
+    """`dpkg-deb -x` the package into `root`, byte-compile it; its /usr/bin/sockactd."""
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    site = root / "usr" / "lib" / "python3" / "dist-packages"
+    subprocess.run(["/usr/bin/python3", "-m", "compileall", "-q", str(site)], check=True)
+    launcher = root / "usr" / "bin" / "sockactd"
+    if not os.access(launcher, os.X_OK):
+        raise RuntimeError(f"{deb} has no executable /usr/bin/sockactd")
+    return launcher
+
+
+def servers(launcher: Path, tmp: Path) -> dict[str, common.Server]:
+    """The three command lines (no bind address: the socket comes from systemd)."""
+    control = tmp / "control.sock"
+    common.use_sockactd_command([str(launcher)])
+    site = launcher.parent.parent / "lib" / "python3" / "dist-packages"
+    deb = dataclasses.replace(
+        common.sockactd(MODULE, control=control), name="deb", env=(("PYTHONPATH", str(site)),)
+    )
+    common.use_sockactd_command([])  # back to the pinned virtualenv
+    venv = dataclasses.replace(common.sockactd(MODULE, control=control), name="venv")
+    uwsgi = common.uwsgi(MODULE, activated=True)
+    return {"deb": deb, "venv": venv, "uwsgi": uwsgi}
+
+
+def measure(chosen: dict[str, common.Server], runs: int, tmp: Path) -> dict[str, list[float]]:
+    """`runs` cold starts of each server, taking turns; milliseconds."""
+    found: dict[str, list[float]] = {name: [] for name in chosen}
+    for number in range(runs):
+        for name, server in chosen.items():
+            found[name].append(1000 * first_byte_seconds(server, tmp / f"cold-{name}.log"))
+        print(f"# run {number + 1}/{runs}: " + ", ".join(
+            f"{name} {times[-1]:.1f} ms" for name, times in found.items()
+        ), file=sys.stderr, flush=True)  # fmt: skip
+    return found
+
+
+def render(
+    found: dict[str, list[float]], chosen: dict[str, common.Server], deb_note: str, runs: int
+) -> str:
+    uwsgi = statistics.median(found["uwsgi"]) if found.get("uwsgi") else None
+    header = ["server", "median ms", "quartiles ms", "min-max ms", "x uWSGI (median)"]
+    rows = []
+    for name, times in found.items():
+        ordered = sorted(times)
+        quartiles = statistics.quantiles(ordered, n=4)
+        median = statistics.median(ordered)
+        rows.append([
+            LABELS[name], f"{median:.1f}", f"{quartiles[0]:.1f}-{quartiles[2]:.1f}",
+            f"{ordered[0]:.1f}-{ordered[-1]:.1f}", f"{median / uwsgi:.2f}" if uwsgi else "-",
+        ])  # fmt: skip
+    out = [f"Machine: {common.machine_summary()}\n"]
+    out.append(
+        f"{runs} runs per server, taking turns; each: connect() to the first response byte "
+        "of `GET /` under `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http`, 2 "
+        "workers, `bench/apps/hello.py`.\n"
+    )
+    out.append(common.markdown_table(header, rows))
+    out.append("\nCommands (after `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http`):\n")
+    for name, server in chosen.items():
+        env = " ".join(f"{k}={v}" for k, v in server.env)
+        text = shlex.join(server.argv).replace(str(common.ROOT) + "/", "")
+        text = text.replace(str(Path(tempfile.gettempdir())) + "/", "$TMP/")
+        out.append(f"- {LABELS[name]}: `{(env + ' ') if env else ''}{text}`")
+    out.append(f"- the .deb: {deb_note}")
+    out.append(f"- this table: `{shlex.join(['bench/cold_start.py', *sys.argv[1:]])}`\n")
+    return "\n".join(out)
+
+
+LABELS = {
+    "deb": "sockactd, the .deb (/usr/bin/python3, Debian's python3-httptools)",
+    "venv": "sockactd, virtualenv (.venv's packages, PyPI httptools)",
+    "uwsgi": "uWSGI (Debian)",
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--deb", type=Path, help="measure this .deb instead of building HEAD's")
+    parser.add_argument("--build-deb", type=Path, help="only build HEAD's .deb into this file")
+    parser.add_argument("--only", default=",".join(LAYOUTS))
+    parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
+    args = parser.parse_args()
+    if args.build_deb:
+        print(build_deb(args.build_deb.resolve()))
+        return
+    names = [n for n in args.only.split(",") if n]
+    if args.runs < 2 or not set(names) <= set(LAYOUTS):
+        parser.error(f"--runs >= 2 and --only from {','.join(LAYOUTS)}")
+    with tempfile.TemporaryDirectory(prefix="sockactd-cold-") as tmp_name:
+        tmp = Path(tmp_name)
+        commit = common.pin_sockactd(tmp)
+        if args.deb:
+            deb, deb_note = args.deb.resolve(), f"`{args.deb}` as given"
+        else:
+            deb = build_deb(tmp / "sockactd.deb")
+            deb_note = f"built from commit {commit} by this script (nocheck), unpacked"
+        launcher = unpack_deb(deb, tmp / "root")
+        chosen = {name: server for name, server in servers(launcher, tmp).items() if name in names}
+        found = measure(chosen, args.runs, tmp)
+        report = render(found, chosen, deb_note, args.runs)
+    print(report)
+    if args.write:
+        common.write_section("cold-start", "## Cold start: .deb, virtualenv, uWSGI\n\n" + report)
+
+
+if __name__ == "__main__":
+    main()
