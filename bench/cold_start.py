@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import statistics
@@ -148,10 +149,10 @@ def render(
     out.append(common.markdown_table(header, rows))
     out.append("\nCommands (after `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http`):\n")
     for name, server in chosen.items():
-        env = " ".join(f"{k}={v}" for k, v in server.env)
-        text = shlex.join(server.argv).replace(str(common.ROOT) + "/", "")
-        text = text.replace(str(Path(tempfile.gettempdir())) + "/", "$TMP/")
-        out.append(f"- {LABELS[name]}: `{(env + ' ') if env else ''}{text}`")
+        text = shlex.join([*(f"{k}={v}" for k, v in server.env), *server.argv])
+        text = text.replace(str(common.ROOT) + "/", "")
+        text = re.sub(r"/tmp/sockactd-cold-[^/]+", "$TMP", text)
+        out.append(f"- {LABELS[name]}: `{text}`")
     out.append(f"- the .deb: {deb_note}")
     out.append(f"- this table: `{shlex.join(['bench/cold_start.py', *sys.argv[1:]])}`\n")
     return "\n".join(out)

@@ -89,7 +89,8 @@ def first_byte_seconds(server: common.Server, log: Path) -> float:
     """`server` (no bind address) under systemd-socket-activate: connect() to first byte."""
     name = server.name
     port = common.free_port()
-    argv = activation_argv(port, server.argv)
+    # systemd-socket-activate passes on only the variables it is given with -E
+    argv = activation_argv(port, server.argv, [f"{k}={v}" for k, v in server.env])
     log.unlink(missing_ok=True)
     proc = common.Running(server, log, argv)
     try:
@@ -155,8 +156,9 @@ def refs_only(refs: list[str], args: argparse.Namespace) -> None:
     print(f"\n- this table: `{_short(sys.argv)}`")
 
 
-def activation_argv(port: int, argv: Sequence[str]) -> list[str]:
-    return ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=http", *argv]
+def activation_argv(port: int, argv: Sequence[str], env: Sequence[str] = ()) -> list[str]:
+    options = [f"--setenv={assignment}" for assignment in env]
+    return ["systemd-socket-activate", "-l", f"127.0.0.1:{port}", "--fdname=http", *options, *argv]
 
 
 def wait_for_text(path: Path, text: str, proc: common.Running, timeout: float) -> None:
