@@ -182,6 +182,7 @@ def analyse(
         "lowest_rps": lowest,
         "gap": gap_end - gap_begin,
         "gap_from": gap_begin - fired.at,  # where the longest gap began, from the trigger
+        "reload_gap": loadgen.longest_gap(outcomes, fired.at, reload_to),
         "p99_steady": loadgen.p99(outcomes, steady_from, fired.at),
         "p99_reload": loadgen.p99(outcomes, fired.at, reload_to),
         "window": reload_to - fired.at,
@@ -253,9 +254,10 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
         f"load, reload triggered at t={args.reload_at:g} s, {args.clients} client processes, "
         "one request per new connection, 2 workers. `stall` = longest time with no "
         "successful response anywhere in the run after its first second; `at` = where "
-        "that stretch began, in seconds from the trigger (negative: before it); mode "
-        "`none` is the control, the same load and no reload. Failed requests summed over "
-        "the runs; `to new` and `ctl` medians.\n"
+        "that stretch began, in seconds from the trigger (negative: before it); `in "
+        "reload` = the longest such stretch inside [trigger, trigger + max(1 s, to new, "
+        "sockactctl time)]; mode `none` is the control, the same load and no reload. "
+        "Failed requests summed over the runs; `to new` and `ctl` medians.\n"
     )
     by_case: dict[Case, list[dict[str, object]]] = {}
     for row in rows:
@@ -269,6 +271,7 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
         "stall ms median",
         "stall ms, every run",
         "at s, every run",
+        "in reload ms, every run",
         "failed",
         "to new s",
         "ctl exits (s)",
@@ -289,6 +292,7 @@ def _repeated_row(case: Case, runs: list[dict[str, object]]) -> list[object]:
     assert all(isinstance(f, Trigger) for f in fired)
     gaps = [1000 * float(s["gap"]) for s in summaries]  # type: ignore[index]
     where = [float(s["gap_from"]) for s in summaries]  # type: ignore[index]
+    inside = [1000 * float(s["reload_gap"]) for s in summaries]  # type: ignore[index]
     failed = sum(sum(s["failed"].values()) for s in summaries)  # type: ignore[index]
     news = [s["to_new"] for s in summaries if s["to_new"] is not None]  # type: ignore[index]
     never = sum(1 for s in summaries if s["to_new"] is None)  # type: ignore[index]
@@ -313,6 +317,7 @@ def _repeated_row(case: Case, runs: list[dict[str, object]]) -> list[object]:
         flag,
         " / ".join(f"{g:.0f}" for g in gaps),
         " / ".join(f"{w:+.2f}" for w in where),
+        " / ".join(f"{g:.0f}" for g in inside),
         f"{failed}" + (f", **{dead} died**" if dead else ""),
         to_new,
         ctl,
