@@ -302,7 +302,7 @@ def main() -> None:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sockactd-django-") as tmp_name:
         tmp = Path(tmp_name)
-        commit = common.pin_sockactd(tmp)
+        common.pin_sockactd(tmp)
         with Postgres(tmp / "pg", tmp / "postgres.log") as db:
             seed(db, args.rows)
             if args.profile:
@@ -325,7 +325,7 @@ def main() -> None:
         summary = common.machine_summary()
     minutes = (time.monotonic() - began) / 60
     text = (
-        f"{summary}; PostgreSQL {Postgres.version()}; sockactd commit {commit}\n\n"
+        f"{summary}; PostgreSQL {Postgres.version()}\n\n"
         f"`.venv/bin/python bench/django_pg.py {shlex.join(sys.argv[1:])}` ({minutes:.1f} min): "
         f"{args.rows:,} rows, 2 processes x THREADS threads, wrk keep-alive with "
         f"2 x 2 x THREADS connections, {args.warmup:g} s warm-up + {args.duration:g} s measured "
