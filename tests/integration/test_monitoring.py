@@ -223,3 +223,27 @@ def test_a_socket_named_metrics_from_systemd_is_the_masters_not_the_apps(tmp_pat
         process.terminate()
         process.wait(15)
         notify.close()
+
+
+def test_a_monitoring_socket_file_from_systemd_outlives_the_server(tmp_path: Path) -> None:
+    """The socket unit owns its file: sockactd stopping must not unlink it (it used to)."""
+    tool = shutil.which("systemd-socket-activate")
+    require(tool is not None, "needs systemd-socket-activate (Debian package systemd)")
+    assert tool is not None
+    stats = tmp_path / "stats.sock"
+    notify = NotifyListener(tmp_path / "notify.sock")
+    argv = [tool, "-l", f"127.0.0.1:{free_port()}", "-l", str(stats), "--fdname=http:stats",
+            "-E", f"NOTIFY_SOCKET={notify.path}",
+            *sockactd_argv("--control-socket", str(tmp_path / "ctl.sock"), APP)]  # fmt: skip
+    with open(tmp_path / "log", "wb") as log:
+        process = subprocess.Popen(argv, env=child_environ(), stdout=log, stderr=log)
+    try:
+        wait_until(stats.exists, 10, "systemd-socket-activate listening")
+        assert "workers" in raw_stats(stats)  # this connection starts sockactd
+        notify.wait_for("READY", "1", 20)
+    finally:
+        process.terminate()  # sockactd by now: systemd-socket-activate execs it
+        process.wait(15)
+        notify.close()
+    assert process.returncode == 0, (tmp_path / "log").read_text()
+    assert stats.exists()
