@@ -42,7 +42,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from sockactd.control.bind import bind_control_socket
 from sockactd.control.protocol import (
@@ -51,6 +51,7 @@ from sockactd.control.protocol import (
     LineReader,
     Peer,
     Response,
+    StatusData,
     decode_request,
     encode_response,
 )
@@ -61,12 +62,15 @@ from sockactd.master.loop import READ, WRITE
 if TYPE_CHECKING:
     from sockactd.master.loop import Loop, Watch
 
-__all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier"]
+__all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier", "Result"]
 
 log = get_logger(__name__)
 
 _UCRED: Final = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ACCEPTS_PER_EVENT: Final = 16  # bound one loop turn's work
+
+
+QUEUED: Final = Response(True, "reload queued")
 
 
 class _State(enum.Enum):
@@ -96,8 +100,21 @@ class ControlHandover:
     waiting_fds: tuple[int, ...]
 
 
+class Result(Protocol):
+    """How a reload request ended, in the master's terms (master/reloads.py: ReloadResult)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def message(self) -> str: ...
+
+
 class Replier:
-    """Answers one request, once. Keep it to answer later (``reload --wait``)."""
+    """Answers one request, once. Keep it to answer later (``reload --wait``).
+
+    The master hands it what it knows (a status, a reload's result); the reply line is
+    built here.
+    """
 
     def __init__(self, server: ControlServer, conn: _Connection) -> None:
         self._server = server
@@ -124,6 +141,17 @@ class Replier:
             return False
         self._server._reply(self._conn, response)
         return True
+
+    def send_status(self, text: str, data: StatusData) -> bool:
+        return self.send(Response(True, text, dict(data)))
+
+    def send_result(self, result: Result) -> bool:
+        """Answer ``reload --wait``: ok when the reload was done, else why not."""
+        return self.send(Response(result.ok, result.message))
+
+    def send_queued(self, refused: Result | None) -> bool:
+        """Answer a ``reload`` that does not wait: queued, or refused and why."""
+        return self.send(Response(False, refused.message) if refused else QUEUED)
 
 
 OnRequest = Callable[[ControlRequest, Replier], None]

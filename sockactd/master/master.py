@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sockactd.config.model import Config
-from sockactd.control.protocol import Command, ControlRequest, Response
+from sockactd.control.protocol import Command, ControlRequest
 from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ControlError, ExitCode
 from sockactd.log import get_logger, setup_logging
@@ -132,7 +132,9 @@ class Master:
             self.pool.generation = resumed.generation
             for worker in resumed.workers:
                 self.pool.adopt(worker)
-            self.reloads.resume_standard(resumed)
+            control = self.control
+            waiters = [control.resume(fd).send_result for fd in resumed.waiting_fds] if control else []
+            self.reloads.resume_standard(waiters, resumed.queued)
 
     # --- set-up -------------------------------------------------------------
     def _open_control(
@@ -254,9 +256,9 @@ class Master:
         if self.triggers is not None:
             for mode in self.triggers.due(now):
                 log.info("trigger file changed: %s reload", mode)
-                self.reloads.request(mode, None)
+                self.reloads.request(mode)
         if self.autoreload is not None and self.autoreload.due(now):
-            self.reloads.request(None, None)
+            self.reloads.request(None)
         self.health.check_deadlines(now)
         self.health.check_boards(now)
         self.recycler.check(now)
@@ -279,7 +281,7 @@ class Master:
             if isinstance(action, Stop):
                 self.stop(graceful=action.graceful, why=f"{signum.name} received")
             elif isinstance(action, Reload):
-                self.reloads.request(action.mode, None)
+                self.reloads.request(action.mode)
             elif isinstance(action, Scale):
                 self.health.scale(action.delta)
         self.channels.reap_all()  # SIGCHLD, and a safety net if a pidfd event was missed
@@ -294,13 +296,11 @@ class Master:
 
     def _on_control_request(self, request: ControlRequest, replier: Replier) -> None:
         if request.command is Command.STATUS:
-            replier.send(Response(True, self.status_text(), dict(status_data(self))))
+            replier.send_status(self.status_text(), status_data(self))
         elif request.command is Command.RELOAD and request.wait:
-            self.reloads.request(request.mode, replier)
+            self.reloads.request(request.mode, replier.send_result)
         elif request.command is Command.RELOAD:
-            refusal = self.reloads.refusal(request.mode or self.config.reload_mode)
-            self.reloads.request(request.mode, None)
-            replier.send(Response(not refusal, refusal or "reload queued"))
+            replier.send_queued(self.reloads.request(request.mode))
 
     # --- workers ------------------------------------------------------------
     def _fork_worker(self, generation: int) -> tuple[int, int, Board]:

@@ -18,6 +18,7 @@ itself: strategies ask the pool.
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import sys
@@ -29,8 +30,6 @@ from typing import IO, TYPE_CHECKING
 
 from sockactd import log as sockactd_log
 from sockactd.app import started_environ
-from sockactd.control.protocol import Response
-from sockactd.control.server import Replier
 from sockactd.log import get_logger
 from sockactd.master import handover
 from sockactd.master.loop import Watch
@@ -47,17 +46,43 @@ from sockactd.reload.refused import RefusedReload
 if TYPE_CHECKING:
     from sockactd.master.master import Master
 
-__all__ = ["PendingReload", "Reloads"]
+__all__ = ["PendingReload", "ReloadResult", "Reloads", "Verdict", "Waiter"]
 
 log = get_logger(__name__)
 
 DRAIN_ACK_GRACE = 2.0  # longest wait for retired workers to confirm they stopped accepting
 
 
+class Verdict(enum.Enum):
+    """How a reload request ended."""
+
+    DONE = "done"  # the new generation serves everything
+    ABORTED = "aborted"  # it ran and failed; the old generation keeps serving
+    REFUSED = "refused"  # never started (the server stops; workers/chain with a preloaded app)
+    DROPPED = "dropped"  # queued or running when the server began to stop
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    """What a reload request came to, for whoever waits for it (control/server.py replies)."""
+
+    mode: str
+    verdict: Verdict
+    message: str
+    generation: int  # the generation serving when it ended
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.DONE
+
+
+Waiter = Callable[[ReloadResult], None]  # told once, when the request it waits for ends
+
+
 @dataclass
 class PendingReload:
     mode: str
-    waiters: list[Replier] = field(default_factory=list)
+    waiters: list[Waiter] = field(default_factory=list)
 
 
 @dataclass
@@ -80,30 +105,36 @@ class Reloads:
         self.strategy: ReloadStrategy | None = None
         self.current: PendingReload | None = None
         self.queue: deque[PendingReload] = deque()
-        self.last: tuple[bool, str, int] | None = None  # ok, message, generation
+        self.last: ReloadResult | None = None  # the last reload that ran
         self._preflight: _Preflight | None = None
         self.reconfigure = Reconfigure(
             master.argv, started_environ(), master.start_dir, master.use_config
         )
 
     # --- asking -------------------------------------------------------------
-    def request(self, mode: str | None, replier: Replier | None) -> None:
-        """Queue a reload (merged with a queued one of the same mode) and start it if idle."""
+    def request(self, mode: str | None, waiter: Waiter | None = None) -> ReloadResult | None:
+        """Queue a reload (merged with a queued one of the same mode) and start it if idle.
+
+        Returns the refusal when it cannot be done (`waiter` is told it too), None when
+        queued: then `waiter` learns the result of the reload that covers this request.
+        """
         mode = mode or self.master.config.reload_mode
         refusal = self.refusal(mode)
         if refusal:
             log.error("%s reload refused: %s", mode, refusal)
-            if replier is not None:
-                replier.send(Response(False, refusal))
-            return
+            refused = ReloadResult(mode, Verdict.REFUSED, refusal, self.master.pool.generation)
+            if waiter is not None:
+                waiter(refused)
+            return refused
         for pending in self.queue:
             if pending.mode == mode:
-                if replier is not None:
-                    pending.waiters.append(replier)
+                if waiter is not None:
+                    pending.waiters.append(waiter)
                 break
         else:
-            self.queue.append(PendingReload(mode, [replier] if replier else []))
+            self.queue.append(PendingReload(mode, [waiter] if waiter else []))
         self.start_next()
+        return None
 
     def refusal(self, mode: str) -> str:
         """Why a `mode` reload cannot be done now, or "" when it can."""
@@ -135,11 +166,9 @@ class Reloads:
             strategy = ChainReload()
         self._begin(strategy, mode)
 
-    def resume_standard(self, resumed: handover.Handover) -> None:
+    def resume_standard(self, waiters: list[Waiter], queued: list[str]) -> None:
         """Second half of a standard reload, in the new image: renew the adopted workers."""
-        control = self.master.control
-        waiters = [control.resume(fd) for fd in resumed.waiting_fds] if control else []
-        self.queue.extend(PendingReload(mode) for mode in resumed.queued)
+        self.queue.extend(PendingReload(mode) for mode in queued)
         self.current = PendingReload("standard", waiters)
         self._begin(AllWorkersReload(label="standard"), "standard")
 
@@ -174,12 +203,14 @@ class Reloads:
         sockactd_log.set_generation(pool.generation)
         waiters = self.current.waiters if self.current else []
         self.strategy, self.current = None, None
-        self.last = (ok, message, pool.generation)
+        result = ReloadResult(mode, Verdict.DONE if ok else Verdict.ABORTED, message,
+                              pool.generation)  # fmt: skip
+        self.last = result
         self.master.tally.reload_finished(mode, ok, self.master.kernel.monotonic(), time.time())
         self.master.move(ReloadFinished(ok))
         self.master.notifier.ready(self.master.status_text() if ok else message)
         for waiter in waiters:
-            waiter.send(Response(ok, message))
+            waiter(result)
         self.start_next()
 
     def fail_all(self, why: str) -> None:
@@ -191,9 +222,11 @@ class Reloads:
         self.current, self.strategy = None, None
         if self._preflight is not None:
             self.master.kernel.kill(self._preflight.pid, signal.SIGKILL)
+        generation = self.master.pool.generation
         for item in pending:
+            message = f"{item.mode} reload not done: {why}"
             for waiter in item.waiters:
-                waiter.send(Response(False, f"{item.mode} reload not done: {why}"))
+                waiter(ReloadResult(item.mode, Verdict.DROPPED, message, generation))
 
     def progress(self) -> str | None:
         return self.strategy.progress(self.master.pool) if self.strategy else None

@@ -35,8 +35,9 @@ def status_line(master: Master) -> str:
         f"{master.phase.value}: {ready}/{pool.size} workers ready, "
         f"generation {pool.generation}, {served} requests served"
     )
-    if master.reloads.last is not None and not master.reloads.last[0]:
-        text += f" (last reload failed: {master.reloads.last[1]})"
+    last = master.reloads.last
+    if last is not None and not last.ok:
+        text += f" (last reload failed: {last.message})"
     return text
 
 
@@ -57,8 +58,8 @@ def status_data(master: Master) -> StatusData:
     ]
     last: LastReloadData | None = None
     if master.reloads.last is not None:
-        ok, message, generation = master.reloads.last
-        last = {"ok": ok, "message": message, "generation": generation}
+        result = master.reloads.last
+        last = {"ok": result.ok, "message": result.message, "generation": result.generation}
     reload: ReloadProgressData | None = None
     progress, current = master.reloads.progress(), master.reloads.current
     if progress is not None and current is not None:
