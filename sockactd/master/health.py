@@ -8,20 +8,25 @@ Rule 2: every deadline is enforced here, never by a sleep: a worker that
         mercy, a request past `harakiri` -- each gets SIGKILL.
 Recycling (max-requests, lifetime, memory) is recycle.py's.
 While a reload runs, respawning pauses if the reload itself brings the new
-generation up (reloads.pauses_respawn).
+generation up (`reload_pauses_respawn`), and no surplus worker is retired.
+
+It is handed the pool, the phase, a clock, the configuration (a getter: a
+reload installs a new one) and two questions about the reload queue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
-from sockactd.master.pool import Worker, WorkerState
+from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.respawn import SERVING_RESPAWNS_PER_SECOND, RespawnPolicy
 from sockactd.master.tally import ExitReason
 
 if TYPE_CHECKING:
-    from sockactd.master.master import Master
+    from sockactd.config.model import Config
+    from sockactd.master.phase import PhaseTracker
 
 __all__ = ["Health"]
 
@@ -29,8 +34,21 @@ log = get_logger(__name__)
 
 
 class Health:
-    def __init__(self, master: Master) -> None:
-        self.master = master
+    def __init__(
+        self,
+        pool: WorkerPool,
+        phase: PhaseTracker,
+        clock: Callable[[], float],
+        settings: Callable[[], Config],
+        reload_running: Callable[[], bool],
+        reload_pauses_respawn: Callable[[], bool],
+    ) -> None:
+        self.pool = pool
+        self.phase = phase
+        self.clock = clock
+        self.settings = settings
+        self.reload_running = reload_running
+        self.reload_pauses_respawn = reload_pauses_respawn
         self.respawn = RespawnPolicy()
         self._capped = False
 
@@ -39,10 +57,10 @@ class Health:
         return self.respawn.next_spawn
 
     def count_boot_failure(self, worker: Worker) -> None:
-        self.respawn.boot_failed(self.master.kernel.monotonic())
+        self.respawn.boot_failed(self.clock())
 
     def count_serving_crash(self, worker: Worker) -> None:
-        capped = self.respawn.serving_died(self.master.kernel.monotonic(), self.master.pool.size)
+        capped = self.respawn.serving_died(self.clock(), self.pool.size)
         if capped and not self._capped:
             log.warning(
                 "serving workers die faster than %d a second each; replacements are paced",
@@ -52,32 +70,30 @@ class Health:
 
     def deficit(self) -> int:
         """How many workers are missing from the configured number (never negative)."""
-        master = self.master
-        if not master.wants_workers() or master.reloads.pauses_respawn():
+        if not self.phase.wants_workers() or self.reload_pauses_respawn():
             return 0
-        active = [w for w in master.pool.active() if not w.recycling]
-        return max(0, master.pool.size - len(active))
+        active = [w for w in self.pool.active() if not w.recycling]
+        return max(0, self.pool.size - len(active))
 
     def keep_capacity(self, now: float) -> None:
-        master, pool = self.master, self.master.pool
+        config, pool = self.settings(), self.pool
         deficit = self.deficit()
         if deficit > 0 and now >= self.respawn.next_spawn:
             for _ in range(deficit):
                 pool.spawn()
-        if master.is_serving() and master.reloads.strategy is None:
+        if self.phase.is_serving() and not self.reload_running():
             surplus = [w for w in pool.active() if not w.recycling and w.replacing is None]
             for worker in surplus[pool.size :]:
                 log.info("retiring worker %d: %d workers configured", worker.pid, pool.size)
                 worker.exit_reason = ExitReason.SCALE_DOWN
-                pool.retire(worker, master.config.worker_reload_mercy)
+                pool.retire(worker, config.worker_reload_mercy)
 
     def check_deadlines(self, now: float) -> None:
-        pool = self.master.pool
+        config, pool = self.settings(), self.pool
         for worker in pool:
             if worker.ready_deadline is not None and now >= worker.ready_deadline:
                 worker.boot_error = (
-                    f"did not report ready within {self.master.config.ready_timeout:g}s "
-                    "(ready-timeout)"
+                    f"did not report ready within {config.ready_timeout:g}s (ready-timeout)"
                 )
                 worker.ready_deadline = None
                 pool.kill(worker)
@@ -87,7 +103,7 @@ class Health:
                 pool.kill(worker)
 
     def check_boards(self, now: float) -> None:
-        config, pool = self.master.config, self.master.pool
+        config, pool = self.settings(), self.pool
         if not config.harakiri:
             return
         for worker in pool:
@@ -103,6 +119,6 @@ class Health:
                 worker.exit_reason = ExitReason.HARAKIRI
 
     def scale(self, delta: int) -> None:
-        pool = self.master.pool
+        pool = self.pool
         pool.size = max(1, pool.size + delta)
         log.info("workers: %d", pool.size)

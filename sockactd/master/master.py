@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sockactd.app import started_environ
 from sockactd.config.model import Config
 from sockactd.control.protocol import Command, ControlRequest
 from sockactd.control.server import ControlServer, Replier
@@ -40,13 +41,12 @@ from sockactd.master.phase import (
     AllReady,
     BootGaveUp,
     Phase,
-    PhaseEvent,
+    PhaseTracker,
     StopRequested,
-    next_phase,
 )
 from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.procinfo import rss
-from sockactd.master.reconfig import apply_process_settings
+from sockactd.master.reconfig import Reconfigure, apply_process_settings
 from sockactd.master.recycle import Recycler
 from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
@@ -99,16 +99,36 @@ class Master:
         self.kernel = kernel
         self.argv = list(argv)
         self.start_dir = start_dir or os.getcwd()
-        self.phase = Phase.STARTING
+        self.phase = PhaseTracker()
         self.exit_code = ExitCode.OK
         self.started_wall = resumed.started_wall if resumed else time.time()
         self.loop = Loop()
         self.pool = WorkerPool(kernel, self._fork_worker, config.processes, config.ready_timeout)
         self.channels = WorkerChannels(self.loop, self.pool, self._on_frame, self._on_worker_exit)
         self.pool.on_removed = self._forget_worker  # the tally keeps its counts first
-        self.reloads = Reloads(self, on_preflight_failed=self._watch_traceback)
-        self.health = Health(self)
         self.tally = Tally.from_json(resumed.tally) if resumed else Tally()
+        self.reloads = Reloads(
+            self.pool,
+            self.phase,
+            notifier,
+            self.tally,
+            kernel,
+            lambda: self.config,
+            Reconfigure(self.argv, started_environ(), self.start_dir, self.use_config),
+            self.loop,
+            self.status_text,
+            self._reexec,
+            lambda: self.control.path if self.control is not None else "",
+            on_preflight_failed=self._watch_traceback,
+        )
+        self.health = Health(
+            self.pool,
+            self.phase,
+            kernel.monotonic,
+            lambda: self.config,
+            lambda: self.reloads.strategy is not None,
+            self.reloads.pauses_respawn,
+        )
         self.recycler = Recycler(
             lambda: self.config, self.pool, lambda: self.reloads.strategy is not None
         )
@@ -130,10 +150,10 @@ class Master:
             self.pool.track(pid, status_fd, board, self.pool.generation)
         if resumed is not None:
             self.pool.generation = resumed.generation
-            for worker in resumed.workers:
-                self.pool.adopt(worker)
-            control = self.control
-            waiters = [control.resume(fd).send_result for fd in resumed.waiting_fds] if control else []
+            for record in resumed.workers:
+                self.pool.adopt(record.to_worker())
+            server, fds = self.control, resumed.waiting_fds
+            waiters = [server.resume(fd).send_result for fd in fds] if server else []
             self.reloads.resume_standard(waiters, resumed.queued)
 
     # --- set-up -------------------------------------------------------------
@@ -183,20 +203,27 @@ class Master:
         return watcher
 
     # --- questions the parts ask ------------------------------------------------
-    def is_serving(self) -> bool:
-        return self.phase is Phase.SERVING
-
-    def accepts_reloads(self) -> bool:
-        return self.phase not in (Phase.STOPPING, Phase.EXITING)
-
-    def wants_workers(self) -> bool:
-        return self.phase in (Phase.STARTING, Phase.SERVING, Phase.RELOADING)
-
-    def move(self, event: PhaseEvent) -> None:
-        self.phase = next_phase(self.phase, event)
-
     def status_text(self) -> str:
-        return status_line(self)
+        return status_line(self.phase.current, self.pool, self.reloads)
+
+    def _reexec(self, queued: list[str]) -> None:
+        """A standard reload's execve in place: the next image gets our record and fds."""
+        record = handover.Handover(
+            generation=self.pool.generation,
+            workers=tuple(handover.WorkerRecord.of(w) for w in self.pool
+                          if w.state is not WorkerState.GONE),
+            control_fd=None,  # exec_in_place fills in the control server's fds
+            waiting_fds=(),
+            queued=tuple(queued),
+            started_wall=self.started_wall,
+            tally=self.tally.to_json(),
+        )  # fmt: skip
+        sockets = [(lst.sock.fileno(), lst.protocol) for lst in self.listeners]
+        sockets += [(m.endpoint.fileno(), m.endpoint.name) for m in self.monitors]
+        plan = handover.ExecPlan(sockets, self.control, self.argv, self.start_dir,
+                                 self.config.chdir, self.inbox.block_for_exec,
+                                 self.kernel)  # fmt: skip
+        handover.exec_in_place(record, plan)
 
     def use_config(self, config: Config) -> None:
         """Take `config` for the workers forked from now on and for the master's limits."""
@@ -218,7 +245,7 @@ class Master:
             ", ".join(f"{lst.address} ({lst.protocol})" for lst in self.listeners),
         )
         try:
-            while self.phase is not Phase.EXITING:
+            while self.phase.current is not Phase.EXITING:
                 self.loop.run_once(self._timeout())
                 self._tick(self.kernel.monotonic())
         finally:
@@ -262,7 +289,7 @@ class Master:
         self.health.check_deadlines(now)
         self.health.check_boards(now)
         self.recycler.check(now)
-        if self.is_serving() and self.reloads.strategy is None:
+        if self.phase.is_serving() and self.reloads.strategy is None:
             replace_silent(self.pool, now)
         self.health.keep_capacity(now)
         if self._stop_deadline is not None and now >= self._stop_deadline:
@@ -296,7 +323,9 @@ class Master:
 
     def _on_control_request(self, request: ControlRequest, replier: Replier) -> None:
         if request.command is Command.STATUS:
-            replier.send_status(self.status_text(), status_data(self))
+            data = status_data(self.phase.current, self.pool, self.reloads,
+                               self.kernel.monotonic(), self.started_wall)  # fmt: skip
+            replier.send_status(self.status_text(), data)
         elif request.command is Command.RELOAD and request.wait:
             self.reloads.request(request.mode, replier.send_result)
         elif request.command is Command.RELOAD:
@@ -339,16 +368,16 @@ class Master:
         if worker.replacing is not None:  # max-requests, liveness: the old one goes now
             retire_replaced(self.pool, worker.replacing, self.config.worker_reload_mercy)
             worker.replacing = None
-        if self.phase is Phase.STARTING and len(self.pool.serving()) >= self.pool.size:
+        if self.phase.current is Phase.STARTING and len(self.pool.serving()) >= self.pool.size:
             self._boot_failures = 0
-            self.move(AllReady())
+            self.phase.move(AllReady())
             self.notifier.ready(self.status_text())
             self.reloads.start_next()  # one asked for while starting waited until now
         self.reloads.on_ready(worker)
 
     def _on_worker_exit(self, worker: Worker, state: WorkerState, status: int) -> None:
         how = describe_status(status)
-        self.tally.worker_exited(worker, state, stopping=self.phase is Phase.STOPPING)
+        self.tally.worker_exited(worker, state, stopping=self.phase.current is Phase.STOPPING)
         if worker.replacing is not None:  # a max-requests replacement that never served
             worker.replacing.recycling = False
         if state is WorkerState.BOOTING:
@@ -359,8 +388,8 @@ class Master:
         else:
             log.info("worker %d (generation %d) retired: %s", worker.pid, worker.generation, how)
         self.reloads.on_exit(worker)
-        if self.phase is Phase.STOPPING and len(self.pool) == 0:
-            self.move(AllGone())
+        if self.phase.current is Phase.STOPPING and len(self.pool) == 0:
+            self.phase.move(AllGone())
 
     def _on_boot_failure(self, worker: Worker, how: str) -> None:
         reason = worker.boot_error.strip() or f"exited while booting ({how})"
@@ -372,7 +401,7 @@ class Master:
         else:
             log.error("worker %d failed to boot again: %s", worker.pid, summary)
         self.health.count_boot_failure(worker)
-        if self.phase is Phase.STARTING:
+        if self.phase.current is Phase.STARTING:
             self._boot_failures += 1
             if self._boot_failures >= self.config.boot_attempts:
                 self._give_up(worker, summary)
@@ -387,13 +416,13 @@ class Master:
         message = f"workers failed to boot {self._boot_failures} times, giving up: {why}"
         log.critical("%s", message)
         self.notifier.fatal(message, 22 if failed_import else 10)  # EINVAL / ECHILD
-        self.move(BootGaveUp())
+        self.phase.move(BootGaveUp())
         self._begin_stop(graceful=False)
 
     # --- stopping -----------------------------------------------------------
     def stop(self, graceful: bool, why: str) -> None:
         log.info("%s stop: %s", "graceful" if graceful else "fast", why)
-        self.move(StopRequested(graceful))
+        self.phase.move(StopRequested(graceful))
         self._begin_stop(graceful)
 
     def _begin_stop(self, graceful: bool) -> None:
@@ -410,14 +439,14 @@ class Master:
         self._stop_deadline = min(self._stop_deadline or deadline, deadline)
         self._next_extend = now
         if len(self.pool) == 0:
-            self.move(AllGone())
+            self.phase.move(AllGone())
 
     # --- systemd ------------------------------------------------------------
     def _ping(self, now: float) -> None:
         if self._watchdog and now >= self._next_watchdog:
             self.notifier.watchdog()
             self._next_watchdog = now + self._watchdog
-        if self.phase in (Phase.RELOADING, Phase.STOPPING) and now >= self._next_extend:
+        if self.phase.current in (Phase.RELOADING, Phase.STOPPING) and now >= self._next_extend:
             self.notifier.extend_timeout(EXTEND_BY)
             self._next_extend = now + EXTEND_EVERY
 

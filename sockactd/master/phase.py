@@ -2,7 +2,9 @@
 
 Pure: no I/O, no clock. master.py asks `next_phase` before it acts, so an
 event that makes no sense in the current phase is caught as a bug (IllegalMove)
-or refused on purpose (REFUSED), never silently ignored.
+or refused on purpose (REFUSED), never silently ignored. `PhaseTracker` holds
+the master's current phase and answers the questions its parts ask of it
+(reloads.py, health.py, status.py get the tracker, not the master).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "BootGaveUp",
     "Phase",
     "PhaseEvent",
+    "PhaseTracker",
     "ReloadFinished",
     "ReloadStarted",
     "StopRequested",
@@ -87,3 +90,24 @@ def next_phase(current: Phase, event: PhaseEvent) -> Phase:
         return MOVES[current, type(event)]
     except KeyError:
         raise IllegalMove(f"{type(event).__name__} is not a move from {current.value}") from None
+
+
+class PhaseTracker:
+    """The master's current phase; it changes only through `move` (the table above)."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, current: Phase = Phase.STARTING) -> None:
+        self.current = current
+
+    def move(self, event: PhaseEvent) -> None:
+        self.current = next_phase(self.current, event)
+
+    def is_serving(self) -> bool:
+        return self.current is Phase.SERVING
+
+    def accepts_reloads(self) -> bool:
+        return self.current not in (Phase.STOPPING, Phase.EXITING)
+
+    def wants_workers(self) -> bool:
+        return self.current in (Phase.STARTING, Phase.SERVING, Phase.RELOADING)

@@ -12,8 +12,14 @@ Rule 3: a reload is done only when the retired workers confirmed they stopped
 
 This module also is the `ReloadHost` the strategies use: the standard reload's
 pre-flight process (`sockactd --check` with our arguments, watched through a
-pidfd, never waited for) and the execve in place. It never forks workers
-itself: strategies ask the pool.
+pidfd, never waited for) and the execve in place (the `reexec` callback). It
+never forks workers itself: strategies ask the pool.
+
+What it is handed instead of the master: the pool, the phase, the notifier, the
+tally, the kernel (its clock), the configuration (a getter: a reload installs a
+new one), the `Reconfigure` that loads it again, the loop (for the pre-flight's
+pidfd) and callbacks for what it causes or asks (the STATUS= text, the execve,
+the control socket's path for messages).
 """
 
 from __future__ import annotations
@@ -24,18 +30,15 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Protocol
 
 from sockactd import log as sockactd_log
 from sockactd.app import started_environ
 from sockactd.log import get_logger
-from sockactd.master import handover
-from sockactd.master.loop import Watch
 from sockactd.master.phase import ReloadFinished, ReloadStarted
-from sockactd.master.pool import Worker
-from sockactd.master.reconfig import Reconfigure
+from sockactd.master.pool import Worker, WorkerPool
 from sockactd.osapi import describe_status
 from sockactd.reload.all_workers import AllWorkersReload
 from sockactd.reload.base import Outcome, ReloadStrategy
@@ -44,9 +47,14 @@ from sockactd.reload.reexec import ReexecReload
 from sockactd.reload.refused import RefusedReload
 
 if TYPE_CHECKING:
-    from sockactd.master.master import Master
+    from sockactd.config.model import Config
+    from sockactd.master.loop import Loop, Watch
+    from sockactd.master.phase import PhaseTracker
+    from sockactd.master.reconfig import Reconfigure
+    from sockactd.master.tally import Tally
+    from sockactd.osapi import Kernel
 
-__all__ = ["PendingReload", "ReloadResult", "Reloads", "Verdict", "Waiter"]
+__all__ = ["Announcer", "PendingReload", "ReloadResult", "Reloads", "Verdict", "Waiter"]
 
 log = get_logger(__name__)
 
@@ -76,7 +84,15 @@ class ReloadResult:
         return self.verdict is Verdict.DONE
 
 
-Waiter = Callable[[ReloadResult], None]  # told once, when the request it waits for ends
+Waiter = Callable[[ReloadResult], object]  # told once, when the request it waits for ends
+
+
+class Announcer(Protocol):
+    """What a reload tells systemd (systemd/notify.py's Notifier)."""
+
+    def reloading(self, status: str) -> None: ...
+    def ready(self, status: str) -> None: ...
+    def status(self, text: str) -> None: ...
 
 
 @dataclass
@@ -97,19 +113,39 @@ class _Preflight:
 
 class Reloads:
     def __init__(
-        self, master: Master, on_preflight_failed: Callable[[str], None] = lambda output: None
+        self,
+        pool: WorkerPool,
+        phase: PhaseTracker,
+        notifier: Announcer,
+        tally: Tally,
+        kernel: Kernel,
+        settings: Callable[[], Config],
+        reconfigure: Reconfigure,
+        loop: Loop,
+        status_text: Callable[[], str],
+        reexec: Callable[[list[str]], None],
+        control_path: Callable[[], str],
+        on_preflight_failed: Callable[[str], None] = lambda output: None,
     ) -> None:
-        self.master = master
+        self.pool = pool
+        self.phase = phase
+        self.notifier = notifier
+        self.tally = tally
+        self.kernel = kernel
+        self.settings = settings
+        self.reconfigure = reconfigure
+        self.loop = loop
+        self.status_text = status_text
+        self.reexec = reexec  # execve with the queued modes; returns only if it failed
+        self.control_path = control_path
         self.on_preflight_failed = on_preflight_failed  # its output, traceback and all
-        self.worker_reload_mercy = master.config.worker_reload_mercy
+        config = settings()
+        self.worker_reload_mercy = config.worker_reload_mercy
         self.strategy: ReloadStrategy | None = None
         self.current: PendingReload | None = None
         self.queue: deque[PendingReload] = deque()
         self.last: ReloadResult | None = None  # the last reload that ran
         self._preflight: _Preflight | None = None
-        self.reconfigure = Reconfigure(
-            master.argv, started_environ(), master.start_dir, master.use_config
-        )
 
     # --- asking -------------------------------------------------------------
     def request(self, mode: str | None, waiter: Waiter | None = None) -> ReloadResult | None:
@@ -118,11 +154,12 @@ class Reloads:
         Returns the refusal when it cannot be done (`waiter` is told it too), None when
         queued: then `waiter` learns the result of the reload that covers this request.
         """
-        mode = mode or self.master.config.reload_mode
+        config = self.settings()
+        mode = mode or config.reload_mode
         refusal = self.refusal(mode)
         if refusal:
             log.error("%s reload refused: %s", mode, refusal)
-            refused = ReloadResult(mode, Verdict.REFUSED, refusal, self.master.pool.generation)
+            refused = ReloadResult(mode, Verdict.REFUSED, refusal, self.pool.generation)
             if waiter is not None:
                 waiter(refused)
             return refused
@@ -138,9 +175,10 @@ class Reloads:
 
     def refusal(self, mode: str) -> str:
         """Why a `mode` reload cannot be done now, or "" when it can."""
-        if not self.master.accepts_reloads():
+        if not self.phase.accepts_reloads():
             return "the server is stopping"
-        if mode in ("workers", "chain") and not self.master.config.lazy_apps:
+        config = self.settings()
+        if mode in ("workers", "chain") and not config.lazy_apps:
             return (
                 f"a {mode} reload cannot load new code: the application is preloaded in "
                 "the master (lazy-apps is off). Use a standard reload, or set lazy-apps."
@@ -149,12 +187,11 @@ class Reloads:
 
     # --- running ------------------------------------------------------------
     def start_next(self) -> None:
-        if self.strategy is not None or not self.queue or not self.master.is_serving():
+        if self.strategy is not None or not self.queue or not self.phase.is_serving():
             return
         self.current = self.queue.popleft()
         mode = self.current.mode
-        control = self.master.control.path if self.master.control is not None else ""
-        config, problem = self.reconfigure.begin(self.master.config, mode, control)
+        config, problem = self.reconfigure.begin(self.settings(), mode, self.control_path())
         strategy: ReloadStrategy
         if problem:
             strategy = RefusedReload(problem)
@@ -166,19 +203,19 @@ class Reloads:
             strategy = ChainReload()
         self._begin(strategy, mode)
 
-    def resume_standard(self, waiters: list[Waiter], queued: list[str]) -> None:
+    def resume_standard(self, waiters: Sequence[Waiter], queued: Sequence[str]) -> None:
         """Second half of a standard reload, in the new image: renew the adopted workers."""
         self.queue.extend(PendingReload(mode) for mode in queued)
-        self.current = PendingReload("standard", waiters)
+        self.current = PendingReload("standard", list(waiters))
         self._begin(AllWorkersReload(label="standard"), "standard")
 
     def _begin(self, strategy: ReloadStrategy, mode: str) -> None:
         self.strategy = strategy
-        self.master.tally.reload_started(self.master.kernel.monotonic())
-        self.master.move(ReloadStarted(mode))
+        self.tally.reload_started(self.kernel.monotonic())
+        self.phase.move(ReloadStarted(mode))
         log.info("%s reload started", mode)
-        self.master.notifier.reloading(strategy.progress(self.master.pool))
-        strategy.begin(self.master.pool, self)
+        self.notifier.reloading(strategy.progress(self.pool))
+        strategy.begin(self.pool, self)
         self.settle()
 
     def settle(self) -> None:
@@ -186,7 +223,7 @@ class Reloads:
         strategy = self.strategy
         if strategy is None or strategy.outcome is Outcome.RUNNING:
             return
-        pool = self.master.pool
+        pool = self.pool
         ok = strategy.outcome is Outcome.DONE
         if ok and pool.still_accepting(DRAIN_ACK_GRACE):
             return  # Rule 3; a worker busy in one long request cannot accept, hence the bound
@@ -206,9 +243,9 @@ class Reloads:
         result = ReloadResult(mode, Verdict.DONE if ok else Verdict.ABORTED, message,
                               pool.generation)  # fmt: skip
         self.last = result
-        self.master.tally.reload_finished(mode, ok, self.master.kernel.monotonic(), time.time())
-        self.master.move(ReloadFinished(ok))
-        self.master.notifier.ready(self.master.status_text() if ok else message)
+        self.tally.reload_finished(mode, ok, self.kernel.monotonic(), time.time())
+        self.phase.move(ReloadFinished(ok))
+        self.notifier.ready(self.status_text() if ok else message)
         for waiter in waiters:
             waiter(result)
         self.start_next()
@@ -221,30 +258,34 @@ class Reloads:
         self.queue.clear()
         self.current, self.strategy = None, None
         if self._preflight is not None:
-            self.master.kernel.kill(self._preflight.pid, signal.SIGKILL)
-        generation = self.master.pool.generation
+            self.kernel.kill(self._preflight.pid, signal.SIGKILL)
+        generation = self.pool.generation
         for item in pending:
             message = f"{item.mode} reload not done: {why}"
             for waiter in item.waiters:
                 waiter(ReloadResult(item.mode, Verdict.DROPPED, message, generation))
 
     def progress(self) -> str | None:
-        return self.strategy.progress(self.master.pool) if self.strategy else None
+        return self.strategy.progress(self.pool) if self.strategy else None
+
+    def running_mode(self) -> str | None:
+        """The mode of the reload that runs now (None: none runs)."""
+        return self.current.mode if self.current else None
 
     # --- worker events, passed on to the running strategy -------------------------
     def on_ready(self, worker: Worker) -> None:
         if self.strategy is not None:
-            self.strategy.on_ready(self.master.pool, worker)
+            self.strategy.on_ready(self.pool, worker)
         self.settle()
 
     def on_failed(self, worker: Worker, reason: str) -> None:
-        if self.strategy is not None and worker.generation == self.master.pool.pending:
-            self.strategy.on_failed(self.master.pool, worker, reason)
+        if self.strategy is not None and worker.generation == self.pool.pending:
+            self.strategy.on_failed(self.pool, worker, reason)
         self.settle()
 
     def on_exit(self, worker: Worker) -> None:
         if self.strategy is not None:
-            self.strategy.on_exit(self.master.pool, worker)
+            self.strategy.on_exit(self.pool, worker)
         self.settle()
 
     def pauses_respawn(self) -> bool:
@@ -254,19 +295,19 @@ class Reloads:
     def start_preflight(self) -> None:
         import tempfile
 
-        master = self.master
         output = tempfile.TemporaryFile()  # noqa: SIM115 -- closed when the process exits
         env = {
             k: v
             for k, v in started_environ().items()
             if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_"))
         }
-        argv = [sys.executable, "-m", "sockactd", "--check", *master.argv]
-        pid = master.kernel.spawn(argv, env, master.start_dir, output.fileno())
-        pidfd = master.kernel.pidfd_open(pid)
+        config = self.settings()
+        argv = [sys.executable, "-m", "sockactd", "--check", *self.reconfigure.argv]
+        pid = self.kernel.spawn(argv, env, self.reconfigure.start_dir, output.fileno())
+        pidfd = self.kernel.pidfd_open(pid)
         assert pidfd is not None  # our child, not reaped yet: its pidfd opens even if it exited
-        watch = master.loop.watch(pidfd, self._on_preflight_exit)
-        deadline = master.kernel.monotonic() + master.config.ready_timeout
+        watch = self.loop.watch(pidfd, self._on_preflight_exit)
+        deadline = self.kernel.monotonic() + config.ready_timeout
         self._preflight = _Preflight(pid, pidfd, output, watch, deadline)
 
     def next_deadline(self) -> float | None:
@@ -279,27 +320,29 @@ class Reloads:
         preflight = self._preflight
         if preflight is not None and not preflight.timed_out and now >= preflight.deadline:
             preflight.timed_out = True
+            config = self.settings()
             log.error(
                 "pre-flight check of the new code did not finish within %gs (ready-timeout); "
                 "killing it",
-                self.master.config.ready_timeout,
+                config.ready_timeout,
             )
-            self.master.kernel.kill(preflight.pid, signal.SIGKILL)
+            self.kernel.kill(preflight.pid, signal.SIGKILL)
 
     def _on_preflight_exit(self, events: int) -> None:
         preflight, self._preflight = self._preflight, None
         assert preflight is not None
-        self.master.loop.cancel(preflight.watch)
+        self.loop.cancel(preflight.watch)
         os.close(preflight.pidfd)
-        status = self.master.kernel.reap(preflight.pid)  # exited: its pidfd is readable
+        status = self.kernel.reap(preflight.pid)  # exited: its pidfd is readable
         with preflight.output as output:
             output.seek(0)
             details = output.read().decode("utf-8", "replace")
         summary = _last_lines(details)
         ok = status == 0 and not preflight.timed_out
         if preflight.timed_out:
+            config = self.settings()
             summary = (
-                f"the check did not finish within {self.master.config.ready_timeout:g}s "
+                f"the check did not finish within {config.ready_timeout:g}s "
                 f"(ready-timeout); its last output: {summary or 'none'}"
             )
         elif not ok:
@@ -307,14 +350,14 @@ class Reloads:
             log.error("pre-flight check of the new code failed (%s):\n%s", outcome, details)
             self.on_preflight_failed(details)
         if self.strategy is not None:
-            self.strategy.on_preflight(self.master.pool, ok, summary)
+            self.strategy.on_preflight(self.pool, ok, summary)
         self.settle()
 
     def exec_in_place(self) -> None:
         """execve the master (same PID); the waiters travel along. Returns only on failure."""
         log.info("re-executing master %d in place", os.getpid())
-        self.master.notifier.status("standard reload: re-executing the master")
-        handover.exec_in_place(self.master, [p.mode for p in self.queue])
+        self.notifier.status("standard reload: re-executing the master")
+        self.reexec([p.mode for p in self.queue])
 
 
 def _last_lines(text: str, count: int = 3) -> str:

@@ -28,7 +28,7 @@ from sockactd.master.endpoints import (
 from sockactd.master.resources import check_trigger_dirs, claim_control_socket, control_socket_path
 from sockactd.osapi import MASTER_SIGNALS, RealKernel, csignal
 from sockactd.sockets import open_listeners
-from sockactd.systemd.activation import take_inherited_fds
+from sockactd.systemd.activation import HANDOVER_ENV, take_inherited_fds
 from sockactd.systemd.notify import Notifier
 from sockactd.worker.board import Board
 from sockactd.worker.entry import fork_worker
@@ -43,14 +43,10 @@ __all__ = ["run"]
 
 log = sockactd_log.get_logger(__name__)
 
-# Set by a standard reload's execve (master/handover.py, which is not imported before the
-# first fork: only whether it is set matters this early).
-HANDOVER_ENV = "SOCKACTD_HANDOVER"
-
 
 def run(config: Config, argv: list[str] | None = None) -> int:
     sockactd_log.setup_logging(config.log_level, role="master")
-    resuming = HANDOVER_ENV in os.environ
+    resuming = HANDOVER_ENV in os.environ  # handover.py reads it after the first fork
     notifier = Notifier.from_environ()
     app_fds, monitor_fds = split_inherited(take_inherited_fds())
     control_path = control_socket_path(config, os.environ)

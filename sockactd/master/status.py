@@ -1,13 +1,15 @@
 """What the master says about itself: the STATUS= line and `sockactctl status` data.
 
-Read-only views over the master's state; nothing here changes it.
+Read-only views over the master's state; nothing here changes it. It is handed
+the phase, the pool, the reload queue (as `ReloadsView`) and, for the status
+data, the clock's now and the wall time the master started.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sockactd.control.protocol import (
     LastReloadData,
@@ -16,33 +18,42 @@ from sockactd.control.protocol import (
     WorkerStatusData,
 )
 from sockactd.master.phase import Phase
-from sockactd.master.pool import WorkerState
+from sockactd.master.pool import WorkerPool, WorkerState
 
 if TYPE_CHECKING:
-    from sockactd.master.master import Master
+    from sockactd.master.reloads import ReloadResult
 
-__all__ = ["status_data", "status_line"]
+__all__ = ["ReloadsView", "status_data", "status_line"]
 
 
-def status_line(master: Master) -> str:
-    pool = master.pool
-    progress = master.reloads.progress()
-    if master.phase is Phase.RELOADING and progress is not None:
+class ReloadsView(Protocol):
+    """What the status asks of the reload queue (master/reloads.py's Reloads)."""
+
+    @property
+    def last(self) -> ReloadResult | None: ...
+    def progress(self) -> str | None: ...
+    def running_mode(self) -> str | None: ...
+
+
+def status_line(phase: Phase, pool: WorkerPool, reloads: ReloadsView) -> str:
+    progress = reloads.progress()
+    if phase is Phase.RELOADING and progress is not None:
         return progress
     ready = len(pool.serving())
     served = sum(worker.board.read()[0] for worker in pool)
     text = (
-        f"{master.phase.value}: {ready}/{pool.size} workers ready, "
+        f"{phase.value}: {ready}/{pool.size} workers ready, "
         f"generation {pool.generation}, {served} requests served"
     )
-    last = master.reloads.last
+    last = reloads.last
     if last is not None and not last.ok:
         text += f" (last reload failed: {last.message})"
     return text
 
 
-def status_data(master: Master) -> StatusData:
-    now = master.kernel.monotonic()
+def status_data(
+    phase: Phase, pool: WorkerPool, reloads: ReloadsView, now: float, started_wall: float
+) -> StatusData:
     workers: list[WorkerStatusData] = [
         {
             "pid": worker.pid,
@@ -53,21 +64,21 @@ def status_data(master: Master) -> StatusData:
             "rss_bytes": _rss(worker.pid),
             "uptime": round(now - worker.started, 3),
         }
-        for worker in master.pool
+        for worker in pool
         if worker.state is not WorkerState.GONE
     ]
     last: LastReloadData | None = None
-    if master.reloads.last is not None:
-        result = master.reloads.last
+    result = reloads.last
+    if result is not None:
         last = {"ok": result.ok, "message": result.message, "generation": result.generation}
     reload: ReloadProgressData | None = None
-    progress, current = master.reloads.progress(), master.reloads.current
-    if progress is not None and current is not None:
-        reload = {"mode": current.mode, "progress": progress}
+    progress, mode = reloads.progress(), reloads.running_mode()
+    if progress is not None and mode is not None:
+        reload = {"mode": mode, "progress": progress}
     return {
-        "phase": master.phase.value,
-        "generation": master.pool.generation,
-        "uptime": round(time.time() - master.started_wall, 3),
+        "phase": phase.value,
+        "generation": pool.generation,
+        "uptime": round(time.time() - started_wall, 3),
         "pid": os.getpid(),
         "reload": reload,
         "last_reload": last,

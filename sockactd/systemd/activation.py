@@ -5,7 +5,9 @@ Rule 2: the LISTEN_* variables are removed from the environment every time they
         are read, for us or not, so workers and the application never see them.
 Rule 3: for a standard reload (execve in place, same pid) `prepare_exec_fds` puts
         the listening sockets at 3..3+n-1 without clobbering any other open fd,
-        and returns the LISTEN_* values the new image will read.
+        and returns the LISTEN_* values the new image will read. Beside them travels
+        the master's own record (master/handover.py), in HANDOVER_ENV; a worker
+        never sees it (worker/entry.py removes it).
 
 This module only moves and flags file descriptors. It never binds, listens or
 changes socket options: sockets.py wraps and verifies the sockets.
@@ -23,9 +25,17 @@ TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import MutableMapping, Sequence
 
-__all__ = ["LISTEN_FDS_START", "ExecFds", "InheritedFd", "prepare_exec_fds", "take_inherited_fds"]
+__all__ = [
+    "HANDOVER_ENV",
+    "LISTEN_FDS_START",
+    "ExecFds",
+    "InheritedFd",
+    "prepare_exec_fds",
+    "take_inherited_fds",
+]
 
 LISTEN_FDS_START = 3  # SD_LISTEN_FDS_START
+HANDOVER_ENV = "SOCKACTD_HANDOVER"  # set by a standard reload's execve, for the new image
 LISTEN_VARS = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 UNKNOWN_NAME = "unknown"  # what sd_listen_fds_with_names() reports for an unnamed fd
 # Fds moved out of the way for a re-exec go at or above this number, far from 3..3+n-1.

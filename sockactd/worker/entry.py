@@ -18,6 +18,7 @@ from sockactd import log as sockactd_log
 from sockactd.errors import AppImportError, ExitCode
 from sockactd.log import get_logger
 from sockactd.osapi import MASTER_SIGNALS, csignal
+from sockactd.systemd.activation import HANDOVER_ENV
 from sockactd.worker.board import Board
 from sockactd.worker.follow import after_first_wakeup, load_app_following, open_master_pidfd
 
@@ -40,7 +41,7 @@ __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 log = get_logger(__name__)
 
 # Variables that belong to the master's conversation with systemd.
-_MASTER_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SOCKACTD_HANDOVER")
+_MASTER_ONLY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", HANDOVER_ENV)
 
 
 class WorkerSpec:

@@ -31,13 +31,6 @@ KNOWN: frozenset[Arrow] = frozenset({
     ("sockactd.reload.chain", "sockactd.master.pool"),
     ("sockactd.reload.reexec", "sockactd.master.pool"),
     ("sockactd.reload.refused", "sockactd.master.pool"),
-    # the master wing's cycle: run -> master -> reloads -> handover -> run (item 1)
-    ("sockactd.master.handover", "sockactd.master.run"),
-    ("sockactd.master.master", "sockactd.master.handover"),
-    ("sockactd.master.master", "sockactd.master.reloads"),
-    ("sockactd.master.reloads", "sockactd.master.handover"),
-    ("sockactd.master.run", "sockactd.master.handover"),
-    ("sockactd.master.run", "sockactd.master.master"),
     # the pool counts exits in the tally, the tally reads the pool's worker states
     ("sockactd.master.pool", "sockactd.master.tally"),
     ("sockactd.master.tally", "sockactd.master.pool"),

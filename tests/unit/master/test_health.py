@@ -1,0 +1,149 @@
+"""Keeping the configured number of healthy workers, over the fake kernel and its clock.
+
+Back-off for code that cannot boot, an immediate replacement for a crash, and
+every deadline (ready-timeout, the mercy after a retirement, harakiri) ending in
+SIGKILL -- decided by Health with no fork and no sleep.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from sockactd.config.model import Config
+from sockactd.master.health import Health
+from sockactd.master.phase import AllReady, PhaseTracker, StopRequested
+from sockactd.master.pool import WorkerPool, WorkerState
+from sockactd.master.tally import ExitReason
+from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
+
+
+class Reload:
+    """The two questions Health asks of the reload queue, answered by the test."""
+
+    running = False
+    pauses_respawn = False
+
+
+def health(size: int = 2, **settings: object) -> tuple[Health, WorkerPool, FakeKernel, Reload]:
+    """A serving master's Health with `size` ready workers."""
+    pool, kernel = make_pool(size)
+    for _ in range(size):
+        pool.mark_ready(pool.spawn())
+    config = Config(**settings)
+    phase = PhaseTracker()
+    phase.move(AllReady())
+    reload = Reload()
+    checks = Health(pool, phase, kernel.monotonic, lambda: config,
+                    lambda: reload.running, lambda: reload.pauses_respawn)  # fmt: skip
+    return checks, pool, kernel, reload
+
+
+def test_a_crashed_serving_worker_is_replaced_at_once() -> None:
+    checks, pool, kernel, _ = health()
+    dead = pool.serving()[0]
+    exit_worker(pool, kernel, dead, status=9)
+    checks.count_serving_crash(dead)
+    assert checks.deficit() == 1
+    checks.keep_capacity(kernel.now)
+    assert len(pool.booting()) == 1
+
+
+def test_boot_failures_in_a_row_back_off_doubling() -> None:
+    checks, pool, kernel, _ = health()
+    exit_worker(pool, kernel, pool.serving()[0])
+    checks.keep_capacity(kernel.now)
+    waits = []
+    for _ in range(4):
+        (worker,) = pool.booting()
+        exit_worker(pool, kernel, worker, status=1)
+        checks.count_boot_failure(worker)
+        waits.append(round(checks.next_spawn - kernel.now, 3))
+        checks.keep_capacity(kernel.now)
+        if waits[-1] > 0:
+            assert pool.booting() == []  # nothing forked before the back-off passed
+            kernel.now = checks.next_spawn
+            checks.keep_capacity(kernel.now)
+        assert len(pool.booting()) == 1
+    assert waits == [0.0, 0.1, 0.2, 0.4]
+
+
+def test_no_respawn_while_the_reload_restores_capacity_or_the_server_stops() -> None:
+    checks, pool, kernel, reload = health()
+    exit_worker(pool, kernel, pool.serving()[0])
+    reload.pauses_respawn = True
+    assert checks.deficit() == 0
+    reload.pauses_respawn = False
+    assert checks.deficit() == 1
+    checks.phase.move(StopRequested(graceful=True))
+    assert checks.deficit() == 0
+
+
+def test_a_worker_that_misses_ready_timeout_is_killed_with_the_reason() -> None:
+    checks, pool, kernel, _ = health(ready_timeout=10.0)
+    late = pool.spawn()
+    kernel.now += 9.9
+    checks.check_deadlines(kernel.now)
+    assert signals_to(kernel, late) == []
+    kernel.now += 0.2
+    checks.check_deadlines(kernel.now)
+    assert signals_to(kernel, late) == [signal.SIGKILL]
+    assert late.boot_error == "did not report ready within 10s (ready-timeout)"
+    checks.check_deadlines(kernel.now + 5)
+    assert signals_to(kernel, late) == [signal.SIGKILL]  # once
+
+
+def test_a_retired_worker_past_its_mercy_is_killed() -> None:
+    checks, pool, kernel, _ = health()
+    old = pool.serving()[0]
+    pool.retire(old, mercy=30.0)
+    kernel.now += 29.0
+    checks.check_deadlines(kernel.now)
+    assert signals_to(kernel, old) == [signal.SIGTERM]
+    kernel.now += 1.0
+    checks.check_deadlines(kernel.now)
+    assert signals_to(kernel, old) == [signal.SIGTERM, signal.SIGKILL]
+
+
+def test_harakiri_kills_a_worker_whose_request_runs_too_long() -> None:
+    checks, pool, kernel, _ = health(harakiri=30)
+    stuck, idle = pool.serving()
+    stuck.board.request_started()  # the board's clock is the real monotonic one
+    started = time.monotonic()
+    checks.check_boards(started + 29)
+    assert kernel.sent == []
+    checks.check_boards(started + 31)
+    assert signals_to(kernel, stuck) == [signal.SIGKILL] and signals_to(kernel, idle) == []
+    assert stuck.state is WorkerState.DRAINING  # its exit is expected, not a crash
+    assert stuck.exit_reason is ExitReason.HARAKIRI
+
+
+def test_harakiri_off_looks_at_no_board() -> None:
+    checks, pool, kernel, _ = health(harakiri=0)
+    pool.serving()[0].board.request_started()
+    checks.check_boards(time.monotonic() + 3600)
+    assert kernel.sent == []
+
+
+def test_scaling_down_retires_the_surplus_but_not_during_a_reload() -> None:
+    checks, pool, kernel, reload = health(size=3, worker_reload_mercy=60.0)
+    checks.scale(-1)
+    assert pool.size == 2
+    reload.running = True
+    checks.keep_capacity(kernel.now)
+    assert kernel.sent == []
+    reload.running = False
+    checks.keep_capacity(kernel.now)
+    (gone,) = pool.in_state(WorkerState.DRAINING)
+    assert signals_to(kernel, gone) == [signal.SIGTERM]
+    assert gone.exit_reason is ExitReason.SCALE_DOWN
+    assert gone.kill_deadline == kernel.now + 60.0
+    checks.scale(-5)
+    assert pool.size == 1  # never below one
+
+
+def test_scaling_up_spawns_at_once() -> None:
+    checks, pool, kernel, _ = health(size=1)
+    checks.scale(+2)
+    checks.keep_capacity(kernel.now)
+    assert len(pool.booting()) == 2
