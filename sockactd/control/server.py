@@ -1,6 +1,7 @@
 """The control socket's server side, driven by the master's selector; never blocks.
 
-Theory of operation: the master calls `attach(loop)` once (master/loop.py); from
+Theory of operation: the master calls `attach(loop)` once (its `Selector`,
+master/loop.py's Loop: this module needs only its three calls); from
 then on the server keeps the loop in sync with its own sockets (the listening
 one and one per live connection). Each watch's callback names its connection,
 never an fd number: a connection dropped earlier in a loop turn is never
@@ -29,7 +30,15 @@ WAITING connections inheritable; the new image passes the listening fd as
 `inherited_fd` and calls `resume(fd)` for each waiting one.
 
 This module never interprets a request beyond protocol.py's validation: what a
-reload or status means is the master's business.
+reload or status means is the master's business. It does build every reply line:
+the master hands a `Replier` a status or a reload's result (`send_status`,
+`send_result`, `send_queued`), never a protocol `Response`.
+
+Why this module is over ~300 lines: it is one state machine -- the listener and
+the three states of its connections, with their deadlines and the hand-over
+across an execve -- and each part reads the others' private state (`_Connection`,
+the loop's watches). Split, the moves of one connection would be spread across
+files.
 """
 
 from __future__ import annotations
@@ -37,12 +46,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 import os
+import selectors
 import socket
 import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Any, Final, Protocol
 
 from sockactd.control.bind import bind_control_socket
 from sockactd.control.protocol import (
@@ -57,12 +67,11 @@ from sockactd.control.protocol import (
 )
 from sockactd.errors import ControlError
 from sockactd.log import get_logger
-from sockactd.master.loop import READ, WRITE
 
-if TYPE_CHECKING:
-    from sockactd.master.loop import Loop, Watch
+READ: Final = selectors.EVENT_READ
+WRITE: Final = selectors.EVENT_WRITE
 
-__all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier", "Result"]
+__all__ = ["ControlHandover", "ControlServer", "OnRequest", "Replier", "Result", "Selector"]
 
 log = get_logger(__name__)
 
@@ -88,7 +97,7 @@ class _Connection:
     reader: LineReader = field(default_factory=LineReader)
     outbuf: bytes = b""
     events: int = 0  # what the loop should watch for
-    watch: Watch | None = None
+    watch: Any = None  # the Selector's handle while watched
     closed: bool = False
 
 
@@ -98,6 +107,18 @@ class ControlHandover:
 
     listen_fd: int
     waiting_fds: tuple[int, ...]
+
+
+class Selector(Protocol):
+    """The master's loop as the server uses it (master/loop.py's Loop). A watch's handle is
+    opaque here: it is only handed back to `modify` and `cancel`."""
+
+    def watch(self, file: socket.socket, callback: Callable[[int], None], events: int = ...) -> Any:
+        """Call `callback(events)` whenever `file` is ready for `events` (READ, WRITE)."""
+
+    def modify(self, watch: Any, events: int) -> None: ...
+    def cancel(self, watch: Any) -> None:
+        """Stop watching; None or a cancelled watch is a no-op."""
 
 
 class Result(Protocol):
@@ -213,8 +234,8 @@ class ControlServer:
         self._identity = _identity(path)
         self._handed_over = False  # prepare_exec() gave the path to the next image
         self._conns: dict[int, _Connection] = {}
-        self._loop: Loop | None = None
-        self._listen_watch: Watch | None = None
+        self._loop: Selector | None = None
+        self._listen_watch: Any = None
 
     # --- loop integration -----------------------------------------------------------
 
@@ -225,7 +246,7 @@ class ControlServer:
         """The listening fd and every live connection's fd."""
         return [self._sock.fileno(), *self._conns]
 
-    def attach(self, loop: Loop) -> None:
+    def attach(self, loop: Selector) -> None:
         """Watch our sockets in `loop` and keep the watches in sync from now on."""
         self._loop = loop
         self._listen_watch = loop.watch(self._sock, lambda events: self._accept_some())

@@ -14,6 +14,14 @@ Invariants:
 * At start-up, `boot-attempts` boot failures in a row end the master with the
   reason in STATUS=/ERRNO= and a non-zero exit: fail loudly, never loop.
 * No threads, no sleeps, no logging in signal handlers.
+
+Why this module is over ~300 lines: it is the one place the parts are wired
+together (each is handed its few things here, none of them gets the master) and
+the one place each event is routed to them. What has a noun of its own has left
+(reloads, health, status, handover, recycle, liveness, channels, respawn); what
+stays are short handlers that move the master's own state -- the phase, the
+exit code, the start-up boot-failure count, the stop deadline. Moving those
+handlers out would create a helper that needs the master back.
 """
 
 from __future__ import annotations

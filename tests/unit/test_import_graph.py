@@ -34,8 +34,6 @@ KNOWN: frozenset[Arrow] = frozenset({
     # the pool counts exits in the tally, the tally reads the pool's worker states
     ("sockactd.master.pool", "sockactd.master.tally"),
     ("sockactd.master.tally", "sockactd.master.pool"),
-    # the control server registers in the master's selector wrapper (loop.py could move down)
-    ("sockactd.control.server", "sockactd.master.loop"),
     # py-autoreload's report runs in the worker and writes its status frames (worker/status.py)
     ("sockactd.worker.entry", "sockactd.autoreload.report"),
     # base.py builds the inotify watcher lazily; inotify.py uses base.py's tables
