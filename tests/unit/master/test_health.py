@@ -2,7 +2,8 @@
 
 Back-off for code that cannot boot, an immediate replacement for a crash, and
 every deadline (ready-timeout, the mercy after a retirement, harakiri) ending in
-SIGKILL -- decided by Health with no fork and no sleep.
+SIGKILL -- decided by Health with no fork and no sleep. max-requests itself is
+recycle.py's (test_recycle.py); here, that Health leaves its replacement alone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sockactd.config.model import Config
 from sockactd.master.health import Health
 from sockactd.master.phase import AllReady, PhaseTracker, StopRequested
 from sockactd.master.pool import WorkerPool, WorkerState
+from sockactd.master.recycle import Recycler
 from sockactd.master.tally import ExitReason
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
@@ -147,3 +149,15 @@ def test_scaling_up_spawns_at_once() -> None:
     checks.scale(+2)
     checks.keep_capacity(kernel.now)
     assert len(pool.booting()) == 2
+
+
+def test_a_max_requests_replacement_is_neither_doubled_nor_retired_as_surplus() -> None:
+    checks, pool, kernel, _ = health(max_requests=1)
+    first = pool.serving()[0]
+    first.board.request_finished()  # its one request: time to recycle it
+    Recycler(checks.settings, pool, lambda: False, rss=lambda pid: 0).check(kernel.now)
+    (replacement,) = pool.booting()
+    assert checks.deficit() == 0  # the old one still serves; nothing more is forked
+    pool.mark_ready(replacement)
+    checks.keep_capacity(kernel.now)
+    assert len(pool) == 3 and kernel.sent == []  # three serve until master.py retires the old
