@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable
 
 from sockactd.master.loop import Loop, Watch
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
+from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.worker.status import Frame
 
 __all__ = ["WorkerChannels"]

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sockactd.app import started_environ
 from sockactd.log import get_logger
-from sockactd.master.pool import Worker, WorkerState
+from sockactd.pool import Worker, WorkerState
 from sockactd.systemd.activation import HANDOVER_ENV, prepare_exec_fds
 from sockactd.worker.board import Board
 

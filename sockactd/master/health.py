@@ -20,9 +20,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.respawn import SERVING_RESPAWNS_PER_SECOND, RespawnPolicy
-from sockactd.master.tally import ExitReason
+from sockactd.pool import ExitReason, Worker, WorkerPool, WorkerState
 
 if TYPE_CHECKING:
     from sockactd.config.model import Config

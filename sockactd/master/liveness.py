@@ -20,8 +20,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from sockactd.log import get_logger
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
-from sockactd.master.tally import ExitReason
+from sockactd.pool import ExitReason, Worker, WorkerPool, WorkerState
 
 __all__ = ["LIVENESS_TIMEOUT", "replace_silent", "retire_replaced", "silent_workers"]
 

@@ -52,7 +52,6 @@ from sockactd.master.phase import (
     PhaseTracker,
     StopRequested,
 )
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.procinfo import rss
 from sockactd.master.reconfig import Reconfigure, apply_process_settings
 from sockactd.master.recycle import Recycler
@@ -61,6 +60,7 @@ from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, 
 from sockactd.master.status import status_data, status_line
 from sockactd.master.tally import Tally
 from sockactd.osapi import describe_status
+from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.sockets import Listener, close_listeners
 from sockactd.systemd.notify import Notifier, watchdog_interval
 from sockactd.triggers.base import open_trigger_watcher, rules_from_config

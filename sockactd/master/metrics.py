@@ -30,7 +30,6 @@ from prometheus_client.exposition import choose_encoder
 from sockactd import __version__
 from sockactd.config.settings import by_name
 from sockactd.master.monitor import Answer
-from sockactd.master.pool import WorkerState
 from sockactd.master.snapshot import (
     Sources,
     in_flight,
@@ -38,7 +37,7 @@ from sockactd.master.snapshot import (
     present_workers,
     request_counts,
 )
-from sockactd.master.tally import ExitReason
+from sockactd.pool import ExitReason, WorkerState
 from sockactd.worker.board import DURATION_BUCKETS, PROTOCOLS, STATUS_CLASSES
 
 __all__ = ["MetricsPage"]

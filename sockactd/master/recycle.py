@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
 from sockactd.master import procinfo
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
-from sockactd.master.tally import ExitReason
+from sockactd.pool import ExitReason, Worker, WorkerPool, WorkerState
 
 if TYPE_CHECKING:
     from sockactd.config.model import Config

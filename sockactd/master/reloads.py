@@ -38,8 +38,9 @@ from sockactd import log as sockactd_log
 from sockactd.app import started_environ
 from sockactd.log import get_logger
 from sockactd.master.phase import ReloadFinished, ReloadStarted
-from sockactd.master.pool import Worker, WorkerPool
+from sockactd.master.reconfig import Reconfigure
 from sockactd.osapi import describe_status
+from sockactd.pool import Worker, WorkerPool
 from sockactd.reload.all_workers import AllWorkersReload
 from sockactd.reload.base import Outcome, ReloadStrategy
 from sockactd.reload.chain import ChainReload

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
 from sockactd.master.procinfo import listen_queue
 from sockactd.master.tally import Tally
+from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.sockets import Listener
 from sockactd.worker.board import Counts
 

@@ -22,10 +22,9 @@ from collections.abc import Mapping
 
 from sockactd import __version__
 from sockactd.master.monitor import Answer
-from sockactd.master.pool import Worker, WorkerState
 from sockactd.master.procinfo import memory
 from sockactd.master.snapshot import Sources, in_flight, listener_queues, present_workers
-from sockactd.master.tally import ExitReason
+from sockactd.pool import ExitReason, Worker, WorkerState
 from sockactd.worker.board import STATUS_CLASSES
 
 __all__ = ["StatsPage", "stats_data"]

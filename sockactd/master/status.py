@@ -18,7 +18,7 @@ from sockactd.control.protocol import (
     WorkerStatusData,
 )
 from sockactd.master.phase import Phase
-from sockactd.master.pool import WorkerPool, WorkerState
+from sockactd.pool import WorkerPool, WorkerState
 
 if TYPE_CHECKING:
     from sockactd.master.reloads import ReloadResult

@@ -7,39 +7,18 @@ process: master.py and reloads.py report events, metrics.py and stats.py read.
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sockactd.pool import ExitReason, Worker, WorkerState
 from sockactd.worker.board import Board, Counts
 
-if TYPE_CHECKING:
-    from sockactd.master.pool import Worker, WorkerState
-
-__all__ = ["ExitReason", "Tally", "exit_reason"]
-
-
-class ExitReason(enum.Enum):
-    """Why a worker left (the `reason` label of sockactd_worker_exits_total)."""
-
-    CRASH = "crash"  # died while serving, unasked
-    BOOT_FAILURE = "boot-failure"  # died or was killed before it reported ready
-    HARAKIRI = "harakiri"
-    MAX_REQUESTS = "max-requests"
-    LIFETIME = "max-worker-lifetime"
-    MEMORY = "memory"  # reload-on-rss: stopped itself, replaced
-    MEMORY_KILL = "memory-kill"  # evil-reload-on-rss: killed by the master
-    LIVENESS = "liveness"  # idle and silent (stopped, stuck): killed once replaced
-    RELOAD = "reload"
-    SCALE_DOWN = "scale-down"
-    STOP = "stop"  # the server is stopping
+__all__ = ["Tally", "exit_reason"]
 
 
 def exit_reason(worker: Worker, state: WorkerState, stopping: bool) -> ExitReason:
     """Why `worker`, which was in `state` when it exited, is gone."""
-    from sockactd.master.pool import WorkerState  # pool.py imports this module
-
     if worker.exit_reason is not None:
         return worker.exit_reason
     if state is WorkerState.BOOTING:
@@ -64,8 +43,6 @@ class Tally:
 
     # --- events ----------------------------------------------------------------
     def worker_exited(self, worker: Worker, state: WorkerState, stopping: bool) -> ExitReason:
-        from sockactd.master.pool import WorkerState  # pool.py imports this module
-
         reason = exit_reason(worker, state, stopping)
         self.exits[reason] += 1
         if state is not WorkerState.BOOTING:  # uWSGI's per-worker respawn/harakiri counts

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
+from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.reload.base import Outcome, ReloadHost, abort_new_generation
 
 __all__ = ["AllWorkersReload"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from typing import ClassVar, Protocol
 
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
+from sockactd.pool import Worker, WorkerPool, WorkerState
 
 __all__ = ["Outcome", "ReloadHost", "ReloadStrategy"]
 

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from sockactd.master.pool import Worker, WorkerPool
+from sockactd.pool import Worker, WorkerPool
 from sockactd.reload.base import Outcome, ReloadHost
 
 __all__ = ["ChainReload"]

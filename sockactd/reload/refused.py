@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sockactd.master.pool import Worker, WorkerPool
+from sockactd.pool import Worker, WorkerPool
 from sockactd.reload.base import Outcome, ReloadHost
 
 __all__ = ["RefusedReload"]

@@ -25,15 +25,6 @@ Arrow = tuple[str, str]
 
 # Arrows that break a rule today (issue 15 items 1 and 3): remove a row when its arrow goes.
 KNOWN: frozenset[Arrow] = frozenset({
-    # reload/ strategies use the worker table that lives in master/ (item 3)
-    ("sockactd.reload.all_workers", "sockactd.master.pool"),
-    ("sockactd.reload.base", "sockactd.master.pool"),
-    ("sockactd.reload.chain", "sockactd.master.pool"),
-    ("sockactd.reload.reexec", "sockactd.master.pool"),
-    ("sockactd.reload.refused", "sockactd.master.pool"),
-    # the pool counts exits in the tally, the tally reads the pool's worker states
-    ("sockactd.master.pool", "sockactd.master.tally"),
-    ("sockactd.master.tally", "sockactd.master.pool"),
     # py-autoreload's report runs in the worker and writes its status frames (worker/status.py)
     ("sockactd.worker.entry", "sockactd.autoreload.report"),
     # base.py builds the inotify watcher lazily; inotify.py uses base.py's tables
@@ -172,7 +163,7 @@ def test_the_scan_sees_the_imports() -> None:
     assert ("sockactd.worker.serve", "sockactd.protocols.wsgi") in GRAPH
     assert GRAPH["sockactd.cli", "sockactd.master.run"] is False  # a lazy import counts
     assert ("sockactd.app", "sockactd.config.model") in GRAPH  # so does a typing-only one
-    assert _in_cycles() >= {("sockactd.master.pool", "sockactd.master.tally")}
+    assert _in_cycles() >= {("sockactd.triggers.base", "sockactd.triggers.inotify")}
 
 
 def test_every_unit_has_a_layer() -> None:

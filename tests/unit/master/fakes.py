@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from sockactd.master.pool import Worker, WorkerPool
+from sockactd.pool import Worker, WorkerPool
 from sockactd.worker.board import Board
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from sockactd.master.handover import Handover, WorkerRecord, take_handover
-from sockactd.master.pool import WorkerState
+from sockactd.pool import WorkerState
 from sockactd.systemd.activation import HANDOVER_ENV
 from sockactd.worker.board import Board
 
@@ -54,7 +54,7 @@ def board() -> Iterator[Board]:
 
 
 def test_a_worker_record_becomes_the_same_worker_in_the_new_image(board: Board) -> None:
-    from sockactd.master.pool import Worker
+    from sockactd.pool import Worker
 
     worker = Worker(pid=1001, generation=3, status_fd=9, board=board, started=42.0)
     worker.state = WorkerState.SERVING

@@ -14,9 +14,8 @@ import time
 from sockactd.config.model import Config
 from sockactd.master.health import Health
 from sockactd.master.phase import AllReady, PhaseTracker, StopRequested
-from sockactd.master.pool import WorkerPool, WorkerState
 from sockactd.master.recycle import Recycler
-from sockactd.master.tally import ExitReason
+from sockactd.pool import ExitReason, WorkerPool, WorkerState
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
 

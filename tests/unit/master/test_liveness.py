@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from sockactd.master.liveness import replace_silent, retire_replaced, silent_workers
-from sockactd.master.pool import WorkerState
+from sockactd.pool import WorkerState
 from tests.unit.master.fakes import make_pool, signals_to
 
 TIMEOUT = 10.0

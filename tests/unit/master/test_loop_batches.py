@@ -25,7 +25,7 @@ import pytest
 
 from sockactd.master.channels import WorkerChannels
 from sockactd.master.loop import Loop
-from sockactd.master.pool import Worker, WorkerPool, WorkerState
+from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.reload.base import Outcome
 from sockactd.reload.chain import ChainReload
 from sockactd.worker.board import Board

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from sockactd.master.pool import WorkerState
+from sockactd.pool import WorkerState
 from tests.unit.master.fakes import exit_worker, make_pool, signals_to
 
 

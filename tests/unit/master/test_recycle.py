@@ -7,9 +7,9 @@ import signal
 import pytest
 
 from sockactd.config.model import Config
-from sockactd.master.pool import WorkerPool, WorkerState
 from sockactd.master.recycle import Recycler
-from sockactd.master.tally import ExitReason, Tally, exit_reason
+from sockactd.master.tally import Tally, exit_reason
+from sockactd.pool import ExitReason, WorkerPool, WorkerState
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
 MIB = 1024 * 1024

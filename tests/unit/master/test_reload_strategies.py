@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from sockactd.master.pool import WorkerState
+from sockactd.pool import WorkerState
 from sockactd.reload.all_workers import AllWorkersReload
 from sockactd.reload.base import Outcome
 from sockactd.reload.chain import ChainReload

@@ -15,10 +15,10 @@ from sockactd.config.load import load_config
 from sockactd.config.model import Config
 from sockactd.master.loop import Loop
 from sockactd.master.phase import AllReady, Phase, PhaseTracker, StopRequested
-from sockactd.master.pool import WorkerPool, WorkerState
 from sockactd.master.reconfig import Reconfigure
 from sockactd.master.reloads import DRAIN_ACK_GRACE, ReloadResult, Reloads, Verdict
 from sockactd.master.tally import Tally
+from sockactd.pool import WorkerPool, WorkerState
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
 LAZY = ["--lazy-apps", "app:application"]

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 
 from sockactd.master.phase import Phase
-from sockactd.master.pool import WorkerPool
 from sockactd.master.reloads import ReloadResult, Verdict
 from sockactd.master.status import status_data, status_line
+from sockactd.pool import WorkerPool
 from tests.unit.master.fakes import FakeKernel, make_pool
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sockactd.master.tally import ExitReason, Tally
+from sockactd.master.tally import Tally
+from sockactd.pool import ExitReason
 from sockactd.worker.board import Counts
 
 

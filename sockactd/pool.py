@@ -1,5 +1,9 @@
 """The worker table: spawn, retire, kill and forget workers; answer questions about them.
 
+It sits below both the master and the reload strategies (reload/), which move
+workers through it; it imports neither. `ExitReason` lives here because a
+worker carries it: whoever decides that a worker goes sets it.
+
 The pool knows generations: `generation` is the one that serves (committed),
 `pending` is the one a reload is starting (None outside reloads). It never
 decides *when* to do something -- master.py and the reload strategies do --
@@ -16,16 +20,31 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
-from sockactd.master.tally import ExitReason
 from sockactd.worker.board import Board
 from sockactd.worker.status import FrameReader
 
 if TYPE_CHECKING:
     from sockactd.osapi import Kernel
 
-__all__ = ["Worker", "WorkerPool", "WorkerState"]
+__all__ = ["ExitReason", "Worker", "WorkerPool", "WorkerState"]
 
 log = get_logger(__name__)
+
+
+class ExitReason(enum.Enum):
+    """Why a worker left (the `reason` label of sockactd_worker_exits_total)."""
+
+    CRASH = "crash"  # died while serving, unasked
+    BOOT_FAILURE = "boot-failure"  # died or was killed before it reported ready
+    HARAKIRI = "harakiri"
+    MAX_REQUESTS = "max-requests"
+    LIFETIME = "max-worker-lifetime"
+    MEMORY = "memory"  # reload-on-rss: stopped itself, replaced
+    MEMORY_KILL = "memory-kill"  # evil-reload-on-rss: killed by the master
+    LIVENESS = "liveness"  # idle and silent (stopped, stuck): killed once replaced
+    RELOAD = "reload"
+    SCALE_DOWN = "scale-down"
+    STOP = "stop"  # the server is stopping
 
 
 class WorkerState(enum.Enum):
