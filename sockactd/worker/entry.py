@@ -21,6 +21,7 @@ from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.systemd.activation import HANDOVER_ENV
 from sockactd.worker.board import Board
 from sockactd.worker.follow import after_first_wakeup, load_app_following, open_master_pidfd
+from sockactd.worker.lobby import lobby_for
 
 # Imported here, in the master, so the request path is loaded once and shared
 # copy-on-write by every worker instead of imported again after each fork.
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from sockactd.app import WSGIApp
     from sockactd.config.model import Config
     from sockactd.sockets import Listener
+    from sockactd.worker.lobby import Lobby
 
 __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 
@@ -48,7 +50,7 @@ class WorkerSpec:
     """Everything a freshly forked worker needs."""
 
     __slots__ = ("app", "board", "close_in_child", "config", "generation", "listeners",
-                 "master_pid", "status_fd")  # fmt: skip
+                 "lobby", "master_pid", "status_fd")  # fmt: skip
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class WorkerSpec:
         board: Board,
         master_pid: int,
         close_in_child: Callable[[], None],
+        lobby: Lobby | None = None,
     ) -> None:
         self.config = config
         self.listeners = listeners
@@ -69,6 +72,7 @@ class WorkerSpec:
         self.board = board
         self.master_pid = master_pid
         self.close_in_child = close_in_child  # drops the master's notify socket etc.
+        self.lobby = lobby  # shared with the generation's other workers (lobby.py)
 
 
 def fork_worker(
@@ -82,6 +86,7 @@ def fork_worker(
     """Fork one worker; in the parent return (pid, status pipe read end, board)."""
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     board = Board.create()
+    lobby = lobby_for(generation)
     # Objects that exist now stay shared with the worker: untracked by the collector,
     # their pages are not copied on write when it runs in the worker.
     gc.freeze()
@@ -89,7 +94,7 @@ def fork_worker(
     if pid == 0:
         os.close(read_fd)
         run_worker(WorkerSpec(config, listeners, app, generation, write_fd, board,
-                              os.getppid(), close_in_child))  # fmt: skip
+                              os.getppid(), close_in_child, lobby))  # fmt: skip
     os.close(write_fd)
     os.set_blocking(read_fd, False)
     return pid, read_fd, board
@@ -120,6 +125,7 @@ def _run(spec: WorkerSpec) -> int:
     _close_master_fds(
         keep={spec.status_fd, spec.board.fd, stop_fd, wakeup_fd, master_fd}
         | {listener.sock.fileno() for listener in spec.listeners}
+        | (spec.lobby.fds() if spec.lobby is not None else set())
     )
     app = spec.app
     if spec.config.autoreload_seconds:
@@ -151,6 +157,7 @@ def _run(spec: WorkerSpec) -> int:
         on_draining=lambda why: _tell_draining(spec.status_fd, why),
         after_first_wakeup=lambda: after_first_wakeup(spec.master_pid, master_fd),
         master_fd=master_fd,
+        lobby=spec.lobby if config.processes > 1 else None,  # no one else to hand to
     )
     return ExitCode.OK
 

@@ -45,13 +45,29 @@ request is answered at once and never parked, so that path pays nothing; with
 threads every connection parks (the loop thread, idle in epoll_wait however busy
 its handler threads are, would otherwise take them all).
 
+Hand-over: a ready connection parked on a worker that stays busy goes to the
+generation's lobby, where an idle worker takes it (lobby.py has the rules; watcher.py
+decides when with one thread, threads.py with several). With one thread and a lobby,
+the serving thread holds the `serving` lock except inside a connection's turn
+(`_step_inline`), so the watcher touches this module's tables only while that thread
+is in the app.
+
 This module never parses bytes (handlers.py, protocols/) and never raises for
 anything a client does.
+
+Its size (over the ~300 lines of STYLE.md), on purpose: `_Server` is one state machine
+over one epoll and the tables it indexes (`conns`, `ready`, `queued`, the listeners, the
+lobby), and every method here reads or changes those tables under the lock rules above.
+What has a job of its own left: the handler threads (threads.py), the watcher
+(watcher.py), the lobby's socket and its rules (lobby.py), the accept limits
+(admission.py). Splitting the class itself across modules would hide which code
+touches the tables, and under which lock.
 """
 
 from __future__ import annotations
 
 import _socket
+import _thread
 import os
 import select
 import time
@@ -63,8 +79,9 @@ from sockactd.protocols.wsgi import wsgi_keys
 from sockactd.worker.admission import EXHAUSTED, AcceptPause
 from sockactd.worker.channel import Channel
 from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
+from sockactd.worker.lobby import movable
 
-# queue and threading are imported by _Pool, i.e. only with --threads > 1.
+# worker/threads.py (queue, threading) only with --threads > 1; worker/watcher.py only with a lobby.
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -75,6 +92,9 @@ if TYPE_CHECKING:
     from sockactd.worker.board import Board
     from sockactd.worker.exchange import WSGIApp
     from sockactd.worker.handlers import Handler
+    from sockactd.worker.lobby import Lobby
+    from sockactd.worker.threads import HandlerThreads
+    from sockactd.worker.watcher import Watcher
 
 __all__ = ["serve"]
 
@@ -94,6 +114,11 @@ _SLICE: Final = 0.001
 # timeout): a request the client sends on it meanwhile is served with `Connection: close`,
 # instead of racing our close and getting a reset (clients and nginx retry, but need not).
 _IDLE_GRACE: Final = 1.0
+# A ready connection whose worker has been busy this long in one request (threads == 1), or
+# that waited this long for a handler thread, goes to the lobby (lobby.py); the watcher
+# looks every _WATCH_PERIOD. Worst case from its request to an idle worker: about the sum.
+_HAND_OVER_DELAY: Final = 0.05
+_WATCH_PERIOD: Final = 0.025
 
 
 def serve(
@@ -105,6 +130,7 @@ def serve(
     on_draining: Callable[[str], None] | None = None,
     after_first_wakeup: Callable[[], None] | None = None,
     master_fd: int = -1,
+    lobby: Lobby | None = None,
 ) -> None:
     """Serve requests until stop_fd is readable or max-requests is reached, then drain.
 
@@ -113,6 +139,7 @@ def serve(
     `master_fd` (a pidfd of the master) readable: the master is gone. Drain as for
     SIGTERM, and close this worker's listening sockets at once, so that a new server
     can bind the address while in-flight requests finish here.
+    `lobby`: the generation's lobby (lobby.py), shared with the other workers.
     """
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
     if config.reload_on_rss:
@@ -123,9 +150,10 @@ def serve(
         board.single_threaded()
     if board.counting:
         board.start_counting()
-    server = _Server(listeners, ctx, stop_fd, on_draining, after_first_wakeup, master_fd)
+    server = _Server(listeners, ctx, stop_fd, on_draining, after_first_wakeup, master_fd, lobby)
     restore = _flag_on_sigterm(ctx)
     try:
+        server.start_watching()
         server.run()
     finally:
         restore()
@@ -209,6 +237,7 @@ class _Server:
         on_draining: Callable[[str], None] | None = None,
         after_first_wakeup: Callable[[], None] | None = None,
         master_fd: int = -1,
+        lobby: Lobby | None = None,
     ) -> None:
         config = ctx.config
         self.ctx = ctx
@@ -233,23 +262,54 @@ class _Server:
             fd = listener.sock.fileno()
             self.ports[fd] = port
             self.epoll.register(fd, _LISTEN)
+        self.port_list = list(self.ports.values())  # a lobby message names a listener by index
         self.epoll.register(stop_fd, select.EPOLLIN)
         if master_fd >= 0:
             self.epoll.register(master_fd, select.EPOLLIN)
         timeouts = [config.header_timeout, config.keepalive_timeout or config.header_timeout]
         self.tick = max(0.02, min(1.0, *(t / 4 for t in timeouts)))
-        self.pool: _Pool | None = _Pool(self) if self.threads > 1 else None
+        self.pool: HandlerThreads | None = None
+        if self.threads > 1:
+            from sockactd.worker.threads import HandlerThreads
+
+            self.pool = HandlerThreads(self.threads, step, self._after_step)
+        self.lobby = lobby
+        self.lobby_fd = -1
+        self.lobby_polled = False
+        # threads == 1 with a lobby: held by this thread except inside a connection's turn
+        # (watcher.py); `stepping` is the connection in that turn, never handed over
+        self.serving: _thread.LockType | None = None
+        self.stepping: Handler | None = None
+        self.watcher: Watcher | None = None
+        if self.lobby is not None:
+            self.lobby_fd = self.lobby.inbox.fileno()
+            self._poll_lobby(True)
+
+    def start_watching(self) -> None:
+        if self.lobby is None or self.pool is not None:
+            return
+        from sockactd.worker.watcher import Watcher
+
+        self.serving = _thread.allocate_lock()
+        self.serving.acquire()
+        self.watcher = Watcher(
+            self.serving, self.ctx.board, self._hand_over_ready, _HAND_OVER_DELAY, _WATCH_PERIOD
+        )
+        self.watcher.start()
 
     # --- loop -------------------------------------------------------------------------
     def run(self) -> None:
         poll = self.epoll.poll
         conns = self.conns
         ports = self.ports
+        pool = self.pool
         next_sweep = time.monotonic() + self.tick
-        while not (self.stopping and self._drained()):
+        while not (self.stopping and self._drained() and not self._adopt()):
             timeout = 0.0 if self.ready else (_STOP_TICK if self.stopping else self.tick)
             if self.pause.resume_at:
                 timeout = min(timeout, max(0.0, self.pause.resume_at - time.monotonic()))
+            if pool is not None and self.lobby is not None:
+                timeout = self._before_poll_threaded(pool, timeout)
             events = poll(timeout)
             if len(events) > 1:
                 # A stop must win over an accept that arrived in the same wake-up.
@@ -261,6 +321,8 @@ class _Server:
                 elif fd in ports:
                     if not self.stopping:
                         self._accept(ports[fd])
+                elif fd == self.lobby_fd:
+                    self._adopt()  # also while stopping: see lobby.py
                 elif fd == self.stop_fd:
                     self._drain_stop_fd()
                     self._begin_stop("SIGTERM")
@@ -292,7 +354,7 @@ class _Server:
     def _drained(self) -> bool:
         # Parked connections still owed a request keep the worker alive until served or
         # past their header-timeout (the sweep closes them).
-        return not self.conns and (self.pool is None or self.pool.idle())
+        return not self.conns and (self.pool is None or self.pool.quiet())
 
     def _accept(self, port: _Port) -> None:
         """Accept one connection and serve what it already sent, or park it.
@@ -313,7 +375,11 @@ class _Server:
         except OSError as exc:
             self._accept_failed(exc)
             return
-        sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
+        if self._take(port, _socket.socket(port.sock.family, _STREAM, 0, fd), address):
+            self._to_the_back(port.sock.fileno())
+
+    def _take(self, port: _Port, sock: _socket.socket, address: Any) -> bool:
+        """Serve a new connection's request or park it (True: it stays parked here)."""
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
         if self.pool is not None:
@@ -321,15 +387,13 @@ class _Server:
                 self._make_room()
             self.conns[channel.fd] = handler
             self.epoll.register(channel.fd, _ONESHOT)
-        elif not self._step_inline(handler, registered=False):
-            return  # answered and closed: nothing stays here
-        self._to_the_back(port)
+            return True
+        return self._step_inline(handler, registered=False)
 
-    def _to_the_back(self, port: _Port) -> None:
-        """Register the listener again: the next connection wakes another idle worker first."""
+    def _to_the_back(self, fd: int) -> None:
+        """Register a listener (or the lobby) again: its next wake-up goes to another worker."""
         if self.pause.resume_at or self.stopping:
             return  # the listeners are not polled now; resuming registers them
-        fd = port.sock.fileno()
         try:
             self.epoll.unregister(fd)
         except OSError:
@@ -355,14 +419,22 @@ class _Server:
             handler = ready.popleft()
             fd = handler.channel.fd
             queued.discard(fd)
-            if conns.get(fd) is handler:  # not closed while it waited
+            if conns.get(fd) is handler:  # not closed (or handed over) while it waited
                 self._step_inline(handler, registered=True)
             if self.ctx.closing or time.monotonic() - began >= _SLICE:
                 return  # closing: the loop begins the stop (no more accepts) first
 
     def _step_inline(self, handler: Handler, registered: bool) -> bool:
         """Serve what a connection sent; park it (True) or close it (False)."""
-        if step(handler) is _PARK and not (self.stopping and handler.between_requests()):
+        serving = self.serving
+        if serving is None:
+            outcome = step(handler)
+        else:  # the watcher may hand other connections over during this turn (watcher.py)
+            self.stepping = handler
+            serving.release()
+            outcome = step(handler)
+            serving.acquire()
+        if outcome is _PARK and not (self.stopping and handler.between_requests()):
             if not registered:
                 if len(self.conns) >= self.cap:
                     self._make_room()
@@ -373,6 +445,13 @@ class _Server:
         self.close_conn(handler, registered)
         return False
 
+    def _after_step(self, handler: Handler, outcome: Next) -> None:
+        """--threads: park a connection again after a thread's turn, or close it (lock held)."""
+        if outcome is _PARK and not (self.stopping and handler.between_requests()):
+            self.epoll.modify(handler.channel.fd, _ONESHOT)
+        else:
+            self.close_conn(handler)
+
     def close_conn(self, handler: Handler, registered: bool = True) -> None:
         fd = handler.channel.fd
         if registered and self.conns.pop(fd, None) is not None:
@@ -381,6 +460,85 @@ class _Server:
             except OSError:
                 pass
         handler.channel.close()
+
+    # --- the lobby (lobby.py) ---------------------------------------------------------------
+    def _hand_over_ready(self) -> None:
+        """threads == 1, on the watcher's thread while this worker is in a slow request:
+        every parked connection that is readable and movable goes to the lobby."""
+        if self.ctx.closing:
+            return
+        conns = self.conns
+        for fd, _ in self.epoll.poll(0):  # level-triggered: this consumes nothing
+            handler = conns.get(fd)
+            if handler is None or handler is self.stepping or not movable(handler):
+                continue
+            if not self._give_away(handler):
+                return  # the lobby is full: the rest stay here
+
+    def _give_away(self, handler: Handler) -> bool:
+        """Put a connection in the lobby and forget it; False (and keep it) when full.
+
+        Runs under the lock that orders this worker's tables (the serving lock, or the
+        handler threads' lock), so no turn of this worker reads it meanwhile.
+        """
+        assert self.lobby is not None
+        fd = handler.channel.fd
+        base = getattr(handler, "base", None)  # both handlers keep their listener's environ
+        index = next(i for i, port in enumerate(self.port_list) if port.base is base)
+        if not self.lobby.send_nowait(fd, index):
+            return False
+        if self.queued:  # threads == 1: it may wait in the FIFO too
+            self.queued.discard(fd)
+            try:
+                self.ready.remove(handler)
+            except ValueError:
+                pass
+        self.close_conn(handler)
+        return True
+
+    def _adopt(self) -> bool:
+        """Take one connection from the lobby and serve or park it here (False: none came)."""
+        if self.lobby is None:
+            return False
+        taken = self.lobby.receive_nowait()
+        if taken is None:
+            return False
+        fd, index = taken
+        if index >= len(self.port_list):
+            os.close(fd)  # cannot come from a worker of this generation
+            return True
+        port = self.port_list[index]
+        sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
+        try:
+            address = sock.getpeername()
+        except OSError:
+            address = ""  # the peer reset it in transit: the first read says so
+        if self._take(port, sock, address) and not self.stopping:
+            self._to_the_back(self.lobby_fd)
+        return True
+
+    def _poll_lobby(self, wanted: bool) -> None:
+        if wanted == self.lobby_polled:
+            return
+        self.lobby_polled = wanted
+        if wanted:
+            self.epoll.register(self.lobby_fd, _LISTEN)
+        else:
+            self.epoll.unregister(self.lobby_fd)
+
+    def _before_poll_threaded(self, pool: HandlerThreads, timeout: float) -> float:
+        """--threads with a lobby: hand over what waited too long; poll the lobby only
+        with a thread free to serve what comes from it. Returns the poll's timeout."""
+        oldest = pool.oldest_wait()
+        if oldest is not None:
+            now = time.monotonic()
+            if not self.ctx.closing and now - oldest >= _HAND_OVER_DELAY:
+                pool.hand_over_late(now - _HAND_OVER_DELAY, self._give_away)
+                oldest = pool.oldest_wait()
+            if oldest is not None and not self.ctx.closing:
+                timeout = min(timeout, max(0.0, oldest + _HAND_OVER_DELAY - now))
+        self._poll_lobby(pool.idle > 0)
+        return timeout
 
     # --- admission (admission.py decides) -----------------------------------------------
     def _accept_failed(self, exc: OSError) -> None:
@@ -431,7 +589,7 @@ class _Server:
             return
         log.debug("closing the oldest idle connection, from %s", oldest.channel.peer[0])
         if self.pool is not None:
-            self.pool.close_parked(oldest)
+            self.pool.close_parked(oldest, self.close_conn)
         else:
             self.close_conn(oldest)
 
@@ -450,7 +608,7 @@ class _Server:
             if fd not in busy and now > handler.idle_deadline() and not _bytes_waiting(handler):
                 log.debug("closing parked connection from %s: timed out", handler.channel.peer[0])
                 if self.pool is not None:
-                    self.pool.close_parked(handler)
+                    self.pool.close_parked(handler, self.close_conn)
                 else:
                     self.close_conn(handler)
 
@@ -485,11 +643,13 @@ class _Server:
         for fd, handler in list(self.conns.items()):
             if fd not in busy and handler.between_requests() and not _bytes_waiting(handler):
                 if self.pool is not None:
-                    self.pool.close_parked(handler)
+                    self.pool.close_parked(handler, self.close_conn)
                 else:
                     self.close_conn(handler)
 
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.pool is not None:
             self.pool.shutdown()
         for handler in list(self.conns.values()):
@@ -517,52 +677,3 @@ def _bytes_waiting(handler: Handler) -> bool:
         return False
     except OSError:
         return False
-
-
-class _Pool:
-    """N handler threads fed by the loop thread. A lock orders park/close/dispatch."""
-
-    def __init__(self, server: _Server) -> None:
-        import queue  # only --threads > 1 needs these: keep them off the start-up path
-        import threading
-
-        self.server = server
-        self.busy: set[int] = set()
-        self.lock = threading.Lock()
-        self.queue: queue.SimpleQueue[Handler | None] = queue.SimpleQueue()
-        self.threads: list[threading.Thread] = [
-            threading.Thread(target=self._work, name=f"sockactd-handler-{n}", daemon=True)
-            for n in range(server.threads)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def idle(self) -> bool:
-        return not self.busy
-
-    def submit(self, handler: Handler) -> None:
-        with self.lock:
-            self.busy.add(handler.channel.fd)
-        self.queue.put(handler)
-
-    def close_parked(self, handler: Handler) -> None:
-        with self.lock:
-            if handler.channel.fd not in self.busy:
-                self.server.close_conn(handler)
-
-    def _work(self) -> None:
-        server = self.server
-        while (handler := self.queue.get()) is not None:
-            outcome = step(handler)
-            with self.lock:
-                self.busy.discard(handler.channel.fd)
-                if outcome is _PARK and not (server.stopping and handler.between_requests()):
-                    server.epoll.modify(handler.channel.fd, _ONESHOT)
-                else:
-                    server.close_conn(handler)
-
-    def shutdown(self) -> None:
-        for _ in self.threads:
-            self.queue.put(None)
-        for thread in self.threads:
-            thread.join()

@@ -21,6 +21,7 @@ from typing import Any
 from sockactd.config.model import Config
 from sockactd.sockets import Listener
 from sockactd.worker.board import Board
+from sockactd.worker.lobby import Lobby
 
 __all__ = ["Served", "listening_socket", "serving"]
 
@@ -77,7 +78,14 @@ def _wait(pid: int, timeout: float) -> int:
     raise AssertionError(f"serve() in child {pid} did not return within {timeout:g}s")
 
 
-def _child(listeners: list[Listener], app: App, config: Config, board: Board, quiet: bool) -> None:
+def _child(
+    listeners: list[Listener],
+    app: App,
+    config: Config,
+    board: Board,
+    quiet: bool,
+    lobby: Lobby | None,
+) -> None:
     from sockactd.worker.serve import serve
 
     root = logging.getLogger()
@@ -93,12 +101,12 @@ def _child(listeners: list[Listener], app: App, config: Config, board: Board, qu
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     profile_to = os.environ.get("SOCKACTD_PROFILE_DIR")
     if not profile_to:
-        serve(listeners, app, config, board, read_fd)
+        serve(listeners, app, config, board, read_fd, lobby=lobby)
         return
     import cProfile
 
     cProfile.runctx(
-        "serve(listeners, app, config, board, read_fd)",
+        "serve(listeners, app, config, board, read_fd, lobby=lobby)",
         globals(),
         {**locals(), "serve": serve},
         filename=os.path.join(profile_to, f"serve-{os.getpid()}.prof"),
@@ -113,15 +121,21 @@ def serving(
     quiet: bool = False,
     sock: socket.socket | None = None,
     protocol: str = "http",
+    lobby: bool = True,
     **settings: Any,
 ) -> Iterator[Served]:
-    """Fork `workers` children serving `app` on one shared socket; kill them on exit."""
+    """Fork `workers` children serving `app` on one shared socket; kill them on exit.
+
+    With more than one worker they share a lobby (worker/lobby.py), as a generation
+    forked by the master does, unless `lobby` is False.
+    """
     config = (config or Config()).replace(**settings)
     own = sock is None
     sock = sock or listening_socket()
     address = sock.getsockname()
     listeners = [Listener(sock, protocol, str(address), inherited=False)]
     served = Served(port=address[1] if isinstance(address, tuple) else 0, pids=[], address=address)
+    shared = Lobby.create() if lobby and workers > 1 else None
     try:
         for _ in range(workers):
             board = Board.create()
@@ -129,7 +143,7 @@ def serving(
             if pid == 0:  # pragma: no cover - child
                 code = 0
                 try:
-                    _child(listeners, app, config, board, quiet)
+                    _child(listeners, app, config, board, quiet, shared)
                 except BaseException:
                     logging.getLogger(__name__).exception("serve() raised")
                     code = 70
@@ -142,5 +156,7 @@ def serving(
         served.kill()
         for board in served.boards:
             board.close()
+        if shared is not None:
+            shared.close()
         if own:
             sock.close()

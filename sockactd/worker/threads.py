@@ -1,0 +1,113 @@
+"""--threads > 1: N handler threads fed by the loop thread (serve.py), and the line they keep.
+
+The loop thread hands each readable connection over with `submit`. When a handler thread
+is idle the connection goes to it through a FIFO queue at once; when all are busy it
+waits in `waiting`, oldest first, and the next thread to finish takes it from there --
+so the loop knows which ready connections have waited, and for how long. One that has
+waited a hand-over delay, with nothing read from it since its last response, goes to the
+lobby (`hand_over_late`, called by the loop thread), where an idle worker takes it.
+
+A lock orders park, close, dispatch and hand-over: a connection is in exactly one of
+the loop's epoll (parked, EPOLLONESHOT), the queue, `waiting`, or a thread's hands.
+Imported only with --threads > 1 (queue and threading stay off the start-up path).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import deque
+
+from sockactd.worker.lobby import movable
+
+TYPE_CHECKING = False  # mypy only
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sockactd.worker.handlers import Handler, Next
+
+__all__ = ["HandlerThreads"]
+
+
+class HandlerThreads:
+    def __init__(
+        self,
+        count: int,
+        step: Callable[[Handler], Next],
+        after_step: Callable[[Handler, Next], None],
+    ) -> None:
+        self.busy: set[int] = set()  # fds submitted and not parked again yet
+        self.lock = threading.Lock()
+        self.idle = count  # threads with no connection given to them (under the lock)
+        self.waiting: deque[tuple[float, Handler]] = deque()  # (since, handler), oldest first
+        self._step = step
+        self._after_step = after_step  # park or close; called under the lock
+        self._queue: queue.SimpleQueue[Handler | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"sockactd-handler-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def quiet(self) -> bool:
+        """True when no connection is in a thread's hands, queued or waiting."""
+        return not self.busy
+
+    def submit(self, handler: Handler) -> None:
+        with self.lock:
+            self.busy.add(handler.channel.fd)
+            if not self.idle:
+                self.waiting.append((time.monotonic(), handler))
+                return
+            self.idle -= 1
+        self._queue.put(handler)
+
+    def close_parked(self, handler: Handler, close: Callable[[Handler], None]) -> None:
+        with self.lock:
+            if handler.channel.fd not in self.busy:
+                close(handler)
+
+    def oldest_wait(self) -> float | None:
+        """When the connection waiting longest began to wait (None: none waits)."""
+        waiting = self.waiting
+        return waiting[0][0] if waiting else None
+
+    def hand_over_late(self, older_than: float, give_away: Callable[[Handler], bool]) -> None:
+        """Offer `give_away` each movable connection waiting since before `older_than`.
+
+        `give_away` runs under the lock and returns False when the lobby is full: the
+        rest stay in line, in order.
+        """
+        with self.lock:
+            keep: deque[tuple[float, Handler]] = deque()
+            full = False
+            for since, handler in self.waiting:
+                fd = handler.channel.fd
+                if not full and since <= older_than and movable(handler):
+                    if give_away(handler):
+                        self.busy.discard(fd)
+                        continue
+                    full = True
+                keep.append((since, handler))
+            self.waiting = keep
+
+    def _work(self) -> None:
+        handler = self._queue.get()
+        while handler is not None:
+            outcome = self._step(handler)
+            with self.lock:
+                self.busy.discard(handler.channel.fd)
+                self._after_step(handler, outcome)
+                if self.waiting:
+                    handler = self.waiting.popleft()[1]
+                    continue
+                self.idle += 1
+            handler = self._queue.get()
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()

@@ -1,0 +1,166 @@
+"""A ready connection parked on a busy worker is served by an idle worker (issue 17, the lobby).
+
+serve() in forked children sharing one listener and one lobby (worker/lobby.py), as a
+generation forked by the master does, with real keep-alive clients. Each client is
+parked on the worker that answered its first request (accepts spread over idle
+workers); then one worker gets stuck in a request held by a gate file, and the clients
+parked on it send their requests. They must be answered by the other workers while
+that request is still running -- none lost, none reset -- and every race the hand-over
+has (the sender dying, the generation draining, the peer leaving) must lose nothing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.integration.serve_child import Served, serving
+from tests.support import wait_until
+
+_CLIENTS = 30
+_RESET = b"\x01\x00\x00\x00" * 2  # SO_LINGER on, 0 s: close() sends a reset
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Answers this worker's pid; ?mark=PATH is touched first, ?gate=PATH waited for (≤ 30 s)."""
+    query = {key: values[0] for key, values in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    if "mark" in query:
+        Path(query["mark"]).touch()
+    if "gate" in query:
+        deadline = time.monotonic() + 30
+        while not Path(query["gate"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+
+
+def _waiting(pids: list[int]) -> bool:
+    """Every worker asleep in epoll_wait: idle, and back in the listener's wait queue."""
+    return all(Path(f"/proc/{pid}/wchan").read_text() == "do_epoll_wait" for pid in pids)
+
+
+def _send(sock: socket.socket, query: str = "") -> None:
+    sock.sendall(f"GET /?{query} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+
+
+def _answer(sock: socket.socket) -> tuple[int, int]:
+    """(status, pid of the worker that answered)."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, int(response.read())
+
+
+@contextmanager
+def _parked(served: Served, count: int) -> Iterator[dict[int, list[socket.socket]]]:
+    """`count` keep-alive clients, each answered once: {worker pid: its parked clients}."""
+    with ExitStack() as stack:
+        by_worker: dict[int, list[socket.socket]] = {pid: [] for pid in served.pids}
+        for _ in range(count):
+            wait_until(lambda: _waiting(served.pids), 10, "every worker idle")
+            sock = stack.enter_context(
+                socket.create_connection(("127.0.0.1", served.port), timeout=15)
+            )
+            _send(sock)
+            status, pid = _answer(sock)
+            assert status == 200
+            by_worker[pid].append(sock)
+        yield by_worker
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_clients_parked_on_a_busy_worker_are_answered_by_idle_ones(
+    tmp_path: Path, threads: int
+) -> None:
+    gate = tmp_path / "gate"
+    served_by = serving(app, workers=3, processes=3, threads=threads)
+    with served_by as served, _parked(served, _CLIENTS) as by_worker:
+        busy_pid, clients = max(by_worker.items(), key=lambda item: len(item[1]))
+        assert len(clients) > threads, by_worker  # some stay parked behind the slow ones
+        slow, waiting = clients[:threads], clients[threads:]
+        for n, sock in enumerate(slow):  # every handler thread of busy_pid held at the gate
+            mark = tmp_path / f"started-{n}"
+            _send(sock, f"mark={mark}&gate={gate}")
+            wait_until(mark.exists, 10, "the slow request to start")
+        for sock in waiting:
+            _send(sock)
+        answers = [_answer(sock) for sock in waiting]
+        # every one answered while the slow requests still run, by another worker
+        assert not select.select(slow, [], [], 0)[0]  # no slow answer has come yet
+        assert all(status == 200 for status, _ in answers), answers
+        assert busy_pid not in {pid for _, pid in answers}, answers
+        gate.touch()
+        assert [_answer(sock) for sock in slow] == [(200, busy_pid)] * threads
+        # the handed-over clients stay served where they are now, keep-alive
+        for sock in waiting:
+            _send(sock)
+        assert all(status == 200 for status, _ in (_answer(sock) for sock in waiting))
+
+
+@contextmanager
+def _stuck_in_the_lobby(
+    tmp_path: Path, served: Served, by_worker: dict[int, list[socket.socket]]
+) -> Iterator[tuple[int, list[socket.socket]]]:
+    """Both workers held at a gate, the clients parked on the first one in the lobby.
+
+    Yields (the worker that handed them over, those clients); the gate is open after.
+    """
+    gate = tmp_path / "gate"
+    (sender, clients), (receiver, others) = sorted(by_worker.items(), key=lambda i: -len(i[1]))
+    assert len(clients) >= 3 and others, by_worker
+    for pid, sock in ((receiver, others[0]), (sender, clients[0])):
+        mark = tmp_path / f"started-{pid}"
+        _send(sock, f"mark={mark}&gate={gate}")
+        wait_until(mark.exists, 10, f"worker {pid} to be held at the gate")
+    before = _open_fds(sender)
+    for sock in clients[1:]:
+        _send(sock)
+    # the sender closed its copy of each one it handed over; the receiver is held
+    wait_until(lambda: _open_fds(sender) == before - len(clients[1:]), 10, "the hand-overs")
+    yield sender, clients[1:]
+    gate.touch()
+
+
+def test_connections_in_the_lobby_outlive_the_worker_that_sent_them(tmp_path: Path) -> None:
+    with serving(app, workers=2, processes=2) as served, _parked(served, 12) as by_worker:
+        with _stuck_in_the_lobby(tmp_path, served, by_worker) as (sender, in_lobby):
+            os.kill(sender, signal.SIGKILL)
+            os.waitpid(sender, 0)
+            served.pids.remove(sender)
+        (receiver,) = served.pids
+        assert [_answer(sock) for sock in in_lobby] == [(200, receiver)] * len(in_lobby)
+
+
+def test_a_draining_generation_serves_what_is_left_in_its_lobby(tmp_path: Path) -> None:
+    """A reload retires every worker of the generation while connections wait in its lobby."""
+    with serving(app, workers=2, processes=2) as served, _parked(served, 12) as by_worker:
+        with _stuck_in_the_lobby(tmp_path, served, by_worker) as (_, in_lobby):
+            for pid in served.pids:
+                os.kill(pid, signal.SIGTERM)
+        answers = [_answer(sock) for sock in in_lobby]
+        assert all(status == 200 for status, _ in answers), answers
+        assert set(served.stop()) == {0}
+
+
+def test_a_client_that_leaves_while_in_the_lobby_costs_nothing(tmp_path: Path) -> None:
+    with serving(app, workers=2, processes=2) as served, _parked(served, 12) as by_worker:
+        with _stuck_in_the_lobby(tmp_path, served, by_worker) as (_, in_lobby):
+            gone, staying = in_lobby[0], in_lobby[1:]
+            gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            gone.close()  # a reset, with its request still unread in the lobby
+        assert all(status == 200 for status, _ in (_answer(sock) for sock in staying))
+        assert set(served.stop()) == {0}
