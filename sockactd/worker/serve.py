@@ -537,8 +537,10 @@ class _Server:
                 oldest = pool.oldest_wait()
             if oldest is not None and not self.ctx.closing:
                 timeout = min(timeout, max(0.0, oldest + _HAND_OVER_DELAY - now))
-        self._poll_lobby(pool.idle > 0)
-        return timeout
+        free = pool.idle > 0
+        self._poll_lobby(free)
+        # no thread free: nothing wakes this loop when one frees up, so look again soon
+        return timeout if free else min(timeout, _WATCH_PERIOD)
 
     # --- admission (admission.py decides) -----------------------------------------------
     def _accept_failed(self, exc: OSError) -> None:
