@@ -4,9 +4,12 @@
                                       [--cold-runs 7] [--write]
 
 In one run, 2 workers, app bench/apps/hello.py, the commit under test pinned (common.py):
-  * throughput, rounds interleaved off/on/off/on...: wrk for --duration seconds with a new
-    connection per request and with keep-alive; "on" runs with --metrics-socket and
-    Debian's prometheus scraping /metrics every second (its own config and data dir);
+  * throughput, rounds interleaved off/scraped/prometheus/off/...: wrk for --duration
+    seconds with a new connection per request and with keep-alive; "scraped" runs with
+    --metrics-socket and a plain scraper in this process (one GET /metrics per second):
+    sockactd's own cost; "prometheus" has Debian's prometheus scraping /metrics every
+    second instead (its own config and data dir): sockactd's cost plus what Prometheus's
+    own CPU takes from the server on the same cores (its CPU time is reported too);
   * the board's per-request cost in a worker (request_started + request_finished),
     counting off and on, timed in-process;
   * with --base REF: cold start (socket activated, first byte) and PSS with metrics off,
@@ -23,8 +26,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import timeit
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -65,17 +70,44 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def load_round(metrics: bool, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
+ARMS = ("off", "scraped", "prometheus")
+
+
+class PlainScraper:
+    """GET /metrics once a second from a thread of this process, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/metrics"
+        self.stopped = threading.Event()
+        self.scrapes = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(1.0):
+            with urllib.request.urlopen(self.url, timeout=5) as response:
+                response.read()
+            self.scrapes += 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(10)
+
+
+def load_round(arm: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     port, metrics_port = common.free_port(), common.free_port()
-    extra = ["--metrics-socket", f"127.0.0.1:{metrics_port}"] if metrics else []
+    extra = ["--metrics-socket", f"127.0.0.1:{metrics_port}"] if arm != "off" else []
     server = common.sockactd(MODULE, http=f"127.0.0.1:{port}", control=tmp / "c.sock",
                              extra=extra)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
-    scraper = None
+    scraper: subprocess.Popen[bytes] | None = None
+    plain: PlainScraper | None = None
     result: dict[str, float] = {}
     with common.running(server, tmp / "sockactd.log", port) as proc:
-        if metrics:
+        if arm == "prometheus":
             scraper = prometheus(tmp, metrics_port)
+        elif arm == "scraped":
+            plain = PlainScraper(metrics_port)
         try:
             common.run_wrk(common.wrk_argv(url, 2, args.connections, 1, close=False), 2)
             members = [proc.pid, *common.descendants(proc.pid)]
@@ -84,11 +116,17 @@ def load_round(metrics: bool, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 kind = "close" if close else "keepalive"
                 argv = common.wrk_argv(url, args.duration, args.connections, 1, close)
                 before = cpu_seconds(members)
+                prom_before = cpu_seconds([scraper.pid]) if scraper else 0.0
                 done = common.run_wrk(argv, args.duration)
                 spent = cpu_seconds(members) - before
                 result[kind] = done.requests_per_s
                 result[f"{kind}_cpu_us"] = spent / max(1, done.requests) * 1e6
+                if scraper is not None:
+                    prom = cpu_seconds([scraper.pid]) - prom_before
+                    result[f"{kind}_prom_cpu"] = prom / args.duration
         finally:
+            if plain is not None:
+                plain.stop()
             if scraper is not None:
                 scraper.terminate()
                 scraper.wait(20)
@@ -165,47 +203,47 @@ def main() -> None:
     parser.add_argument("--base", help="also compare cold start and PSS with this commit")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
-    runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+    runs: dict[str, list[dict[str, float]]] = {arm: [] for arm in ARMS}
     with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
         tmp = Path(tmp_name)
         commit = common.pin_sockactd(tmp)
         head = common.pinned()
         for n in range(args.rounds):
-            for metrics in (False, True):
-                print(f"# round {n + 1}: metrics {'on' if metrics else 'off'}", file=sys.stderr)
-                runs[metrics].append(load_round(metrics, args, tmp))
+            for arm in ARMS:
+                print(f"# round {n + 1}: {arm}", file=sys.stderr)
+                runs[arm].append(load_round(arm, args, tmp))
         base_rows = baseline(args, tmp, head) if args.base else []
     rows = []
     for kind in ("close", "keepalive") if args.rounds else ():
-        cells: list[object] = [kind]
-        for key, fmt in ((kind, "{:,.0f}"), (f"{kind}_cpu_us", "{:.1f}")):
-            off = [r[key] for r in runs[False]]
-            on = [r[key] for r in runs[True]]
-            change = statistics.median(on) / statistics.median(off) - 1
-            cells += [_spread(off, fmt), _spread(on, fmt), f"{change:+.1%}"]
-        rows.append(cells)
+        for key, what, fmt in (
+            (kind, "req/s", "{:,.0f}"),
+            (f"{kind}_cpu_us", "CPU us/request", "{:.1f}"),
+        ):
+            off = [r[key] for r in runs["off"]]
+            cells: list[object] = [kind, what, _spread(off, fmt)]
+            for arm in ARMS[1:]:
+                on = [r[key] for r in runs[arm]]
+                change = statistics.median(on) / statistics.median(off) - 1
+                cells += [f"{_spread(on, fmt)} {change:+.1%}"]
+            rows.append(cells)
+    prom_cpu = [
+        r[f"{kind}_prom_cpu"] for r in runs["prometheus"] for kind in ("close", "keepalive")
+    ]
     cost = board_cost()
     report = (
         f"Machine: {common.machine_summary()}. **Shared** with other engineers' test runs "
         "while measured: spreads are wide; compare medians of interleaved rounds only.\n\n"
         f"Commit {commit}; 2 workers, `bench/apps/hello.py`; wrk `-t1 -c{args.connections} "
-        f"-d{args.duration:g}s`, {args.rounds} rounds interleaved off/on; req/s median "
-        "(min-max). On: `--metrics-socket`, Debian's prometheus scraping every 1 s. CPU per "
-        "request: the master's and workers' user+system time during the wrk run (the master's "
-        "includes answering the scrapes) over the requests wrk completed -- less disturbed by "
-        "the machine's other load than req/s.\n\n"
-        + common.markdown_table(
-            [
-                "connections",
-                "off: req/s",
-                "on: req/s",
-                "req/s change",
-                "off: CPU us/request",
-                "on: CPU us/request",
-                "CPU change",
-            ],
-            rows,
-        )
+        f"-d{args.duration:g}s`, {args.rounds} rounds interleaved off/scraped/prometheus; "
+        "median (min-max) and change against off. *scraped*: `--metrics-socket` with a plain "
+        "scraper in the bench (one GET /metrics per second): sockactd's own cost. "
+        "*prometheus*: Debian's prometheus scraping every 1 s on the same two cores: "
+        "sockactd's cost plus what Prometheus's own CPU takes from the server (Prometheus "
+        f"used {_spread([c * 100 for c in prom_cpu], '{:.1f}') if prom_cpu else '-'}% of a core "
+        "during the wrk runs). CPU per request: the master's and workers' user+system time "
+        "during the wrk run (the master's includes answering the scrapes) over the requests "
+        "wrk completed -- less disturbed by the machine's other load than req/s.\n\n"
+        + common.markdown_table(["connections", "measure", "off", "scraped", "prometheus"], rows)
         + f"\nBoard per request (request_started + request_finished, one thread, in-process, "
         f"best of 15, off and on interleaved): counting off {cost['off']:.0f} ns, "
         f"on {cost['on']:.0f} ns "
