@@ -116,11 +116,14 @@ def load_round(arm: str, args: argparse.Namespace, tmp: Path) -> dict[str, float
                 kind = "close" if close else "keepalive"
                 argv = common.wrk_argv(url, args.duration, args.connections, 1, close)
                 before = cpu_seconds(members)
+                master_before = cpu_seconds([proc.pid])
                 prom_before = cpu_seconds([scraper.pid]) if scraper else 0.0
                 done = common.run_wrk(argv, args.duration)
                 spent = cpu_seconds(members) - before
                 result[kind] = done.requests_per_s
                 result[f"{kind}_cpu_us"] = spent / max(1, done.requests) * 1e6
+                master = cpu_seconds([proc.pid]) - master_before
+                result[f"{kind}_master_ms"] = master / args.duration * 1000
                 if scraper is not None:
                     prom = cpu_seconds([scraper.pid]) - prom_before
                     result[f"{kind}_prom_cpu"] = prom / args.duration
@@ -229,6 +232,10 @@ def main() -> None:
     prom_cpu = [
         r[f"{kind}_prom_cpu"] for r in runs["prometheus"] for kind in ("close", "keepalive")
     ]
+    master_ms = {
+        arm: [r[f"{kind}_master_ms"] for r in runs[arm] for kind in ("close", "keepalive")]
+        for arm in ARMS
+    }
     cost = board_cost()
     report = (
         f"Machine: {common.machine_summary()}. **Shared** with other engineers' test runs "
@@ -244,6 +251,10 @@ def main() -> None:
         "during the wrk run (the master's includes answering the scrapes) over the requests "
         "wrk completed -- less disturbed by the machine's other load than req/s.\n\n"
         + common.markdown_table(["connections", "measure", "off", "scraped", "prometheus"], rows)
+        + "\nThe master's own CPU per second of load (ms; it does no per-request work, so "
+        "this is the scrapes' cost): "
+        + ", ".join(f"{arm} {_spread(master_ms[arm], '{:.2f}')}" for arm in ARMS if master_ms[arm])
+        + ".\n"
         + f"\nBoard per request (request_started + request_finished, one thread, in-process, "
         f"best of 15, off and on interleaved): counting off {cost['off']:.0f} ns, "
         f"on {cost['on']:.0f} ns "
