@@ -1,7 +1,8 @@
 """Admission of new connections: the cap on parked connections, and a pause when fds run out.
 
 Rule 1: a worker keeps at most `worker-connections` connections parked. Accepting
-        one more first closes its oldest idle one (the one parked longest).
+        one more first closes its oldest idle one (the one parked longest), never
+        one whose next request has already arrived unread (that one is owed an answer).
 Rule 2: accept() failing for lack of resources (EMFILE, ENFILE, ENOBUFS, ENOMEM) is
         neither the client's fault nor a reason to die. The worker closes its oldest
         idle connection and stops polling the listeners for a back-off (50 ms,

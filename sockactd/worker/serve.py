@@ -119,6 +119,8 @@ _IDLE_GRACE: Final = 1.0
 # looks every _WATCH_PERIOD. Worst case from its request to an idle worker: about the sum.
 _HAND_OVER_DELAY: Final = 0.05
 _WATCH_PERIOD: Final = 0.025
+# Making room skips at most this many parked connections whose next request has arrived.
+_ROOM_TRIES: Final = 8
 
 
 def serve(
@@ -580,13 +582,26 @@ class _Server:
         )
 
     def _close_oldest_idle(self) -> None:
+        """Close the connection parked longest -- unless its next request has arrived.
+
+        A request waiting unread is owed an answer (as in `_sweep`): the next oldest goes
+        instead, up to `_ROOM_TRIES` of them; failing that, none.
+        """
         busy = self.pool.busy if self.pool is not None else self.queued
+        owed: set[int] = set()
         oldest: Handler | None = None
-        for handler in list(self.conns.values()):
-            if (oldest is None or handler.parked_at < oldest.parked_at) and (
-                handler.channel.fd not in busy
-            ):
-                oldest = handler
+        while len(owed) < _ROOM_TRIES:
+            oldest = None
+            for handler in list(self.conns.values()):
+                fd = handler.channel.fd
+                if (oldest is None or handler.parked_at < oldest.parked_at) and (
+                    fd not in busy and fd not in owed
+                ):
+                    oldest = handler
+            if oldest is None or not _bytes_waiting(oldest):
+                break
+            owed.add(oldest.channel.fd)
+            oldest = None
         if oldest is None:
             return
         log.debug("closing the oldest idle connection, from %s", oldest.channel.peer[0])

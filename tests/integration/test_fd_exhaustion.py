@@ -10,6 +10,7 @@ the oldest idle one closed first.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import resource
 import socket
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps import hello
+from tests.apps import hello, slow
 from tests.integration.serve_child import serving
 from tests.integration.server import Server, http_get
 from tests.support import free_port, wait_until
@@ -130,3 +131,39 @@ def test_the_server_raises_its_soft_fd_limit_to_the_hard_one(tmp_path: Path) -> 
         assert f"raised the open-file limit from {LIMIT} to {4 * LIMIT}" in srv.log()
     finally:
         srv.stop()
+
+
+def test_a_request_on_the_oldest_connection_is_answered_when_a_new_one_needs_room(
+    tmp_path: Path,
+) -> None:
+    """Making room at the cap closes an idle connection, never one whose request has arrived.
+
+    A is parked longest; while a slow request holds the worker, C connects and then A
+    sends its next request. The worker sees C's accept first, at the cap: closing A
+    would reset a request it owes an answer.
+    """
+    mark = tmp_path / "slow-started"
+    with serving(slow.app, worker_connections=2) as served_:
+        port = served_.port
+        with contextlib.ExitStack() as stack:
+
+            def connect() -> socket.socket:
+                return stack.enter_context(socket.create_connection(("127.0.0.1", port), 10))
+
+            a = connect()
+            a.sendall(b"GET /?s=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert _answer(a) == (200, b"slow done")
+            b = connect()
+            b.sendall(f"GET /?s=1&mark={mark} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            wait_until(mark.exists, 10, "the slow request to start")
+            c = connect()  # waits in the accept queue: the worker is busy
+            c.sendall(b"GET /?s=0 HTTP/1.1\r\nHost: t\r\n")  # a head not ended yet: parks
+            a.sendall(b"GET /?s=0 HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert _answer(b) == (200, b"slow done")
+            assert _answer(a) == (200, b"slow done")
+
+
+def _answer(sock: socket.socket) -> tuple[int, bytes]:
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, response.read()
