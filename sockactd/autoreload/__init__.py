@@ -2,7 +2,7 @@
 
 Theory of operation. A worker with py-autoreload on (worker/entry.py) reports the
 source files of the modules it imported on its status pipe (an `M` frame,
-report.py): once after loading the app, before READY, and after any request
+worker/module_report.py): once after loading the app, before READY, and after any request
 that imported something new -- only the files it has not reported before, and
 only when `sys.modules` grew, so a request that imported nothing costs one
 len(). The master (watch.py) watches those files and every `reload-extra-file`,

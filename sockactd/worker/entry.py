@@ -164,7 +164,7 @@ def _run(spec: WorkerSpec) -> int:
 
 def _report_modules(app: WSGIApp, status_fd: int) -> WSGIApp:
     """py-autoreload: tell the master what this worker imported, now and after requests."""
-    from sockactd.autoreload.report import ModuleReporter, reporting
+    from sockactd.worker.module_report import ModuleReporter, reporting
 
     reporter = ModuleReporter(status_fd)
     reporter.report_new()

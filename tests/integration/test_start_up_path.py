@@ -67,7 +67,7 @@ MASTER_ONLY = [
 # Tools that are commands of their own, never loaded by a server at all.
 NEVER_SERVING = ["sockactd.migrate", "sockactd.migrate.rules", "sockactd.migrate.ini"]
 # py-autoreload's machinery, worker and master side: loaded only when it is on.
-AUTORELOAD = ["sockactd.autoreload", "sockactd.autoreload.report", "sockactd.autoreload.watch",
+AUTORELOAD = ["sockactd.autoreload", "sockactd.worker.module_report", "sockactd.autoreload.watch",
               "sockactd.autoreload.scan", "sockactd.autoreload.inotify", "pyinotify"]  # fmt: skip
 
 
@@ -150,7 +150,7 @@ def test_py_autoreload_loads_its_machinery_only_when_on(tmp_path: Path) -> None:
                        "--autoreload-under-systemd")  # fmt: skip
     try:
         first, modules = server.worker()
-        assert "sockactd.autoreload.report" in modules
+        assert "sockactd.worker.module_report" in modules
         assert "sockactd.autoreload.watch" not in modules  # forked before the master loaded it
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")

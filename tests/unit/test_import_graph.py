@@ -25,8 +25,6 @@ Arrow = tuple[str, str]
 
 # Arrows that break a rule today (issue 15 items 1 and 3): remove a row when its arrow goes.
 KNOWN: frozenset[Arrow] = frozenset({
-    # py-autoreload's report runs in the worker and writes its status frames (worker/status.py)
-    ("sockactd.worker.entry", "sockactd.autoreload.report"),
     # base.py builds the inotify watcher lazily; inotify.py uses base.py's tables
     ("sockactd.triggers.base", "sockactd.triggers.inotify"),
     ("sockactd.triggers.inotify", "sockactd.triggers.base"),

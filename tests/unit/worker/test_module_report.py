@@ -1,4 +1,4 @@
-"""autoreload/report.py: a worker reports each module file once, in frames that fit."""
+"""worker/module_report.py: a worker reports each module file once, in frames that fit."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sockactd.autoreload.report import ModuleReporter, chunks, reporting
+from sockactd.worker.module_report import ModuleReporter, chunks, reporting
 from sockactd.worker.status import FrameKind, FrameReader
 
 
