@@ -38,7 +38,12 @@ log = get_logger(__name__)
 
 SOMAXCONN_PATH = "/proc/sys/net/core/somaxconn"
 NO_SOCKETS = "no sockets: pass --http-socket/--socket or start under systemd socket activation"
-PROTOCOL_BY_NAME = {"uwsgi": "uwsgi"}  # FileDescriptorName= -> protocol; others: http
+# The protocol a listener speaks (worker/handlers.py finds its handler by this name):
+# systemd's FileDescriptorName= names it, any other name is http; a socket bound here
+# speaks the protocol of the setting that lists its address.
+DEFAULT_PROTOCOL = "http"
+PROTOCOL_BY_NAME = {"uwsgi": "uwsgi"}
+BIND_SETTINGS = {"http": "http_socket", "uwsgi": "socket"}  # protocol -> Config field
 
 
 class Listener:
@@ -46,7 +51,7 @@ class Listener:
 
     def __init__(self, sock: _socket.socket, protocol: str, address: str, inherited: bool) -> None:
         self.sock = sock  # listening, non-blocking, FD_CLOEXEC
-        self.protocol = protocol  # "http" or "uwsgi"
+        self.protocol = protocol  # a key of worker/handlers.py's HANDLERS
         self.address = (
             address  # for logs: "127.0.0.1:8000", "/run/sockactd/app.sock", "fd 3 (http)"
         )
@@ -137,10 +142,13 @@ def _own_unix_path(listener: Listener) -> str | None:
 
 
 def _configured(config: Config) -> Iterator[tuple[str, str]]:
-    for text in config.http_socket:
-        yield text, "http"
-    for text in config.socket:
-        yield text, "uwsgi"
+    # Each field read by name, not getattr(config, field): tests/unit/config/test_applies.py
+    # finds a setting's readers by their `config.X` reads. A protocol added to BIND_SETTINGS
+    # without its read here fails with KeyError at the first start.
+    addresses = {"http_socket": config.http_socket, "socket": config.socket}
+    for protocol, field in BIND_SETTINGS.items():
+        for text in addresses[field]:
+            yield text, protocol
 
 
 # --- inherited sockets ---------------------------------------------------------------
@@ -163,7 +171,7 @@ def _wrap_inherited(inherited: InheritedFd) -> Listener:
         sock.close()
         raise
     address = f"fd {fd} ({name}) {_format_sockname(sock.getsockname())}"
-    return Listener(sock, PROTOCOL_BY_NAME.get(name, "http"), address, inherited=True)
+    return Listener(sock, PROTOCOL_BY_NAME.get(name, DEFAULT_PROTOCOL), address, inherited=True)
 
 
 def _verify_listening(sock: _socket.socket, label: str) -> None:
@@ -265,7 +273,8 @@ def _bind(address: Address, protocol: str, config: Config) -> Listener:
 def _bind_and_listen(sock: _socket.socket, address: Address, config: Config) -> None:
     if address.is_unix:
         assert isinstance(address.sockaddr, str)
-        mode = _parse_mode(config.chmod_socket) if config.chmod_socket else None
+        # 3 or 4 octal digits: config/load.py refused anything else before we got here
+        mode = int(config.chmod_socket, 8) if config.chmod_socket else None
         _remove_stale_unix_socket(address.sockaddr)
         sock.bind(address.sockaddr)
         if mode is not None:
@@ -299,16 +308,6 @@ def _remove_stale_unix_socket(path: str) -> None:
     finally:
         probe.close()
     raise OSError(errno.EADDRINUSE, "another process is listening on it")
-
-
-def _parse_mode(text: str) -> int:
-    try:
-        mode = int(text, 8)
-    except ValueError:
-        mode = -1
-    if not 0 <= mode <= 0o7777:
-        raise ActivationError(f"chmod-socket {text!r} is not an octal mode", errno.EINVAL)
-    return mode
 
 
 def kernel_backlog_max() -> int:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from sockactd.config.load import load_config
 from sockactd.config.model import Config
-from sockactd.errors import ActivationError
+from sockactd.errors import ActivationError, ConfigError
 from sockactd.sockets import (
     NO_SOCKETS,
     Listener,
@@ -282,9 +283,12 @@ def test_regular_file_in_the_way_is_not_deleted(short_dir: Path) -> None:
 
 
 def test_bad_chmod_socket_is_refused_before_binding(short_dir: Path) -> None:
+    # chmod-socket is parsed once, with the configuration (exit 78): a start reads its
+    # configuration first, so a bad mode ends it before open_listeners binds anything.
     path = short_dir / "app.sock"
-    with pytest.raises(ActivationError, match="chmod-socket '9x'"):
-        open_listeners(Config(socket=[str(path)], chmod_socket="9x"), [])
+    with pytest.raises(ConfigError, match=r"chmod-socket.*'9x'"):
+        config = load_config(["--socket", str(path), "--chmod-socket", "9x", "app:app"], {})
+        open_listeners(config, [])
     assert not path.exists()
 
 
