@@ -145,19 +145,16 @@ def _run(spec: WorkerSpec) -> int:
     except BrokenPipeError:
         log.warning("worker %d: its master is gone before it was ready; exiting", os.getpid())
         return ExitCode.FAILURE
-    # The master recycles workers after max-requests itself, replacement first;
-    # a worker that stopped on its own would leave a gap.
-    config = spec.config.replace(max_requests=0)
     serve(
         spec.listeners,
         app,
-        config,
+        spec.config,
         spec.board,
         stop_fd,
         on_draining=lambda why: _tell_draining(spec.status_fd, why),
         after_first_wakeup=lambda: after_first_wakeup(spec.master_pid, master_fd),
         master_fd=master_fd,
-        lobby=spec.lobby if config.processes > 1 else None,  # no one else to hand to
+        lobby=spec.lobby if spec.config.processes > 1 else None,  # no one else to hand to
     )
     return ExitCode.OK
 

@@ -1,6 +1,6 @@
 """One WSGI call: run the app, frame its response on the wire, survive whatever it does.
 
-Shared by the HTTP and uwsgi connection handlers (handlers.py). `Response`
+Shared by the connection handlers of every protocol (handlers.py). `Response`
 chooses the framing when the head goes out (PEP 3333: not before the first
 non-empty body piece), `run_app` calls the app, writes, calls `close()` on the
 result, and turns failures into 500 / 4xx / a closed connection.

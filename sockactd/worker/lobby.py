@@ -29,13 +29,14 @@ import _socket
 import os
 import sys
 
-from sockactd.worker.handlers import HttpHandler, UwsgiHandler
+from sockactd.worker.http_handler import HttpHandler
+from sockactd.worker.uwsgi_handler import UwsgiHandler
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 
-    from sockactd.worker.handlers import Handler
+    from sockactd.worker.connection import ConnectionHandler as Handler
 
 __all__ = ["Lobby", "lobby_for", "movable"]
 

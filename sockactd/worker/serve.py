@@ -25,7 +25,7 @@ thread hands readable connections to N handler threads through a FIFO queue;
 connections are registered EPOLLONESHOT so the loop never sees one that a
 thread is serving, and the thread re-arms it when it parks it again.
 
-Stop: `stop_fd` readable (SIGTERM), max-requests or reload-on-rss reached: stop
+Stop: `stop_fd` readable (SIGTERM) or reload-on-rss reached: stop
 accepting (and say why through `on_draining`, so the master knows every new
 connection now goes to other workers and whether to replace us), close
 keep-alive connections still idle after a short grace (a request sent on one
@@ -78,7 +78,8 @@ from sockactd.osapi import csignal
 from sockactd.protocols.wsgi import wsgi_keys
 from sockactd.worker.admission import EXHAUSTED, AcceptPause
 from sockactd.worker.channel import Channel
-from sockactd.worker.handlers import Context, HttpHandler, Next, UwsgiHandler
+from sockactd.worker.connection import Context, Next
+from sockactd.worker.handlers import handler_for
 from sockactd.worker.lobby import movable
 
 # worker/threads.py (queue, threading) only with --threads > 1; worker/watcher.py only with a lobby.
@@ -90,8 +91,8 @@ if TYPE_CHECKING:
     from sockactd.config.model import Config
     from sockactd.sockets import Listener
     from sockactd.worker.board import Board
+    from sockactd.worker.connection import ConnectionHandler as Handler
     from sockactd.worker.exchange import WSGIApp
-    from sockactd.worker.handlers import Handler
     from sockactd.worker.lobby import Lobby
     from sockactd.worker.threads import HandlerThreads
     from sockactd.worker.watcher import Watcher
@@ -134,7 +135,7 @@ def serve(
     master_fd: int = -1,
     lobby: Lobby | None = None,
 ) -> None:
-    """Serve requests until stop_fd is readable or max-requests is reached, then drain.
+    """Serve requests until stop_fd is readable or reload-on-rss is reached, then drain.
 
     `after_first_wakeup` runs once, after the first wake-up has been handled: set-up that can wait
     until the first waiting client has been served (entry.py's fd limit).
@@ -207,7 +208,7 @@ class _Port:
         self,
         sock: _socket.socket,
         base: dict[str, Any],
-        factory: Callable[[Context, Channel, dict[str, Any]], HttpHandler | UwsgiHandler],
+        factory: type[Handler],
         tcp: bool,
     ) -> None:
         self.sock = sock
@@ -220,14 +221,9 @@ def _port(listener: Listener, multithread: bool, multiprocess: bool) -> _Port:
     sock = listener.sock
     base = wsgi_keys("http", multithread, multiprocess)
     tcp = sock.family in (_socket.AF_INET, _socket.AF_INET6)
-    if listener.protocol == "uwsgi":
-        return _Port(sock, base, UwsgiHandler, tcp)
-    if tcp:
-        name = sock.getsockname()
-        base["SERVER_NAME"], base["SERVER_PORT"] = str(name[0]), str(name[1])
-    else:
-        base["SERVER_NAME"], base["SERVER_PORT"] = "localhost", "80"
-    return _Port(sock, base, HttpHandler, tcp)
+    factory = handler_for(listener.protocol)
+    factory.base_environ(sock, tcp, base)
+    return _Port(sock, base, factory, tcp)
 
 
 class _Server:
@@ -348,10 +344,7 @@ class _Server:
                 next_sweep = now + self.tick
 
     def _why_closing(self) -> str:
-        if self.ctx.stop_reason:
-            return self.ctx.stop_reason
-        limit = self.ctx.config.max_requests
-        return "max-requests reached" if limit and self.ctx.served >= limit else "SIGTERM"
+        return self.ctx.stop_reason or "SIGTERM"
 
     def _drained(self) -> bool:
         # Parked connections still owed a request keep the worker alive until served or

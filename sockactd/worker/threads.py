@@ -25,7 +25,8 @@ TYPE_CHECKING = False  # mypy only
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sockactd.worker.handlers import Handler, Next
+    from sockactd.worker.connection import ConnectionHandler as Handler
+    from sockactd.worker.connection import Next
 
 __all__ = ["HandlerThreads"]
 

@@ -342,15 +342,6 @@ def test_wsgiref_validator_accepts_environ_and_responses(app: Any) -> None:
         assert get(served.port, "/?s=0", method="HEAD")[0] == 200
 
 
-def test_max_requests_makes_serve_return() -> None:
-    with serving(hello.app, max_requests=3) as served:
-        for _ in range(3):
-            assert get(served.port)[0] == 200
-        (pid,) = served.pids
-        wait_until(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, 5, "serve() to return")
-        served.pids = []
-
-
 def test_sigterm_lets_the_request_in_flight_finish_with_connection_close(tmp_path: Path) -> None:
     mark = tmp_path / "started"
     with serving(slow.app) as served, connect(served.port) as sock:

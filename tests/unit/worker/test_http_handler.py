@@ -1,4 +1,4 @@
-"""worker/handlers.py's HttpHandler over a scripted connection: what a client receives.
+"""worker/http_handler.py's HttpHandler over a scripted connection: what a client receives.
 
 Each test says which bytes arrive in which read, so a cut TCP could make is tested
 every time, not by luck.

@@ -20,7 +20,8 @@ import pytest
 from sockactd.config.model import Config
 from sockactd.sockets import Listener
 from sockactd.worker.board import Board
-from sockactd.worker.handlers import Context, HttpHandler
+from sockactd.worker.connection import Context
+from sockactd.worker.http_handler import HttpHandler
 from sockactd.worker.lobby import Lobby, movable
 from sockactd.worker.serve import _Server
 from sockactd.worker.threads import HandlerThreads

@@ -1,4 +1,4 @@
-"""Drive worker/handlers.py's HttpHandler over a scripted connection, without a socket.
+"""Drive worker/http_handler.py's HttpHandler over a scripted connection, without a socket.
 
 `ScriptedChannel` stands in for worker/channel.py's Channel: the test decides which
 bytes have arrived when. `exchange(app, chunks)` delivers `chunks` one at a time,
@@ -16,7 +16,8 @@ from typing import Any
 from sockactd.config.model import Config
 from sockactd.protocols.wsgi import wsgi_keys
 from sockactd.worker.board import Board
-from sockactd.worker.handlers import Context, HttpHandler, Next
+from sockactd.worker.connection import Context, Next
+from sockactd.worker.http_handler import HttpHandler
 from sockactd.worker.serve import step
 
 __all__ = ["ScriptedChannel", "exchange", "responses"]

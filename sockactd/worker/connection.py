@@ -1,0 +1,140 @@
+"""What every protocol's connection handler shares: the worker's context, the read step, Next.
+
+serve.py owns the loop and calls `handler.on_readable()` whenever the
+connection's socket is readable (inline, or on a handler thread). The handler
+reads what is there *without waiting* (`ConnectionHandler.on_readable`, the same
+for every protocol) and gives the bytes to its protocol's `on_bytes`, which either
+serves every complete request it has, or answers `Next.PARK` (wait in the
+selector for more bytes) or `Next.CLOSE`. Only once a request head is complete
+does a handler wait on the socket (body reads, response writes, bounded by
+socket-timeout), so a client trickling its head in never holds a worker or a thread.
+
+The protocols themselves are in http_handler.py and uwsgi_handler.py, found by the
+socket's protocol name in handlers.py. This module does not accept, select, or
+count time for idle connections: serve.py does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sockactd.symbol import Symbol
+from sockactd.worker.channel import BodyDeadline
+
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
+if TYPE_CHECKING:
+    from _socket import socket as RawSocket
+    from collections.abc import Callable
+    from typing import Any, ClassVar, Final
+
+    from sockactd.config.model import Config
+    from sockactd.worker.board import Board
+    from sockactd.worker.channel import Channel
+    from sockactd.worker.exchange import WSGIApp
+    from sockactd.worker.memory import RssLimit
+
+
+__all__ = ["ConnectionHandler", "Context", "Next", "body_deadline"]
+
+
+class Next(Symbol):
+    """What the loop does with a connection after a handler's turn."""
+
+    PARK: ClassVar[Next]  # wait in the selector for the next bytes
+    CLOSE: ClassVar[Next]
+
+
+Next.PARK = Next("PARK", "park")
+Next.CLOSE = Next("CLOSE", "close")
+
+
+# Members as module constants: Next.X is a class attribute lookup (~50 ns in 3.11).
+_PARK: Final = Next.PARK
+_CLOSE: Final = Next.CLOSE
+
+
+class Context:
+    """What every handler of a worker shares. `closing` makes responses say Connection: close."""
+
+    __slots__ = (
+        "app",
+        "apply_forwarded",
+        "board",
+        "closing",
+        "config",
+        "memory",
+        "served",
+        "stop_reason",
+    )
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: Config,
+        board: Board,
+        apply_forwarded: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.board = board
+        self.apply_forwarded = apply_forwarded
+        self.closing = False
+        self.served = 0  # requests this worker began, for its stop log line
+        self.stop_reason = ""  # why this worker stops on its own, for its log and the master
+        self.memory: RssLimit | None = None  # reload-on-rss, set by serve()
+
+    def check_memory(self) -> None:
+        """After a request: past reload-on-rss, stop accepting (the master replaces us)."""
+        assert self.memory is not None
+        reason = self.memory.exceeded()
+        if reason and not self.closing:
+            self.stop_reason = reason
+            self.closing = True
+
+
+class ConnectionHandler:
+    """One client connection of one protocol; a subclass says what its bytes mean.
+
+    `base` is the listener's part of the WSGI environ (`base_environ`, made once per
+    listener); `parked_at` is when the connection last began to wait for bytes.
+    """
+
+    __slots__ = ("base", "channel", "ctx", "parked_at")
+
+    def __init__(self, ctx: Context, channel: Channel, base: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.channel = channel
+        self.base = base
+        self.parked_at = time.monotonic()
+
+    @staticmethod
+    def base_environ(sock: RawSocket, tcp: bool, base: dict[str, Any]) -> None:
+        """Add to a listener's environ what this protocol takes from the listening socket."""
+
+    def on_readable(self) -> Next:
+        """The read step: take what arrived without waiting; end of stream closes."""
+        data = self.channel.recv_nowait()
+        if data is None:
+            return _PARK
+        if not data:
+            return _CLOSE
+        return self.on_bytes(data)
+
+    def on_bytes(self, data: bytes) -> Next:
+        """Serve whatever `data` completes; what to do with the connection next."""
+        raise NotImplementedError
+
+    def idle_deadline(self) -> float:
+        """When to give up on this parked connection."""
+        return self.parked_at + self.ctx.config.header_timeout
+
+    def between_requests(self) -> bool:
+        """True when idle after a finished request (keep-alive); a stopping worker may close it."""
+        return False
+
+
+def body_deadline(config: Config) -> BodyDeadline | None:
+    """The bound on waiting for a request body (None: only socket-timeout per read)."""
+    if not config.body_timeout:
+        return None
+    return BodyDeadline(config.body_timeout, config.body_min_rate)
