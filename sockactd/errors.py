@@ -18,7 +18,7 @@ __all__ = [
 
 
 class ExitCode:
-    """Exit statuses of sockactd and sockactctl: plain ints (no enum on the cold-start path).
+    """Exit statuses of sockactd and sockactctl: plain ints, as exit() takes them (symbol.py).
 
     0 and 1, then sysexits.h values only: `systemctl status` names statuses 2-7 after the
     LSB init-script codes (4 would read NOPERMISSION, 6 NOTCONFIGURED), 64-78 after

@@ -11,6 +11,9 @@ Rule 3: on stop, only UNIX paths bound here are unlinked; systemd's never are.
 Address forms: HOST:PORT, [IPv6]:PORT, :PORT (all IPv4 interfaces; write [::]:PORT
 for IPv6), or a UNIX socket path (contains "/" or ends with ".sock").
 This module does not accept connections; the workers do.
+
+Why just over 300 lines: inherited sockets, addresses and binding share `Listener`
+and `Address` and the close-on-failure rule of open_listeners; each has its section.
 """
 
 from __future__ import annotations

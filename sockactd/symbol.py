@@ -12,6 +12,16 @@ waits -- would pay it. So the few closed sets sockactd needs there are subclasse
     Next.PARK = Next("PARK", "park")
 
 Members are singletons (compare with `is`), hashable by identity, and read-only.
+
+The one idiom on each side of the start-up line (tests/unit/test_start_up_modules.py
+checks it): a closed set is a `Symbol` in the modules on the start-up path that
+docs/ARCHITECTURE.md lists, and an `enum.Enum` in every other module, where enum is
+already imported (the master loads it with its machinery) and its iteration, value
+lookup and mypy's exhaustiveness checks come free. Not one idiom everywhere: Symbol
+off the path would give those up for nothing, enum on it would cost every
+socket-activated start. Numbers that leave the process as numbers -- exit statuses,
+errors.ExitCode -- are plain ints on both sides: exit() and waitpid() speak ints, and
+a wrapper would be unwrapped at each end.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ setting are ignored (CI and tests set some of their own).
 Every problem becomes a ConfigError naming the setting and where the value came
 from. This module never binds, forks, imports the application or exits:
 cli.py turns a ConfigError into exit status 78.
+
+Why one module of ~600 lines: the three sources, the hand-written command-line
+parser (see "command line" below), --help and the conversions meet in `_Raw` and
+`SettingError`, and one merge order runs through them; each `# ---` section reads
+on its own, and splitting them would spread that order over several files.
 """
 
 from __future__ import annotations

@@ -7,13 +7,16 @@ meanings follow uWSGI where uWSGI has the option, so operators can move over.
 
 This module holds data and tiny pure checks only; merging and validation of
 values live in load.py.
+
+Why ~730 lines: a table, one row per setting (SETTINGS); the code is the first
+150 lines.
 """
 
 from __future__ import annotations
 
 from sockactd.symbol import Symbol
 
-TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
+TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import ClassVar, Final

@@ -33,6 +33,10 @@ versions either work or say that they differ:
 
 For `status`, `data` is a `StatusData` (layout below). The server fills the
 peer credentials of a request from SO_PEERCRED; they never travel on the wire.
+
+Why ~330 lines: a third of it is this header and the status layout (the TypedDicts
+the master fills and sockactctl renders); the wire format is one contract between
+two programs of possibly different versions, kept in one file.
 """
 
 from __future__ import annotations

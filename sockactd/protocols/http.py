@@ -152,12 +152,8 @@ class RequestParser:
         if LENIENT:
             _check_lines(piece, tail[-1:])
         try:
-            self._parser.feed_data(piece)
-        except httptools.HttpParserUpgrade:
-            self.upgraded = True
-            self._state = _DONE
-        except httptools.HttpParserError as exc:  # callback errors too
-            error = _protocol_error(exc)
+            self._feed_parser(piece)
+        except ProtocolError:
             if self._head_fed:  # the error is in this head, not in a callback's check
                 self._start += piece[: METHOD_LIMIT - len(self._start)]
                 verdict = method_refused(self._start)
@@ -166,7 +162,7 @@ class RequestParser:
                     return stop
                 if verdict:
                     raise not_implemented(self._start) from None
-            raise error from None
+            raise
         if self._head_fed:  # a head still coming in (rare): what the checks above need
             self._tail = (tail + piece)[-3:]
             if not self._line_ended:

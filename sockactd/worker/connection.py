@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import time
 
+from sockactd.protocols.wsgi import ClientDisconnected
 from sockactd.symbol import Symbol
 from sockactd.worker.channel import BodyDeadline
+from sockactd.worker.exchange import log_access, run_app
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
@@ -30,11 +32,11 @@ if TYPE_CHECKING:
     from sockactd.config.model import Config
     from sockactd.worker.board import Board
     from sockactd.worker.channel import Channel
-    from sockactd.worker.exchange import WSGIApp
+    from sockactd.worker.exchange import Response, WSGIApp
     from sockactd.worker.memory import RssLimit
 
 
-__all__ = ["ConnectionHandler", "Context", "Next", "body_deadline"]
+__all__ = ["CLOSE", "PARK", "ConnectionHandler", "Context", "Next", "recv_body_wait"]
 
 
 class Next(Symbol):
@@ -49,8 +51,8 @@ Next.CLOSE = Next("CLOSE", "close")
 
 
 # Members as module constants: Next.X is a class attribute lookup (~50 ns in 3.11).
-_PARK: Final = Next.PARK
-_CLOSE: Final = Next.CLOSE
+PARK: Final = Next.PARK
+CLOSE: Final = Next.CLOSE
 
 
 class Context:
@@ -83,7 +85,25 @@ class Context:
         self.stop_reason = ""  # why this worker stops on its own, for its log and the master
         self.memory: RssLimit | None = None  # reload-on-rss, set by serve()
 
-    def check_memory(self) -> None:
+    def run(self, environ: dict[str, Any], response: Response) -> None:
+        """Run the app on one request, with what every protocol does around it: count it,
+        check reload-on-rss after it, write its access log line."""
+        started = time.monotonic() if self.config.access_log else 0.0
+        self.served += 1
+        run_app(self.app, environ, response, self.board)
+        if self.memory is not None:
+            self._check_memory()
+        if started:
+            log_access(environ, response, started)
+
+    def body_deadline(self) -> BodyDeadline | None:
+        """The bound on waiting for a request body (None: only socket-timeout per read)."""
+        config = self.config
+        if not config.body_timeout:
+            return None
+        return BodyDeadline(config.body_timeout, config.body_min_rate)
+
+    def _check_memory(self) -> None:
         """After a request: past reload-on-rss, stop accepting (the master replaces us)."""
         assert self.memory is not None
         reason = self.memory.exceeded()
@@ -115,9 +135,9 @@ class ConnectionHandler:
         """The read step: take what arrived without waiting; end of stream closes."""
         data = self.channel.recv_nowait()
         if data is None:
-            return _PARK
+            return PARK
         if not data:
-            return _CLOSE
+            return CLOSE
         return self.on_bytes(data)
 
     def on_bytes(self, data: bytes) -> Next:
@@ -133,8 +153,17 @@ class ConnectionHandler:
         return False
 
 
-def body_deadline(config: Config) -> BodyDeadline | None:
-    """The bound on waiting for a request body (None: only socket-timeout per read)."""
-    if not config.body_timeout:
-        return None
-    return BodyDeadline(config.body_timeout, config.body_min_rate)
+def recv_body_wait(
+    channel: Channel, deadline: BodyDeadline | None, response: Response, closed: str
+) -> bytes:
+    """Wait for more of a request body. A miss of the deadline is a 408, the peer's close
+    a 400 (`closed` says so in the error); either way the app's read raises."""
+    try:
+        data = channel.recv_wait(deadline)
+    except TimeoutError:
+        response.input_status = 408
+        raise
+    if not data:
+        response.input_status = 400
+        raise ClientDisconnected(closed)
+    return data

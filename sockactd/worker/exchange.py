@@ -10,6 +10,10 @@ Rule 1: an app exception never leaves this module; it is logged with its
         the connection is closed (the client sees a truncated response).
 Rule 2: a client that goes away or stalls is not an app error: it is logged at
         debug level and the connection is closed.
+
+Why ~350 lines: `Response` is most of it, one class on purpose: it is also the
+app's start_response, so the request path makes one object per request, not two
+plus a bound method, and framing, keep-alive and sendfile decide on one state.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ access_log = get_logger(ACCESS_LOGGER)
 # 3.11), and the request path looks at the framing several times per response.
 _LENGTH: Final = Framing.LENGTH
 _CHUNKED: Final = Framing.CHUNKED
-_UNTIL_CLOSE: Final = Framing.CLOSE
+_UNTIL_CLOSE: Final = Framing.UNTIL_CLOSE
 _NONE: Final = Framing.NONE
 
 _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -22,8 +22,8 @@ from sockactd.protocols.wsgi import (
     InputStream,
     http_environ,
 )
-from sockactd.worker.connection import ConnectionHandler, Next, body_deadline
-from sockactd.worker.exchange import Response, error_response, log_access, run_app
+from sockactd.worker.connection import CLOSE, PARK, ConnectionHandler, recv_body_wait
+from sockactd.worker.exchange import Response, error_response
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
@@ -31,14 +31,12 @@ if TYPE_CHECKING:
     from typing import Any, Final
 
     from sockactd.worker.channel import BodyDeadline, Channel
-    from sockactd.worker.connection import Context
+    from sockactd.worker.connection import Context, Next
 
 __all__ = ["HttpHandler"]
 
 log = get_logger(__name__)
 
-_PARK: Final = Next.PARK  # a module constant: Next.PARK is a slower class lookup
-_CLOSE: Final = Next.CLOSE
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _DRAIN_LIMIT: Final = 65536  # unread body up to this size is discarded to keep the connection
 
@@ -80,13 +78,13 @@ class HttpHandler(ConnectionHandler):
             event = events.pop(0)
             if type(event) is RequestHead:
                 if not self._serve(event):
-                    return _CLOSE
+                    return CLOSE
             elif type(event) is ProtocolError:
                 return self._refuse(event)
             # else: leftovers of a body a previous response drained
         if self.parser.finished:
-            return _CLOSE
-        return _PARK
+            return CLOSE
+        return PARK
 
     def _refuse(self, exc: ProtocolError) -> Next:
         log.info("bad request from %s: %s", self.channel.peer[0], exc)
@@ -94,7 +92,7 @@ class HttpHandler(ConnectionHandler):
             self.channel.send(error_response(exc.status))
         except OSError:
             pass
-        return _CLOSE
+        return CLOSE
 
     def _keep_alive(self, head: RequestHead) -> bool:
         config = self.ctx.config
@@ -128,13 +126,7 @@ class HttpHandler(ConnectionHandler):
             environ["wsgi.input_terminated"] = True
         if ctx.apply_forwarded is not None:
             ctx.apply_forwarded(environ)
-        started = time.monotonic() if ctx.config.access_log else 0.0
-        ctx.served += 1
-        run_app(ctx.app, environ, response, ctx.board)
-        if ctx.memory is not None:
-            ctx.check_memory()
-        if started:
-            log_access(environ, response, started)
+        ctx.run(environ, response)
         if response.keep_alive and not body.done:
             response.keep_alive = body.drain()
         self.parked_at = time.monotonic()
@@ -188,15 +180,9 @@ class _HttpBody:
     def _read_more(self) -> None:
         deadline = self.deadline
         if deadline is None:
-            deadline = self.deadline = body_deadline(self.conn.ctx.config)
-        try:
-            data = self.conn.channel.recv_wait(deadline)
-        except TimeoutError:
-            self.response.input_status = 408
-            raise
-        if not data:
-            self.response.input_status = 400
-            raise ClientDisconnected("client closed the connection before the body ended")
+            deadline = self.deadline = self.conn.ctx.body_deadline()
+        closed = "client closed the connection before the body ended"
+        data = recv_body_wait(self.conn.channel, deadline, self.response, closed)
         self.conn.parser.feed(data)  # an error comes out as an event (see pull)
 
     def pending(self) -> bool:

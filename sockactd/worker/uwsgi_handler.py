@@ -10,30 +10,25 @@ exchange.py do.
 
 from __future__ import annotations
 
-import time
-
 from sockactd.errors import ProtocolError
 from sockactd.log import get_logger
 from sockactd.protocols.uwsgi import UwsgiRequestParser, environ_from_vars, parse_packet
-from sockactd.protocols.wsgi import EMPTY_INPUT, ClientDisconnected, InputStream
-from sockactd.worker.connection import ConnectionHandler, Next, body_deadline
-from sockactd.worker.exchange import Response, error_response, log_access, run_app
+from sockactd.protocols.wsgi import EMPTY_INPUT, InputStream
+from sockactd.worker.connection import CLOSE, PARK, ConnectionHandler, recv_body_wait
+from sockactd.worker.exchange import Response, error_response
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
-    from typing import Any, Final
+    from typing import Any
 
-    from sockactd.config.model import Config
     from sockactd.protocols.uwsgi import UwsgiHead
-    from sockactd.worker.channel import Channel
-    from sockactd.worker.connection import Context
+    from sockactd.worker.channel import BodyDeadline, Channel
+    from sockactd.worker.connection import Context, Next
 
 __all__ = ["UwsgiHandler"]
 
 log = get_logger(__name__)
 
-_PARK: Final = Next.PARK  # a module constant: Next.PARK is a slower class lookup
-_CLOSE: Final = Next.CLOSE
 
 # An HTTP request line sent to a uwsgi socket: its first bytes (a uwsgi head starts with
 # modifier1 = 0 and never with an ASCII method).
@@ -71,13 +66,13 @@ class UwsgiHandler(ConnectionHandler):
         try:
             head = self._head(data)
             if head is None:
-                return _PARK
+                return PARK
             environ = environ_from_vars(head, self.base)
         except ProtocolError as exc:
             self._refuse(data, exc)
-            return _CLOSE
+            return CLOSE
         self._serve(environ)
-        return _CLOSE
+        return CLOSE
 
     def _refuse(self, data: bytes, exc: ProtocolError) -> None:
         """Log a malformed request; HTTP sent here by mistake gets an answer saying so."""
@@ -128,17 +123,11 @@ class UwsgiHandler(ConnectionHandler):
                 pass
             return
         if length:
-            body = _UwsgiBody(self.channel, self.remainder, length, response, ctx.config)
+            body = _UwsgiBody(self.channel, self.remainder, length, response, ctx.body_deadline())
             environ["wsgi.input"] = InputStream(body.pull)
         else:
             environ["wsgi.input"] = EMPTY_INPUT
-        started = time.monotonic() if ctx.config.access_log else 0.0
-        ctx.served += 1
-        run_app(ctx.app, environ, response, ctx.board)
-        if ctx.memory is not None:
-            ctx.check_memory()
-        if started:
-            log_access(environ, response, started)
+        ctx.run(environ, response)
 
 
 class _UwsgiBody:
@@ -147,13 +136,18 @@ class _UwsgiBody:
     __slots__ = ("channel", "deadline", "first", "left", "response")
 
     def __init__(
-        self, channel: Channel, first: bytes, length: int, response: Response, config: Config
+        self,
+        channel: Channel,
+        first: bytes,
+        length: int,
+        response: Response,
+        deadline: BodyDeadline | None,
     ) -> None:
         self.channel = channel
         self.first = first[:length]
         self.left = length
         self.response = response
-        self.deadline = body_deadline(config)
+        self.deadline = deadline
 
     def pull(self) -> bytes:
         if self.left <= 0:
@@ -161,14 +155,8 @@ class _UwsgiBody:
         if self.first:
             data, self.first = self.first, b""
         else:
-            try:
-                data = self.channel.recv_wait(self.deadline)
-            except TimeoutError:
-                self.response.input_status = 408
-                raise
-            if not data:
-                self.response.input_status = 400
-                raise ClientDisconnected("front end closed the connection before the body ended")
+            closed = "front end closed the connection before the body ended"
+            data = recv_body_wait(self.channel, self.deadline, self.response, closed)
             data = data[: self.left]
         self.left -= len(data)
         return data

@@ -283,7 +283,7 @@ def test_exc_info_after_headers_sent_reraises() -> None:
     [
         (Framing.LENGTH, 5, None, b"Content-Length: 5\r\n\r\n"),
         (Framing.CHUNKED, None, None, b"Transfer-Encoding: chunked\r\n\r\n"),
-        (Framing.CLOSE, None, "close", b"Connection: close\r\n\r\n"),
+        (Framing.UNTIL_CLOSE, None, "close", b"Connection: close\r\n\r\n"),
         (Framing.LENGTH, None, "keep-alive", b"X: y\r\nConnection: keep-alive\r\n\r\n"),
     ],
 )
