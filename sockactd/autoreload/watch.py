@@ -76,7 +76,7 @@ class CodeWatcher:
         extra = list(extra)
         self.interval = interval
         self._ignore = Ignore(ignore)
-        self._debouncer = Debouncer(quiet=quiet)
+        self._debouncer: Debouncer[str] = Debouncer(quiet=quiet)
         self._burst: list[str] = []
         self._names: dict[str, set[str]] = {}  # real directory -> watched names in it
         self._trees: set[str] = set()  # directories in which every name counts

@@ -29,6 +29,7 @@ import os
 from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Kind, Setting
 from sockactd.errors import ConfigError
+from sockactd.modes import ReloadMode
 
 TYPE_CHECKING = False  # typing itself is not imported at run time: it costs cold-start time
 if TYPE_CHECKING:
@@ -316,6 +317,8 @@ def _add_flag(group: argparse._ArgumentGroup, setting: Setting) -> None:
     metavar = setting.metavar or None
     if setting.kind is Kind.CHOICE:
         metavar = "{" + ",".join(setting.choices) + "}"
+    elif setting.kind is Kind.MODE:
+        metavar = "{" + ",".join(ReloadMode.names()) + "}"
     action = "append" if setting.kind is Kind.LIST else "store"
     group.add_argument(*flags, action=action, metavar=metavar, help=text)
 
@@ -490,6 +493,19 @@ def _to_choice(setting: Setting, value: object) -> str:
     return text
 
 
+def _to_mode(setting: Setting, value: object) -> ReloadMode:
+    """The configuration's edge for reload modes: a name becomes a ReloadMode here."""
+    if isinstance(value, ReloadMode):
+        return value  # the table's default
+    text = _to_str(setting, value).strip().lower()
+    try:
+        return ReloadMode.parse(text)
+    except ValueError:
+        raise ValueError(
+            f"expected one of {', '.join(ReloadMode.names())}, got {value!r}"
+        ) from None
+
+
 _CONVERTERS: Mapping[Kind, Callable[[Setting, object], object]] = {
     Kind.STR: _to_str,
     Kind.INT: _to_int,
@@ -497,6 +513,7 @@ _CONVERTERS: Mapping[Kind, Callable[[Setting, object], object]] = {
     Kind.BOOL: _to_bool,
     Kind.LIST: _to_list,
     Kind.CHOICE: _to_choice,
+    Kind.MODE: _to_mode,
 }
 
 

@@ -8,7 +8,8 @@ running generation cannot change it: derive a changed copy with replace().
 
 from __future__ import annotations
 
-from sockactd.config.settings import SETTINGS
+from sockactd.config.settings import SETTINGS, by_name
+from sockactd.modes import ReloadMode  # at run time: the field's annotation names it
 
 __all__ = ["Config"]
 
@@ -55,7 +56,7 @@ class Config:
     keepalive_requests: int
     worker_connections: int
     trusted_proxies: list[str]
-    reload_mode: str
+    reload_mode: ReloadMode
     drain_first: bool
     touch_reload: list[str]
     touch_workers_reload: list[str]
@@ -107,6 +108,13 @@ class Config:
     def autoreload_seconds(self) -> float:
         """The py-autoreload interval, gunicorn's `reload` counting as 1 s; 0.0 when off."""
         return self.py_autoreload or (1.0 if self.reload else 0.0)
+
+    def trigger_files(self, mode: ReloadMode) -> list[str]:
+        """The files whose change asks for a `mode` reload (its `trigger` setting; [] if none)."""
+        if mode.trigger is None:
+            return []
+        files: list[str] = getattr(self, by_name(mode.trigger).attr)
+        return files
 
     def _values(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -14,6 +14,7 @@ Why ~730 lines: a table, one row per setting (SETTINGS); the code is the first
 
 from __future__ import annotations
 
+from sockactd.modes import ReloadMode
 from sockactd.symbol import Symbol
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
@@ -33,6 +34,7 @@ class Kind(Symbol):
     BOOL: ClassVar[Kind]
     LIST: ClassVar[Kind]  # repeatable flag, TOML array, comma-separated in the environment
     CHOICE: ClassVar[Kind]
+    MODE: ClassVar[Kind]  # a reload mode's name, parsed into a sockactd.modes.ReloadMode
 
 
 Kind.STR = Kind("STR", "string")
@@ -41,6 +43,7 @@ Kind.FLOAT = Kind("FLOAT", "number")
 Kind.BOOL = Kind("BOOL", "boolean")
 Kind.LIST = Kind("LIST", "list of strings")
 Kind.CHOICE = Kind("CHOICE", "one of")
+Kind.MODE = Kind("MODE", "reload mode")
 
 
 class Applies(Symbol):
@@ -548,11 +551,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     # --- reloading ---------------------------------------------------------------
     Setting(
         "reload-mode",
-        Kind.CHOICE,
-        "chain",
+        Kind.MODE,
+        ReloadMode.CHAIN,
         section=RELOAD,
         applies=Applies.MASTER,
-        choices=("standard", "workers", "chain"),
         doc="What SIGHUP and `sockactctl reload` without --mode do.",
     ),
     Setting(

@@ -36,12 +36,12 @@ from sockactd.control.client import request
 from sockactd.control.paths import default_control_socket
 from sockactd.control.protocol import (
     PROTOCOL_VERSION,
-    RELOAD_MODES,
     Command,
     ControlRequest,
     Response,
 )
 from sockactd.errors import ControlError, ExitCode
+from sockactd.modes import ReloadMode
 
 __all__ = ["format_status", "main", "run", "version_note"]
 
@@ -65,7 +65,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     reload = commands.add_parser("reload", help="reload the application")
-    reload.add_argument("--mode", choices=RELOAD_MODES, help="default: the server's reload-mode")
+    reload.add_argument(
+        "--mode", choices=ReloadMode.names(), help="default: the server's reload-mode"
+    )
     reload.add_argument("--wait", action="store_true", help="return when the reload is done")
     reload.add_argument(
         "--timeout",
@@ -94,7 +96,8 @@ def _timeout(args: argparse.Namespace) -> float | None:
 def _request(args: argparse.Namespace, timeout: float | None) -> ControlRequest:
     if args.command == "status":
         return ControlRequest(Command.STATUS)
-    return ControlRequest(Command.RELOAD, mode=args.mode, wait=args.wait, timeout=timeout)
+    mode = ReloadMode.parse(args.mode) if args.mode is not None else None  # argparse checked it
+    return ControlRequest(Command.RELOAD, mode=mode, wait=args.wait, timeout=timeout)
 
 
 def _duration(seconds: float) -> str:

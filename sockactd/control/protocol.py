@@ -6,13 +6,15 @@ sockets, no clocks), shared by server.py and client.py.
 
 Request::
 
-    {"cmd": "reload", "mode": "chain" | "workers" | "standard" | null,
+    {"cmd": "reload", "mode": "standard" | "workers" | "chain" | null,
      "wait": true | false, "timeout": <seconds> | null, "protocol": 1, "client": "0.1.1"}
     {"cmd": "status", "protocol": 1, "client": "0.1.1"}
 
-`mode` null means the server's configured `reload-mode`. `timeout` is how long
-the caller will wait for the answer (informational: the master may log it; the
-client enforces it). Unknown fields are refused, so a typo never goes unnoticed.
+`mode` is a mode's name (sockactd/modes.py), parsed here into a ReloadMode: an
+unknown one is refused. null means the server's configured `reload-mode`.
+`timeout` is how long the caller will wait for the answer (informational: the
+master may log it; the client enforces it). Unknown fields are refused, so a
+typo never goes unnoticed.
 
 Response::
 
@@ -51,12 +53,12 @@ from typing import Any, Final, TypedDict
 
 from sockactd import __version__
 from sockactd.errors import ControlError
+from sockactd.modes import ReloadMode
 
 __all__ = [
     "MAX_DEPTH",
     "MAX_LINE",
     "PROTOCOL_VERSION",
-    "RELOAD_MODES",
     "Command",
     "ControlRequest",
     "LastReloadData",
@@ -77,7 +79,6 @@ __all__ = [
 MAX_DEPTH: Final = 8  # nested arrays/objects in one line; a status reply needs 4
 MAX_LINE: Final = 64 * 1024  # bytes, newline included; a status reply for 1000 workers fits
 PROTOCOL_VERSION: Final = 1  # raise when a change would confuse the other side; see above
-RELOAD_MODES: Final = ("standard", "workers", "chain")
 
 
 class Command(enum.StrEnum):
@@ -97,7 +98,7 @@ class Peer:
 @dataclass(frozen=True, slots=True)
 class ControlRequest:
     command: Command
-    mode: str | None = None  # reload only; None = the configured reload-mode
+    mode: ReloadMode | None = None  # reload only; None = the configured reload-mode
     wait: bool = False  # reload only; answer when the reload is done, not when queued
     timeout: float | None = None  # how long the caller waits; None = forever
     peer: Peer | None = field(default=None, compare=False)  # set by the server
@@ -127,7 +128,7 @@ class WorkerStatusData(TypedDict):
 
 
 class ReloadProgressData(TypedDict):
-    mode: str  # "standard" | "workers" | "chain"
+    mode: str  # a ReloadMode's name: "standard" | "workers" | "chain"
     progress: str  # the STATUS= text, e.g. "chain reload: 2/4 workers on generation 5"
 
 
@@ -184,7 +185,8 @@ def encode_request(request: ControlRequest, *, versioned: bool = True) -> bytes:
     """The request line; `versioned=False` gives protocol 0, for a server that predates it."""
     fields: dict[str, Any] = {"cmd": request.command.value}
     if request.command is Command.RELOAD:
-        fields.update(mode=request.mode, wait=request.wait, timeout=request.timeout)
+        mode = request.mode.value if request.mode is not None else None
+        fields.update(mode=mode, wait=request.wait, timeout=request.timeout)
     if versioned:
         fields.update(protocol=PROTOCOL_VERSION, client=__version__)
     return _line(fields)
@@ -258,10 +260,14 @@ def _command(obj: Mapping[str, Any]) -> Command:
         raise ControlError(f'unknown command {cmd!r} (expected "reload" or "status")') from None
 
 
-def _mode(value: Any) -> str | None:
-    if value is None or value in RELOAD_MODES:
-        return value  # type: ignore[no-any-return]
-    raise ControlError(f"unknown reload mode {value!r} (expected one of {', '.join(RELOAD_MODES)})")
+def _mode(value: Any) -> ReloadMode | None:
+    """The control protocol's edge for reload modes: a name becomes a ReloadMode here."""
+    if value is None:
+        return None
+    try:
+        return ReloadMode.parse(value)
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
 
 
 def _timeout(value: Any) -> float | None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sockactd.app import started_environ
 from sockactd.log import get_logger
+from sockactd.modes import ReloadMode
 from sockactd.pool import Worker, WorkerState
 from sockactd.systemd.activation import HANDOVER_ENV, prepare_exec_fds
 from sockactd.worker.board import Board
@@ -70,7 +71,7 @@ class Handover:
     workers: tuple[WorkerRecord, ...]
     control_fd: int | None
     waiting_fds: tuple[int, ...]
-    queued: tuple[str, ...]  # reload modes asked for and not yet run
+    queued: tuple[ReloadMode, ...]  # reload modes asked for and not yet run (names in JSON)
     started_wall: float
     tally: Mapping[str, Any]  # master/tally.py's counts
 
@@ -100,7 +101,7 @@ class Handover:
             "started_wall": self.started_wall,
             "control_fd": self.control_fd,
             "waiting_fds": list(self.waiting_fds),
-            "queued": list(self.queued),
+            "queued": [mode.value for mode in self.queued],
             "workers": [
                 {"pid": w.pid, "generation": w.generation, "state": w.state.value,
                  "status_fd": w.status_fd, "board_fd": w.board_fd, "started": w.started}
@@ -128,10 +129,21 @@ class Handover:
             workers=workers,
             control_fd=state["control_fd"],
             waiting_fds=tuple(state["waiting_fds"]),
-            queued=tuple(state["queued"]),
+            queued=_modes(state["queued"]),
             started_wall=float(state.get("started_wall", time.time())),
             tally=state.get("tally", {}),
         )
+
+
+def _modes(names: Sequence[str]) -> tuple[ReloadMode, ...]:
+    """The queued modes the previous image named; one this image does not know is dropped."""
+    modes = []
+    for name in names:
+        try:
+            modes.append(ReloadMode.parse(name))
+        except ValueError as exc:  # queued by an image that knew another mode
+            log.error("queued reload dropped across the standard reload: %s", exc)
+    return tuple(modes)
 
 
 class ExecControl(Protocol):

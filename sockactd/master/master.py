@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from sockactd.app import WSGIApp
     from sockactd.autoreload.watch import CodeWatcher
     from sockactd.master.monitor import MonitorServer
+    from sockactd.modes import ReloadMode
     from sockactd.osapi import Kernel
     from sockactd.triggers.base import TriggerSource
 
@@ -214,7 +215,7 @@ class Master:
     def status_text(self) -> str:
         return status_line(self.phase.current, self.pool, self.reloads)
 
-    def _reexec(self, queued: list[str]) -> None:
+    def _reexec(self, queued: list[ReloadMode]) -> None:
         """A standard reload's execve in place: the next image gets our record and fds."""
         record = handover.Handover(
             generation=self.pool.generation,

@@ -28,7 +28,6 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 
 from sockactd import __version__
-from sockactd.config.settings import by_name
 from sockactd.master.monitor import Answer
 from sockactd.master.snapshot import (
     Sources,
@@ -37,13 +36,13 @@ from sockactd.master.snapshot import (
     present_workers,
     request_counts,
 )
+from sockactd.modes import ReloadMode
 from sockactd.pool import ExitReason, WorkerState
 from sockactd.worker.board import DURATION_BUCKETS, PROTOCOLS, STATUS_CLASSES
 
 __all__ = ["MetricsPage"]
 
 PATH = "/metrics"
-RELOAD_MODES = by_name("reload-mode").choices
 OUTCOMES = ("done", "aborted")
 
 
@@ -116,7 +115,7 @@ class _Collector:
         pool, tally = self.sources.pool, self.sources.tally
         reloads = CounterMetricFamily("sockactd_reloads", "Reloads by mode and outcome.",
                                       labels=["mode", "outcome"])  # fmt: skip
-        for mode in RELOAD_MODES:
+        for mode in ReloadMode.names():
             for outcome in OUTCOMES:
                 reloads.add_metric([mode, outcome], tally.reloads[mode, outcome])
         yield reloads

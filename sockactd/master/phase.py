@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sockactd.errors import IllegalMove
+from sockactd.modes import ReloadMode
 
 __all__ = [
     "AllGone",
@@ -50,7 +51,7 @@ class BootGaveUp:
 
 @dataclass(frozen=True, slots=True)
 class ReloadStarted:
-    mode: str
+    mode: ReloadMode
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,12 +37,11 @@ from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Applies, Setting
 from sockactd.errors import ConfigError
 from sockactd.log import get_logger
+from sockactd.modes import ReloadMode
 
 __all__ = ["Reconfigure", "apply_process_settings", "changed_settings", "refusal"]
 
 log = get_logger(__name__)
-
-STANDARD = "standard"
 
 
 def changed_settings(old: Config, new: Config) -> list[Setting]:
@@ -50,13 +49,13 @@ def changed_settings(old: Config, new: Config) -> list[Setting]:
     return [s for s in SETTINGS if getattr(old, s.attr) != getattr(new, s.attr)]
 
 
-def refusal(changed: Sequence[Setting], mode: str, control: str = "") -> str:
+def refusal(changed: Sequence[Setting], mode: ReloadMode, control: str = "") -> str:
     """Why a `mode` reload cannot apply `changed`, or "" when it can.
 
     `control` is the server's control socket, so the command in the message is one
     an operator can paste (sockactctl's default path is not an instance's).
     """
-    if mode == STANDARD:
+    if mode is ReloadMode.STANDARD:
         return ""
     fixed = [s.name for s in changed if s.applies is Applies.STANDARD]
     if not fixed:
@@ -80,7 +79,7 @@ class Reconfigure:
     use: Callable[[Config], None]  # installs a Config in the master (Master.use_config)
     _previous: Config | None = None
 
-    def begin(self, current: Config, mode: str, control: str = "") -> tuple[Config, str]:
+    def begin(self, current: Config, mode: ReloadMode, control: str = "") -> tuple[Config, str]:
         """Load and check; for a workers or chain reload, install the new configuration.
 
         Returns the configuration this reload runs with and "" -- or the current
@@ -99,7 +98,7 @@ class Reconfigure:
         if problem or not changed:
             return current, problem
         log.info("configuration changed: %s", ", ".join(s.name for s in changed))
-        if mode != STANDARD:
+        if mode is not ReloadMode.STANDARD:
             self._previous = current
             self.use(new)
         return new, ""

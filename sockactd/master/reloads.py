@@ -39,13 +39,11 @@ from sockactd.app import started_environ
 from sockactd.log import get_logger
 from sockactd.master.phase import ReloadFinished, ReloadStarted
 from sockactd.master.reconfig import Reconfigure
+from sockactd.modes import ReloadMode
 from sockactd.osapi import describe_status
 from sockactd.pool import Worker, WorkerPool
-from sockactd.reload.all_workers import AllWorkersReload
+from sockactd.reload import registry
 from sockactd.reload.base import Outcome, ReloadStrategy
-from sockactd.reload.chain import ChainReload
-from sockactd.reload.reexec import ReexecReload
-from sockactd.reload.refused import RefusedReload
 
 if TYPE_CHECKING:
     from sockactd.config.model import Config
@@ -75,7 +73,7 @@ class Verdict(enum.Enum):
 class ReloadResult:
     """What a reload request came to, for whoever waits for it (control/server.py replies)."""
 
-    mode: str
+    mode: ReloadMode
     verdict: Verdict
     message: str
     generation: int  # the generation serving when it ended
@@ -98,7 +96,7 @@ class Announcer(Protocol):
 
 @dataclass
 class PendingReload:
-    mode: str
+    mode: ReloadMode
     waiters: list[Waiter] = field(default_factory=list)
 
 
@@ -124,7 +122,7 @@ class Reloads:
         reconfigure: Reconfigure,
         loop: Loop,
         status_text: Callable[[], str],
-        reexec: Callable[[list[str]], None],
+        reexec: Callable[[list[ReloadMode]], None],
         control_path: Callable[[], str],
         on_preflight_failed: Callable[[str], None] = lambda output: None,
     ) -> None:
@@ -149,11 +147,12 @@ class Reloads:
         self._preflight: _Preflight | None = None
 
     # --- asking -------------------------------------------------------------
-    def request(self, mode: str | None, waiter: Waiter | None = None) -> ReloadResult | None:
+    def request(self, mode: ReloadMode | None, waiter: Waiter | None = None) -> ReloadResult | None:
         """Queue a reload (merged with a queued one of the same mode) and start it if idle.
 
-        Returns the refusal when it cannot be done (`waiter` is told it too), None when
-        queued: then `waiter` learns the result of the reload that covers this request.
+        `mode` None: the configured reload-mode (filled in here only). Returns the refusal
+        when it cannot be done (`waiter` is told it too), None when queued: then `waiter`
+        learns the result of the reload that covers this request.
         """
         config = self.settings()
         mode = mode or config.reload_mode
@@ -174,12 +173,12 @@ class Reloads:
         self.start_next()
         return None
 
-    def refusal(self, mode: str) -> str:
+    def refusal(self, mode: ReloadMode) -> str:
         """Why a `mode` reload cannot be done now, or "" when it can."""
         if not self.phase.accepts_reloads():
             return "the server is stopping"
         config = self.settings()
-        if mode in ("workers", "chain") and not config.lazy_apps:
+        if mode.needs_lazy_apps and not config.lazy_apps:
             return (
                 f"a {mode} reload cannot load new code: the application is preloaded in "
                 "the master (lazy-apps is off). Use a standard reload, or set lazy-apps."
@@ -193,24 +192,16 @@ class Reloads:
         self.current = self.queue.popleft()
         mode = self.current.mode
         config, problem = self.reconfigure.begin(self.settings(), mode, self.control_path())
-        strategy: ReloadStrategy
-        if problem:
-            strategy = RefusedReload(problem)
-        elif mode == "standard":
-            strategy = ReexecReload(drain_first=config.drain_first)
-        elif mode == "workers":
-            strategy = AllWorkersReload()
-        else:
-            strategy = ChainReload()
+        strategy = registry.refused(problem) if problem else registry.strategy_for(mode, config)
         self._begin(strategy, mode)
 
-    def resume_standard(self, waiters: Sequence[Waiter], queued: Sequence[str]) -> None:
+    def resume_standard(self, waiters: Sequence[Waiter], queued: Sequence[ReloadMode]) -> None:
         """Second half of a standard reload, in the new image: renew the adopted workers."""
         self.queue.extend(PendingReload(mode) for mode in queued)
-        self.current = PendingReload("standard", list(waiters))
-        self._begin(AllWorkersReload(label="standard"), "standard")
+        self.current = PendingReload(ReloadMode.STANDARD, list(waiters))
+        self._begin(registry.standard_second_half(), ReloadMode.STANDARD)
 
-    def _begin(self, strategy: ReloadStrategy, mode: str) -> None:
+    def _begin(self, strategy: ReloadStrategy, mode: ReloadMode) -> None:
         self.strategy = strategy
         self.tally.reload_started(self.kernel.monotonic())
         self.phase.move(ReloadStarted(mode))
@@ -228,7 +219,9 @@ class Reloads:
         ok = strategy.outcome is Outcome.DONE
         if ok and pool.still_accepting(DRAIN_ACK_GRACE):
             return  # Rule 3; a worker busy in one long request cannot accept, hence the bound
-        mode = self.current.mode if self.current else strategy.mode
+        current = self.current
+        assert current is not None  # set together with the strategy
+        mode = current.mode
         if ok:
             message = f"{mode} reload done: generation {pool.generation} serves"
         else:
@@ -239,12 +232,12 @@ class Reloads:
         (log.info if ok else log.error)("%s", message)
         self.reconfigure.finish(ok)
         sockactd_log.set_generation(pool.generation)
-        waiters = self.current.waiters if self.current else []
+        waiters = current.waiters
         self.strategy, self.current = None, None
         result = ReloadResult(mode, Verdict.DONE if ok else Verdict.ABORTED, message,
                               pool.generation)  # fmt: skip
         self.last = result
-        self.tally.reload_finished(mode, ok, self.kernel.monotonic(), time.time())
+        self.tally.reload_finished(mode.value, ok, self.kernel.monotonic(), time.time())
         self.phase.move(ReloadFinished(ok))
         self.notifier.ready(self.status_text() if ok else message)
         for waiter in waiters:
@@ -269,7 +262,7 @@ class Reloads:
     def progress(self) -> str | None:
         return self.strategy.progress(self.pool) if self.strategy else None
 
-    def running_mode(self) -> str | None:
+    def running_mode(self) -> ReloadMode | None:
         """The mode of the reload that runs now (None: none runs)."""
         return self.current.mode if self.current else None
 

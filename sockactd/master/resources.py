@@ -20,6 +20,7 @@ import os
 from sockactd.control.bind import bind_control_socket
 from sockactd.control.paths import default_control_socket
 from sockactd.errors import ConfigError, ControlError
+from sockactd.modes import ReloadMode
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
 if TYPE_CHECKING:
@@ -28,12 +29,6 @@ if TYPE_CHECKING:
     from sockactd.config.model import Config
 
 __all__ = ["check_trigger_dirs", "claim_control_socket", "control_socket_path"]
-
-_TRIGGER_SETTINGS = (
-    ("touch-reload", "touch_reload"),
-    ("touch-workers-reload", "touch_workers_reload"),
-    ("touch-chain-reload", "touch_chain_reload"),
-)
 
 
 def control_socket_path(config: Config, environ: Mapping[str, str]) -> str | None:
@@ -55,8 +50,9 @@ def claim_control_socket(path: str | None) -> int | None:
 def check_trigger_dirs(config: Config) -> None:
     """Every trigger file's directory exists (the file itself may come later)."""
     base = os.path.abspath(config.chdir) if config.chdir else os.getcwd()  # as the master sees it
-    for setting, field in _TRIGGER_SETTINGS:
-        for path in getattr(config, field):
+    for mode in ReloadMode.members():
+        for path in config.trigger_files(mode):
             directory = os.path.dirname(os.path.join(base, path))
             if not os.path.isdir(directory):
-                raise ConfigError(setting, f"directory {directory} of {path} does not exist")
+                assert mode.trigger is not None  # it named this file
+                raise ConfigError(mode.trigger, f"directory {directory} of {path} does not exist")

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from sockactd.modes import ReloadMode
+
 __all__ = ["SIGNAL_ACTIONS", "Reload", "Scale", "SignalInbox", "Stop", "Wake"]
 
 
@@ -23,7 +25,7 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class Reload:
-    mode: str | None  # None: the configured reload-mode
+    mode: ReloadMode | None  # None: the configured reload-mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,8 @@ SIGNAL_ACTIONS: Final[Mapping[signal.Signals, Action]] = {
     signal.SIGINT: Stop(graceful=False),
     signal.SIGQUIT: Stop(graceful=False),
     signal.SIGHUP: Reload(mode=None),
-    signal.SIGUSR1: Reload(mode="workers"),
-    signal.SIGUSR2: Reload(mode="standard"),
+    # a mode's own signal, if it has one, is said in its row (sockactd/modes.py)
+    **{signal.Signals[m.signal]: Reload(mode=m) for m in ReloadMode.members() if m.signal},
     signal.SIGTTIN: Scale(+1),
     signal.SIGTTOU: Scale(-1),
     signal.SIGCHLD: Wake(),

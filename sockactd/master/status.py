@@ -22,6 +22,7 @@ from sockactd.pool import WorkerPool, WorkerState
 
 if TYPE_CHECKING:
     from sockactd.master.reloads import ReloadResult
+    from sockactd.modes import ReloadMode
 
 __all__ = ["ReloadsView", "status_data", "status_line"]
 
@@ -32,7 +33,7 @@ class ReloadsView(Protocol):
     @property
     def last(self) -> ReloadResult | None: ...
     def progress(self) -> str | None: ...
-    def running_mode(self) -> str | None: ...
+    def running_mode(self) -> ReloadMode | None: ...
 
 
 def status_line(phase: Phase, pool: WorkerPool, reloads: ReloadsView) -> str:
@@ -74,7 +75,7 @@ def status_data(
     reload: ReloadProgressData | None = None
     progress, mode = reloads.progress(), reloads.running_mode()
     if progress is not None and mode is not None:
-        reload = {"mode": mode, "progress": progress}
+        reload = {"mode": mode.value, "progress": progress}
     return {
         "phase": phase.value,
         "generation": pool.generation,

@@ -12,7 +12,6 @@ master image with the workers it adopted as the old generation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.reload.base import Outcome, ReloadHost, abort_new_generation
@@ -22,7 +21,6 @@ __all__ = ["AllWorkersReload"]
 
 @dataclass
 class AllWorkersReload:
-    mode: ClassVar[str] = "workers"
     outcome: Outcome = Outcome.RUNNING
     reason: str = ""
     label: str = "workers"

@@ -1,4 +1,4 @@
-"""One interface for the three reload modes, and what a reload ends as.
+"""One interface for the reload strategies, and what a reload ends as.
 
 A strategy reacts to one event and returns: it never sleeps, loops or waits.
 The master feeds it worker readiness, boot failures and exits from its event
@@ -10,7 +10,7 @@ they never import master.py.
 from __future__ import annotations
 
 import enum
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from sockactd.pool import Worker, WorkerPool, WorkerState
 
@@ -33,7 +33,8 @@ class ReloadHost(Protocol):
 
 
 class ReloadStrategy(Protocol):
-    mode: ClassVar[str]
+    """Runs one reload (reload/registry.py says which strategy runs which mode)."""
+
     outcome: Outcome
     reason: str
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from sockactd.pool import Worker, WorkerPool
 from sockactd.reload.base import Outcome, ReloadHost
@@ -25,7 +24,6 @@ __all__ = ["ChainReload"]
 
 @dataclass
 class ChainReload:
-    mode: ClassVar[str] = "chain"
     outcome: Outcome = Outcome.RUNNING
     reason: str = ""
     _todo: deque[Worker] = field(default_factory=deque)

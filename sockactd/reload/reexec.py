@@ -12,7 +12,6 @@ Rule 2: by default the old workers keep serving across the execve (they stay
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from sockactd.pool import Worker, WorkerPool
 from sockactd.reload.base import Outcome, ReloadHost
@@ -22,7 +21,6 @@ __all__ = ["ReexecReload"]
 
 @dataclass
 class ReexecReload:
-    mode: ClassVar[str] = "standard"
     drain_first: bool = False
     outcome: Outcome = Outcome.RUNNING
     reason: str = ""

@@ -10,7 +10,6 @@ RELOADING=1 then READY=1 with the reason, every waiting `sockactctl reload
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 from sockactd.pool import Worker, WorkerPool
 from sockactd.reload.base import Outcome, ReloadHost
@@ -20,7 +19,6 @@ __all__ = ["RefusedReload"]
 
 @dataclass
 class RefusedReload:
-    mode: ClassVar[str] = "refused"
     reason: str
     outcome: Outcome = Outcome.RUNNING
 

@@ -12,29 +12,25 @@ reload: the master turns each due mode into a reload request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+
+from sockactd.modes import ReloadMode
 
 if TYPE_CHECKING:
     from sockactd.config.model import Config
 
 __all__ = [
-    "MODES",
-    "SETTING_BY_MODE",
     "Debouncer",
+    "Rule",
     "TriggerSource",
     "open_trigger_watcher",
     "rules_from_config",
 ]
 
-# Reload mode -> the setting that names its trigger files (for error messages).
-SETTING_BY_MODE: Final[Mapping[str, str]] = {
-    "standard": "touch-reload",
-    "workers": "touch-workers-reload",
-    "chain": "touch-chain-reload",
-}
-MODES: Final = tuple(SETTING_BY_MODE)
+Rule = tuple[str, ReloadMode]  # (trigger file, the mode its change asks for)
+Key = TypeVar("Key", bound=Hashable)
 
 
 class TriggerSource(Protocol):
@@ -46,7 +42,7 @@ class TriggerSource(Protocol):
     def on_readable(self, now: float) -> None:
         """Read and classify pending events (the selector said the fd is readable)."""
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float) -> list[ReloadMode]:
         """Reload modes whose burst of changes is over; each is returned once."""
 
     def next_deadline(self) -> float | None:
@@ -62,21 +58,21 @@ class _Burst:
 
 
 @dataclass
-class Debouncer:
-    """Coalesces change notices per mode; pure, the clock is the caller's."""
+class Debouncer(Generic[Key]):
+    """Coalesces change notices per key (a mode); pure, the clock is the caller's."""
 
     quiet: float = 0.2
     max_burst: float = 5.0
-    _bursts: dict[str, _Burst] = field(default_factory=dict)
+    _bursts: dict[Key, _Burst] = field(default_factory=dict)
 
-    def note(self, mode: str, now: float) -> None:
+    def note(self, mode: Key, now: float) -> None:
         burst = self._bursts.get(mode)
         if burst is None:
             self._bursts[mode] = _Burst(first=now, last=now)
         else:
             burst.last = max(burst.last, now)
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float) -> list[Key]:
         ready = [mode for mode, burst in self._bursts.items() if self._deadline(burst) <= now]
         for mode in ready:
             del self._bursts[mode]
@@ -89,18 +85,12 @@ class Debouncer:
         return min(burst.last + self.quiet, burst.first + self.max_burst)
 
 
-def rules_from_config(config: Config) -> list[tuple[str, str]]:
-    """(path, mode) for every --touch-*reload file, in settings order."""
-    return [
-        *((path, "standard") for path in config.touch_reload),
-        *((path, "workers") for path in config.touch_workers_reload),
-        *((path, "chain") for path in config.touch_chain_reload),
-    ]
+def rules_from_config(config: Config) -> list[Rule]:
+    """(path, mode) for every file of every mode's trigger setting (touch-*reload), by mode."""
+    return [(path, mode) for mode in ReloadMode.members() for path in config.trigger_files(mode)]
 
 
-def open_trigger_watcher(
-    rules: Sequence[tuple[str, str]], quiet: float = 0.2
-) -> TriggerSource | None:
+def open_trigger_watcher(rules: Sequence[Rule], quiet: float = 0.2) -> TriggerSource | None:
     """An inotify watcher for `rules`, or None without rules (pyinotify is then never imported).
 
     Raises errors.ConfigError naming the setting when a trigger file's directory is missing.

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from sockactd.errors import ConfigError
-from sockactd.triggers.base import MODES, SETTING_BY_MODE, Debouncer
+from sockactd.modes import ReloadMode
+from sockactd.triggers.base import Debouncer, Rule
 from sockactd.triggers.paths import resolve
 
 with warnings.catch_warnings():
@@ -61,19 +62,16 @@ WATCH_MASK: Final[int] = CHANGE_MASK | DIR_GONE_MASK | pyinotify.IN_ONLYDIR
 class TriggerWatcher:
     """Watches (file, mode) rules; see triggers.base.TriggerSource for the loop contract."""
 
-    def __init__(self, rules: Sequence[tuple[str, str]], quiet: float = 0.2) -> None:
+    def __init__(self, rules: Sequence[Rule], quiet: float = 0.2) -> None:
         """Raises ConfigError (naming the touch-* setting) when a directory cannot be watched."""
-        for path, mode in rules:
-            if mode not in MODES:
-                raise ValueError(f"unknown reload mode {mode!r} for trigger file {path}")
         self._rules = list(rules)
         try:
             self._names, self._links, self._settings = _resolve_all(self._rules)
         except OSError as exc:
-            raise ConfigError(SETTING_BY_MODE[rules[0][1]], str(exc)) from None
+            raise ConfigError(_setting(rules[0][1]), str(exc)) from None
         self._follow_again = False
         self._modes = list(dict.fromkeys(mode for _, mode in rules))
-        self._debouncer = Debouncer(quiet=quiet)
+        self._debouncer: Debouncer[ReloadMode] = Debouncer(quiet=quiet)
         self._wds: dict[int, str] = {}  # watch descriptor -> directory
         self._lost: set[str] = set()
         self._retry_at: float | None = None
@@ -108,7 +106,7 @@ class TriggerWatcher:
             self._follow_again = False
             self._follow()
 
-    def due(self, now: float) -> list[str]:
+    def due(self, now: float) -> list[ReloadMode]:
         if self._retry_at is not None and now >= self._retry_at:
             self._retry_lost(now)
         return self._debouncer.due(now)
@@ -212,16 +210,21 @@ class TriggerWatcher:
             self._follow_again = True
 
 
+def _setting(mode: ReloadMode) -> str:
+    """The setting that names `mode`'s trigger files, for error messages."""
+    return mode.trigger or "reload-mode"  # a rule's mode has a trigger setting
+
+
 def _resolve_all(
-    rules: Sequence[tuple[str, str]],
-) -> tuple[dict[str, dict[str, list[str]]], set[tuple[str, str]], dict[str, str]]:
+    rules: Sequence[Rule],
+) -> tuple[dict[str, dict[str, list[ReloadMode]]], set[tuple[str, str]], dict[str, str]]:
     """({directory: {name: [modes]}}, symlinks on the way, {directory: setting to name}).
 
     A name is the file a rule's path reaches, or a symlink the path passes through;
     directories are real (symlink-free) paths. The first rule naming a directory
     decides which setting an error message about it names.
     """
-    names: dict[str, dict[str, list[str]]] = {}
+    names: dict[str, dict[str, list[ReloadMode]]] = {}
     links: set[tuple[str, str]] = set()
     settings: dict[str, str] = {}
     for path, mode in rules:
@@ -230,6 +233,6 @@ def _resolve_all(
             modes = names.setdefault(directory, {}).setdefault(name, [])
             if mode not in modes:
                 modes.append(mode)
-            settings.setdefault(directory, SETTING_BY_MODE[mode])
+            settings.setdefault(directory, _setting(mode))
         links.update(resolved.links)
     return names, links, settings

@@ -37,6 +37,7 @@ from sockactd.control.protocol import (
 from sockactd.control.server import ControlServer, Replier
 from sockactd.errors import ControlError, ExitCode
 from sockactd.master.loop import Loop as MasterLoop
+from sockactd.modes import ReloadMode
 from tests.support import child_environ, require, wait_until
 
 T = TypeVar("T")
@@ -60,7 +61,7 @@ class FakeMaster:
 
     def on_request(self, req: ControlRequest, reply: Replier) -> None:
         self.requests.append(req)
-        if req.mode == "standard" and req.command is Command.RELOAD and not req.wait:
+        if req.mode is ReloadMode.STANDARD and req.command is Command.RELOAD and not req.wait:
             raise RuntimeError("simulated master bug")
         if req.command is Command.STATUS:
             reply.send(Response(True, "", self.status))
@@ -220,7 +221,7 @@ def test_reload_without_wait_is_queued(loop: Loop, sock_path: str, master: FakeM
     code, out, err = finished(ctl("--control-socket", sock_path, "reload", "--mode", "workers"))
     assert (code, out.strip(), err) == (0, "reload queued (workers)", "")
     [req] = master.requests
-    assert (req.command, req.mode, req.wait) == (Command.RELOAD, "workers", False)
+    assert (req.command, req.mode, req.wait) == (Command.RELOAD, ReloadMode.WORKERS, False)
     assert req.peer is not None and req.peer.uid == os.geteuid()
 
 
@@ -328,7 +329,7 @@ def test_handover_to_the_next_image(
         new.call(lambda: [w.send(Response(True, "standard reload done")) for w in waiters])
         code, out, _ = finished(proc)
         assert (code, out.strip()) == (0, "standard reload done")
-        assert master.requests[0].mode == "standard"
+        assert master.requests[0].mode is ReloadMode.STANDARD
         if moved:  # the old name stays behind, stale: nothing answers there any more
             with pytest.raises(ControlUnreachable, match="connection refused"):
                 request(sock_path, ControlRequest(Command.STATUS))

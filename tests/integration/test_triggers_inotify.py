@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from sockactd.errors import ConfigError
+from sockactd.modes import ReloadMode
 from sockactd.triggers.base import TriggerSource, open_trigger_watcher
 
 QUIET = 0.05
 
 
 def run_loop(watcher: TriggerSource, until: float) -> list[str]:
-    """The master's loop in miniature: returns every mode that came due before `until`."""
+    """The master's loop in miniature: returns every mode (by name) due before `until`."""
     fired: list[str] = []
     with selectors.DefaultSelector() as selector:
         selector.register(watcher.fileno(), selectors.EVENT_READ)
@@ -31,7 +32,7 @@ def run_loop(watcher: TriggerSource, until: float) -> list[str]:
             timeout = until - now if deadline is None else min(until, deadline) - now
             if selector.select(max(0.0, timeout)):
                 watcher.on_readable(time.monotonic())
-            fired.extend(watcher.due(time.monotonic()))
+            fired.extend(mode.value for mode in watcher.due(time.monotonic()))
     return fired
 
 
@@ -51,7 +52,8 @@ def watch(tmp_path: Path) -> Iterator[Callable[..., TriggerSource]]:
     watchers: list[TriggerSource] = []
 
     def make(*rules: tuple[Path, str]) -> TriggerSource:
-        watcher = open_trigger_watcher([(str(path), mode) for path, mode in rules], QUIET)
+        parsed = [(str(path), ReloadMode.parse(mode)) for path, mode in rules]
+        watcher = open_trigger_watcher(parsed, QUIET)
         assert watcher is not None
         watchers.append(watcher)
         return watcher
@@ -166,7 +168,9 @@ def test_files_in_two_directories(tmp_path: Path, watch: Callable[..., TriggerSo
 def test_missing_directory_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "reload"
     with pytest.raises(ConfigError) as caught:
-        open_trigger_watcher([(str(tmp_path / "ok"), "standard"), (str(missing), "chain")])
+        open_trigger_watcher(
+            [(str(tmp_path / "ok"), ReloadMode.STANDARD), (str(missing), ReloadMode.CHAIN)]
+        )
     assert caught.value.setting == "touch-chain-reload"
     assert str(missing.parent) in caught.value.message
 

@@ -22,6 +22,7 @@ import pytest
 
 from sockactd.config.settings import SETTINGS, Kind, Setting
 from sockactd.errors import ExitCode
+from sockactd.modes import ReloadMode
 from tests.support import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -168,7 +169,7 @@ def test_exit_code_is_documented(name: str) -> None:
 
 @pytest.mark.parametrize("mode", ["standard", "workers", "chain"])
 def test_reload_mode_is_explained(mode: str) -> None:
-    assert mode in SETTINGS[[s.name for s in SETTINGS].index("reload-mode")].choices
+    assert mode in ReloadMode.names()
     assert re.search(rf"^\.SS {mode}$", section("sockactd-reload.7", "MODES"), re.M)
     assert re.search(rf"^\.B {mode}$", section("sockactd.8", "RELOAD MODES"), re.M)
 

@@ -9,8 +9,8 @@ That is only right if the column tells the truth, so this test reads the source:
   applies it again on a reload (Master.use_config, apply_process_settings);
 * every STANDARD setting is read by such code (else refusing a reload for it
   would be needless);
-* a MASTER setting is read by the master's code, a WORKERS one by a worker's (or
-  applied again for the workers by apply_process_settings).
+* a MASTER setting is read by the master's code (master/ or reload/), a WORKERS
+  one by a worker's (or applied again for the workers by apply_process_settings).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from sockactd.config.model import Config
-from sockactd.config.settings import SETTINGS, Applies, Setting
+from sockactd.config.settings import SETTINGS, Applies, Setting, by_name
+from sockactd.modes import ReloadMode
 
 PACKAGE = Path(__file__).resolve().parents[3] / "sockactd"
 FIELDS = frozenset(Config.fields())
@@ -57,8 +58,12 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.AST]]:
                     yield f"{node.name}.{item.name}", item
 
 
-# Config properties and the fields they read
-DERIVED = {"autoreload_seconds": {"py_autoreload", "reload"}}
+# Config properties and methods, and the fields they read
+DERIVED = {
+    "autoreload_seconds": {"py_autoreload", "reload"},
+    # every reload mode's trigger setting (sockactd/modes.py), read through the mode table
+    "trigger_files": {by_name(m.trigger).attr for m in ReloadMode.members() if m.trigger},
+}
 
 
 def _config_reads(node: ast.AST) -> set[str]:
@@ -111,7 +116,9 @@ def test_applies_matches_the_readers(setting: Setting) -> None:
     assert not once or again, "read once per master image: mark it Applies.STANDARD"
     readers = {module for (module, _), attrs in READS.items() if setting.attr in attrs}
     if setting.applies is Applies.MASTER:
-        assert any(m.startswith("master/") and m != "master/run.py" for m in readers), readers
+        # reload/ is the master's too: reload/registry.py builds a mode's strategy from config
+        master_side = ("master/", "reload/")
+        assert any(m.startswith(master_side) and m != "master/run.py" for m in readers), readers
     else:
         worker_side = any(m.startswith(("worker/", "protocols/", "app.py")) for m in readers)
         assert worker_side or again, readers

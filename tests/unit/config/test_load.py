@@ -11,6 +11,7 @@ from sockactd.config.load import load_config, read_command_line
 from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Kind, by_name
 from sockactd.errors import ConfigError, ExitCode
+from sockactd.modes import ReloadMode
 from tests.support import run_python
 
 APP = "hello:app"
@@ -139,7 +140,7 @@ KINDS = [
     ("harakiri", "3", ["--harakiri", "3"], "3", 3.0),
     ("lazy-apps", "yes", ["--lazy-apps"], "true", True),
     ("lazy-apps", "off", ["--no-lazy-apps"], "false", False),
-    ("reload-mode", "workers", ["--reload-mode", "workers"], '"workers"', "workers"),
+    ("reload-mode", "workers", ["--reload-mode", "workers"], '"workers"', ReloadMode.WORKERS),
     ("chdir", "/srv/app", ["--chdir", "/srv/app"], '"/srv/app"', "/srv/app"),
     (
         "http-socket",

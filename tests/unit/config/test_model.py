@@ -8,6 +8,7 @@ import pytest
 
 from sockactd.config.model import Config
 from sockactd.config.settings import SETTINGS, Kind, Setting
+from sockactd.modes import ReloadMode
 
 NOT_SETTINGS = ("config_file",)
 # What mypy sees: the annotations of Config's fields, evaluated
@@ -19,6 +20,7 @@ PYTHON_TYPES: dict[Kind, object] = {
     Kind.BOOL: bool,
     Kind.LIST: list[str],
     Kind.CHOICE: str,
+    Kind.MODE: ReloadMode,
 }
 
 

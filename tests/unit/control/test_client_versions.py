@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sockactd.control.client import request
 from sockactd.control.protocol import Command, ControlRequest
+from sockactd.modes import ReloadMode
 
 OLD_FIELDS = {"cmd", "mode", "wait", "timeout"}
 
@@ -47,7 +48,7 @@ def _old_server(path: Path, seen: list[dict[str, object]]) -> threading.Thread:
 def test_a_new_client_works_with_an_old_server(tmp_path: Path) -> None:
     seen: list[dict[str, object]] = []
     thread = _old_server(tmp_path / "ctl.sock", seen)
-    req = ControlRequest(Command.RELOAD, mode="chain", wait=True, timeout=30.0)
+    req = ControlRequest(Command.RELOAD, mode=ReloadMode.CHAIN, wait=True, timeout=30.0)
     response = request(str(tmp_path / "ctl.sock"), req, timeout=10)
     thread.join(10)
     assert response.ok and response.message == "reload done"

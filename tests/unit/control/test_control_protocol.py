@@ -22,8 +22,10 @@ from sockactd.control.protocol import (
     predates_versions,
 )
 from sockactd.errors import ControlError
+from sockactd.modes import ReloadMode
 
 RELOAD = Command.RELOAD
+CHAIN, WORKERS, STANDARD = ReloadMode.CHAIN, ReloadMode.WORKERS, ReloadMode.STANDARD
 STATUS = Command.STATUS
 
 
@@ -32,9 +34,15 @@ STATUS = Command.STATUS
     [
         (b'{"cmd": "status"}', ControlRequest(STATUS)),
         (b'{"cmd": "reload"}', ControlRequest(RELOAD)),
-        (b'{"cmd":"reload","mode":"chain","wait":true}', ControlRequest(RELOAD, "chain", True)),
-        (b'{"cmd":"reload","mode":"workers"}', ControlRequest(RELOAD, "workers")),
-        (b'{"cmd":"reload","mode":"standard","wait":false}', ControlRequest(RELOAD, "standard")),
+        (
+            b'{"cmd":"reload","mode":"chain","wait":true}',
+            ControlRequest(RELOAD, CHAIN, True),
+        ),
+        (b'{"cmd":"reload","mode":"workers"}', ControlRequest(RELOAD, WORKERS)),
+        (
+            b'{"cmd":"reload","mode":"standard","wait":false}',
+            ControlRequest(RELOAD, STANDARD),
+        ),
         (b'{"cmd":"reload","mode":null,"timeout":30}', ControlRequest(RELOAD, timeout=30.0)),
         (b'{"cmd":"reload","timeout":0.5}\r\n', ControlRequest(RELOAD, timeout=0.5)),
     ],
@@ -80,8 +88,8 @@ def test_decode_request_refuses(line: bytes, message: str) -> None:
     [
         ControlRequest(STATUS),
         ControlRequest(RELOAD),
-        ControlRequest(RELOAD, "chain", True, 300.0),
-        ControlRequest(RELOAD, "standard", False, None),
+        ControlRequest(RELOAD, CHAIN, True, 300.0),
+        ControlRequest(RELOAD, STANDARD, False, None),
     ],
 )
 def test_request_round_trip(request_: ControlRequest) -> None:
@@ -91,9 +99,9 @@ def test_request_round_trip(request_: ControlRequest) -> None:
 
 
 def test_peer_never_travels_and_does_not_affect_equality() -> None:
-    with_peer = ControlRequest(RELOAD, "chain", peer=Peer(pid=1, uid=0, gid=0))
+    with_peer = ControlRequest(RELOAD, CHAIN, peer=Peer(pid=1, uid=0, gid=0))
     assert b"uid" not in encode_request(with_peer)
-    assert with_peer == ControlRequest(RELOAD, "chain")
+    assert with_peer == ControlRequest(RELOAD, CHAIN)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +171,7 @@ def test_requests_carry_the_protocol_and_the_client_version() -> None:
 def test_a_request_of_an_older_or_equal_protocol_is_understood() -> None:
     assert decode_request(b'{"cmd": "status"}') == ControlRequest(STATUS)  # protocol 0
     line = b'{"cmd": "reload", "mode": "chain", "protocol": 1, "client": "0.0.1"}'
-    assert decode_request(line) == ControlRequest(RELOAD, "chain")
+    assert decode_request(line) == ControlRequest(RELOAD, CHAIN)
 
 
 @pytest.mark.parametrize(

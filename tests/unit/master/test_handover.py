@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
 from sockactd.master.handover import Handover, WorkerRecord, take_handover
+from sockactd.modes import ReloadMode
 from sockactd.pool import WorkerState
 from sockactd.systemd.activation import HANDOVER_ENV
 from sockactd.worker.board import Board
@@ -22,7 +24,7 @@ def record(**changes: object) -> Handover:
         ),
         "control_fd": 5,
         "waiting_fds": (20, 21),
-        "queued": ("chain", "workers"),
+        "queued": (ReloadMode.CHAIN, ReloadMode.WORKERS),
         "started_wall": 1_700_000_000.25,
         "tally": {"exits": {"crash": 2}, "reload_began": 4.0},
     }
@@ -36,6 +38,10 @@ def record(**changes: object) -> Handover:
 )
 def test_the_record_survives_its_trip_through_the_environment(handover: Handover) -> None:
     assert Handover.from_json(handover.to_json()) == handover
+
+
+def test_the_queued_modes_travel_by_name() -> None:
+    assert json.loads(record().to_json())["queued"] == ["chain", "workers"]
 
 
 def test_renumbering_follows_the_fds_that_moved_for_the_listeners() -> None:

@@ -16,6 +16,7 @@ from sockactd.master.phase import (
     StopRequested,
     next_phase,
 )
+from sockactd.modes import ReloadMode
 
 
 @pytest.mark.parametrize(
@@ -24,8 +25,8 @@ from sockactd.master.phase import (
         (Phase.STARTING, AllReady(), Phase.SERVING),
         (Phase.STARTING, BootGaveUp(), Phase.STOPPING),
         (Phase.STARTING, StopRequested(graceful=True), Phase.STOPPING),
-        (Phase.STARTING, ReloadStarted("standard"), Phase.RELOADING),
-        (Phase.SERVING, ReloadStarted("chain"), Phase.RELOADING),
+        (Phase.STARTING, ReloadStarted(ReloadMode.STANDARD), Phase.RELOADING),
+        (Phase.SERVING, ReloadStarted(ReloadMode.CHAIN), Phase.RELOADING),
         (Phase.SERVING, StopRequested(graceful=False), Phase.STOPPING),
         (Phase.RELOADING, ReloadFinished(ok=True), Phase.SERVING),
         (Phase.RELOADING, ReloadFinished(ok=False), Phase.SERVING),
@@ -42,8 +43,8 @@ def test_moves(phase: Phase, event: PhaseEvent, expected: Phase) -> None:
     ("phase", "event"),
     [
         (Phase.SERVING, AllReady()),
-        (Phase.RELOADING, ReloadStarted("chain")),  # reloads are queued, never nested
-        (Phase.STOPPING, ReloadStarted("chain")),
+        (Phase.RELOADING, ReloadStarted(ReloadMode.CHAIN)),  # reloads are queued, never nested
+        (Phase.STOPPING, ReloadStarted(ReloadMode.CHAIN)),
         (Phase.SERVING, AllGone()),
         (Phase.EXITING, StopRequested(graceful=True)),
     ],

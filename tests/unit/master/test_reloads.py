@@ -18,6 +18,7 @@ from sockactd.master.phase import AllReady, Phase, PhaseTracker, StopRequested
 from sockactd.master.reconfig import Reconfigure
 from sockactd.master.reloads import DRAIN_ACK_GRACE, ReloadResult, Reloads, Verdict
 from sockactd.master.tally import Tally
+from sockactd.modes import ReloadMode
 from sockactd.pool import WorkerPool, WorkerState
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
@@ -89,7 +90,7 @@ def bring_up(w: Wing) -> None:
 def test_a_reload_that_succeeds_tells_its_waiter_and_systemd() -> None:
     w = wing()
     heard: list[ReloadResult] = []
-    assert w.reloads.request("workers", heard.append) is None
+    assert w.reloads.request(ReloadMode.WORKERS, heard.append) is None
     assert w.phase.current is Phase.RELOADING
     assert w.notifier.said[0][0] == "RELOADING"
     assert heard == []  # nothing until the new generation serves
@@ -105,7 +106,7 @@ def test_a_reload_that_succeeds_tells_its_waiter_and_systemd() -> None:
 def test_done_waits_until_retired_workers_stop_accepting_or_the_grace_passes() -> None:
     w = wing()
     heard: list[ReloadResult] = []
-    w.reloads.request("workers", heard.append)
+    w.reloads.request(ReloadMode.WORKERS, heard.append)
     for worker in w.pool.booting():
         w.pool.mark_ready(worker)
         w.reloads.on_ready(worker)
@@ -120,20 +121,23 @@ def test_requests_during_a_reload_queue_and_merge_by_mode() -> None:
     w = wing()
     first: list[ReloadResult] = []
     merged: list[ReloadResult] = []
-    w.reloads.request("chain", first.append)
-    w.reloads.request("workers", merged.append)
-    w.reloads.request("workers", merged.append)
-    w.reloads.request("chain", merged.append)
-    assert [(p.mode, len(p.waiters)) for p in w.reloads.queue] == [("workers", 2), ("chain", 1)]
+    w.reloads.request(ReloadMode.CHAIN, first.append)
+    w.reloads.request(ReloadMode.WORKERS, merged.append)
+    w.reloads.request(ReloadMode.WORKERS, merged.append)
+    w.reloads.request(ReloadMode.CHAIN, merged.append)
+    assert [(p.mode, len(p.waiters)) for p in w.reloads.queue] == [
+        (ReloadMode.WORKERS, 2),
+        (ReloadMode.CHAIN, 1),
+    ]
     assert [s for s, _ in w.notifier.said].count("RELOADING") == 1  # never two at once
     bring_up(w)  # the chain reload ends, the queued workers reload starts and ends, ...
     bring_up(w)
     bring_up(w)
     assert [r.generation for r in first] == [2]
     assert [(r.mode, r.generation) for r in merged] == [
-        ("workers", 3),
-        ("workers", 3),
-        ("chain", 4),
+        (ReloadMode.WORKERS, 3),
+        (ReloadMode.WORKERS, 3),
+        (ReloadMode.CHAIN, 4),
     ]
     assert all(r.ok for r in first + merged)
     assert not w.reloads.queue
@@ -142,7 +146,7 @@ def test_requests_during_a_reload_queue_and_merge_by_mode() -> None:
 def test_a_reload_asked_for_while_starting_waits_for_the_first_generation() -> None:
     w = wing()
     w.phase.current = Phase.STARTING
-    assert w.reloads.request("chain") is None
+    assert w.reloads.request(ReloadMode.CHAIN) is None
     assert w.pool.booting() == [] and len(w.reloads.queue) == 1
     w.phase.move(AllReady())
     w.reloads.start_next()
@@ -151,7 +155,7 @@ def test_a_reload_asked_for_while_starting_waits_for_the_first_generation() -> N
 
 def test_workers_and_chain_reloads_of_a_preloaded_app_are_refused() -> None:
     w = wing(argv=["app:application"])
-    for mode in ("workers", "chain"):
+    for mode in (ReloadMode.WORKERS, ReloadMode.CHAIN):
         heard: list[ReloadResult] = []
         refused = w.reloads.request(mode, heard.append)
         assert refused is not None and refused.verdict is Verdict.REFUSED and not refused.ok
@@ -164,7 +168,7 @@ def test_workers_and_chain_reloads_of_a_preloaded_app_are_refused() -> None:
 def test_the_configured_mode_is_used_when_none_is_given() -> None:
     w = wing(argv=[*LAZY, "--reload-mode", "workers"])
     w.reloads.request(None)
-    assert w.reloads.running_mode() == "workers"
+    assert w.reloads.running_mode() is ReloadMode.WORKERS
     assert len(w.pool.booting(generation=2)) == 2  # all at once, not one by one
 
 
@@ -172,17 +176,17 @@ def test_a_stopping_server_refuses_reloads_and_drops_the_queued_ones() -> None:
     w = wing()
     running: list[ReloadResult] = []
     queued: list[ReloadResult] = []
-    w.reloads.request("chain", running.append)
-    w.reloads.request("workers", queued.append)
+    w.reloads.request(ReloadMode.CHAIN, running.append)
+    w.reloads.request(ReloadMode.WORKERS, queued.append)
     w.phase.move(StopRequested(graceful=True))
     w.reloads.fail_all("the server is stopping")
     assert [(r.mode, r.verdict) for r in running + queued] == [
-        ("chain", Verdict.DROPPED),
-        ("workers", Verdict.DROPPED),
+        (ReloadMode.CHAIN, Verdict.DROPPED),
+        (ReloadMode.WORKERS, Verdict.DROPPED),
     ]
     assert queued[0].message == "workers reload not done: the server is stopping"
     late: list[ReloadResult] = []
-    refused = w.reloads.request("chain", late.append)
+    refused = w.reloads.request(ReloadMode.CHAIN, late.append)
     assert refused is not None and late == [refused]
     assert refused.message == "the server is stopping"
 
@@ -190,7 +194,7 @@ def test_a_stopping_server_refuses_reloads_and_drops_the_queued_ones() -> None:
 def test_a_new_worker_that_fails_to_boot_aborts_and_the_old_generation_keeps_serving() -> None:
     w = wing()
     heard: list[ReloadResult] = []
-    w.reloads.request("chain", heard.append)
+    w.reloads.request(ReloadMode.CHAIN, heard.append)
     (new,) = w.pool.booting(generation=2)
     w.reloads.on_failed(new, "failed to boot: ImportError: no module named x")
     assert [r.verdict for r in heard] == [Verdict.ABORTED]
@@ -206,14 +210,14 @@ def test_a_new_worker_that_fails_to_boot_aborts_and_the_old_generation_keeps_ser
 def test_an_aborted_reload_starts_the_next_queued_one() -> None:
     w = wing()
     later: list[ReloadResult] = []
-    w.reloads.request("chain")
-    w.reloads.request("workers", later.append)
+    w.reloads.request(ReloadMode.CHAIN)
+    w.reloads.request(ReloadMode.WORKERS, later.append)
     (new,) = w.pool.booting()
     w.reloads.on_failed(new, "failed to boot: SyntaxError")
     w.pool.kill(new)
     exit_worker(w.pool, w.kernel, new, status=1)
     w.reloads.on_exit(new)
-    assert w.reloads.running_mode() == "workers"
+    assert w.reloads.running_mode() is ReloadMode.WORKERS
     bring_up(w)
     assert [r.verdict for r in later] == [Verdict.DONE]
 
@@ -222,27 +226,29 @@ def test_the_second_half_of_a_standard_reload_answers_the_waiters_it_was_handed(
     w = wing()
     w.phase.current = Phase.STARTING  # a new image: its adopted workers serve
     heard: list[ReloadResult] = []
-    w.reloads.resume_standard([heard.append], ["chain"])
+    w.reloads.resume_standard([heard.append], [ReloadMode.CHAIN])
     assert w.phase.current is Phase.RELOADING
     assert len(w.pool.booting()) == 2
     bring_up(w)
-    assert [(r.mode, r.verdict) for r in heard] == [("standard", Verdict.DONE)]
-    assert w.reloads.running_mode() == "chain"  # the mode queued before the execve runs now
+    assert [(r.mode, r.verdict) for r in heard] == [(ReloadMode.STANDARD, Verdict.DONE)]
+    assert (
+        w.reloads.running_mode() is ReloadMode.CHAIN
+    )  # the mode queued before the execve runs now
 
 
 def test_the_execve_is_handed_the_queued_modes() -> None:
     w = wing()
-    w.reloads.request("chain")
-    w.reloads.request("workers")
+    w.reloads.request(ReloadMode.CHAIN)
+    w.reloads.request(ReloadMode.WORKERS)
     w.reloads.exec_in_place()
-    assert w.execs == [["workers"]]
+    assert w.execs == [[ReloadMode.WORKERS]]
     assert w.notifier.said[-1] == ("STATUS", "standard reload: re-executing the master")
 
 
 def test_retired_workers_get_sigterm_only_after_their_replacements_are_ready() -> None:
     w = wing()
     old = w.pool.serving()
-    w.reloads.request("workers")
+    w.reloads.request(ReloadMode.WORKERS)
     assert w.kernel.sent == []
     bring_up(w)
     assert [signals_to(w.kernel, worker) for worker in old] == [[signal.SIGTERM]] * 2

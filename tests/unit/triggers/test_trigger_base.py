@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sockactd.config.model import Config
+from sockactd.modes import ReloadMode
 from sockactd.triggers.base import Debouncer, open_trigger_watcher, rules_from_config
 
 # (events as (mode, time), polls as (time, modes expected due then))
@@ -66,10 +67,10 @@ def test_rules_from_config() -> None:
         touch_chain_reload=["/a/chain"],
     )
     assert rules_from_config(config) == [
-        ("/a/reload", "standard"),
-        ("/a/workers", "workers"),
-        ("/b/workers", "workers"),
-        ("/a/chain", "chain"),
+        ("/a/reload", ReloadMode.STANDARD),
+        ("/a/workers", ReloadMode.WORKERS),
+        ("/b/workers", ReloadMode.WORKERS),
+        ("/a/chain", ReloadMode.CHAIN),
     ]
 
 
