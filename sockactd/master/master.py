@@ -63,7 +63,8 @@ from sockactd.osapi import describe_status
 from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.sockets import Listener, close_listeners
 from sockactd.systemd.notify import Notifier, watchdog_interval
-from sockactd.triggers.base import open_trigger_watcher, rules_from_config
+from sockactd.triggers.base import rules_from_config
+from sockactd.triggers.opener import open_trigger_watcher
 from sockactd.worker.board import Board
 from sockactd.worker.entry import fork_worker
 from sockactd.worker.status import Frame, FrameKind

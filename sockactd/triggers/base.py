@@ -6,13 +6,13 @@ once the burst has been quiet for `quiet` seconds (or has lasted `max_burst`,
 so a file touched non-stop still reloads). Nothing here blocks or reads a clock:
 the caller passes `now` (time.monotonic()).
 
-This module knows nothing about inotify (inotify.py does) and never starts a
-reload: the master turns each due mode into a reload request.
+This module knows nothing about inotify (inotify.py does; opener.py picks it) and never
+starts a reload: the master turns each due mode into a reload request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
@@ -25,7 +25,6 @@ __all__ = [
     "Debouncer",
     "Rule",
     "TriggerSource",
-    "open_trigger_watcher",
     "rules_from_config",
 ]
 
@@ -88,15 +87,3 @@ class Debouncer(Generic[Key]):
 def rules_from_config(config: Config) -> list[Rule]:
     """(path, mode) for every file of every mode's trigger setting (touch-*reload), by mode."""
     return [(path, mode) for mode in ReloadMode.members() for path in config.trigger_files(mode)]
-
-
-def open_trigger_watcher(rules: Sequence[Rule], quiet: float = 0.2) -> TriggerSource | None:
-    """An inotify watcher for `rules`, or None without rules (pyinotify is then never imported).
-
-    Raises errors.ConfigError naming the setting when a trigger file's directory is missing.
-    """
-    if not rules:
-        return None
-    from sockactd.triggers.inotify import TriggerWatcher
-
-    return TriggerWatcher(rules, quiet)

@@ -17,7 +17,8 @@ import pytest
 
 from sockactd.errors import ConfigError
 from sockactd.modes import ReloadMode
-from sockactd.triggers.base import TriggerSource, open_trigger_watcher
+from sockactd.triggers.base import TriggerSource
+from sockactd.triggers.opener import open_trigger_watcher
 
 QUIET = 0.05
 

@@ -6,7 +6,8 @@ import pytest
 
 from sockactd.config.model import Config
 from sockactd.modes import ReloadMode
-from sockactd.triggers.base import Debouncer, open_trigger_watcher, rules_from_config
+from sockactd.triggers.base import Debouncer, rules_from_config
+from sockactd.triggers.opener import open_trigger_watcher
 
 # (events as (mode, time), polls as (time, modes expected due then))
 CASES = [
