@@ -20,6 +20,8 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -44,6 +46,21 @@ _SCRUB_PREFIXES: Final = ("SOCKACTD_", "LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", 
 # of one commit, installed into a virtualenv of its own (pin_sockactd).
 _pinned: dict[str, str] = {}
 _override: list[str] = []  # use_sockactd_command()
+
+
+def pinned_rounds(refs: Sequence[str], rounds: int) -> Iterator[tuple[str, str, Path]]:
+    """(ref, commit, tmp) for each ref in turn, `rounds` times: sockactd at ref pinned in tmp.
+
+    Rounds interleave the refs (A, B, A, B, ...) so drifts in the machine's load hit all alike;
+    tmp lives until the caller asks for the next one.
+    """
+    for number in range(rounds):
+        for ref in refs:
+            with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
+                tmp = Path(tmp_name)
+                commit = pin_sockactd(tmp, ref)
+                print(f"# round {number + 1}: {ref} ({commit})", file=sys.stderr, flush=True)
+                yield ref, commit, tmp
 
 
 def pin_sockactd(tmp: Path, ref: str = "HEAD") -> str:

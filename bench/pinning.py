@@ -24,7 +24,6 @@ import select
 import socket
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -133,15 +132,10 @@ def main() -> None:
     refs = [ref for ref in args.refs.split(",") if ref]
     results: dict[str, tuple[list[float], int, int]] = {ref: ([], 0, 0) for ref in refs}
     commits: dict[str, str] = {}
-    for number in range(args.rounds):
-        for ref in refs:
-            with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
-                tmp = Path(tmp_name)
-                commits[ref] = common.pin_sockactd(tmp, ref)
-                print(f"# round {number + 1}: {ref} ({commits[ref]})", file=sys.stderr, flush=True)
-                waits, moved, gone = measure(args, tmp)
-                old = results[ref]
-                results[ref] = (old[0] + waits, old[1] + moved, old[2] + gone)
+    for ref, commits[ref], tmp in common.pinned_rounds(refs, args.rounds):
+        waits, moved, gone = measure(args, tmp)
+        old = results[ref]
+        results[ref] = (old[0] + waits, old[1] + moved, old[2] + gone)
     rows = []
     for ref, (waits, moved, gone) in results.items():
         waits.sort()

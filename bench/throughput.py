@@ -130,13 +130,8 @@ def refs_only(refs: list[str], args: argparse.Namespace) -> None:
     one_round = argparse.Namespace(**{**vars(args), "rounds": 1})
     results: dict[str, list[dict[str, object]]] = {ref: [] for ref in refs}
     commits: dict[str, str] = {}
-    for number in range(args.rounds):
-        for ref in refs:
-            with tempfile.TemporaryDirectory(prefix="sockactd-bench-") as tmp_name:
-                tmp = Path(tmp_name)
-                commits[ref] = common.pin_sockactd(tmp, ref)
-                print(f"# round {number + 1}: {ref} ({commits[ref]})", file=sys.stderr, flush=True)
-                results[ref].append(measure_load("sockactd", one_round, tmp))
+    for ref, commits[ref], tmp in common.pinned_rounds(refs, args.rounds):
+        results[ref].append(measure_load("sockactd", one_round, tmp))
     rows = []
     for ref, runs in results.items():
         row = [f"{ref} ({commits[ref]})"]
