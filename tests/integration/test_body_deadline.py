@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from tests.apps import echo
 from tests.integration.serve_child import serving
+from tests.support import wait_until
 from tests.unit.protocols.test_uwsgi import packet
 
 BOUND = 1.0  # body-timeout in these tests
@@ -67,8 +68,8 @@ def test_trickled_bodies_get_408_and_free_their_workers() -> None:
         tricklers = [Trickler(served.port), Trickler(served.port)]
         for trickler in tricklers:
             trickler.start()
-        # Both workers now wait for a body; this client waits for one of them.
-        time.sleep(0.2)  # let both tricklers' heads reach the two workers first
+        # Both workers now wait for a body (each is in a request); this client waits for one.
+        wait_until(lambda: all(b.read()[2] for b in served.boards), 10, "both workers busy")
         with socket.create_connection(("127.0.0.1", served.port), timeout=30) as other:
             other.sendall(HEAD % 2 + b"ok")
             response, served_at = timed(lambda: other.recv(65536))
