@@ -10,7 +10,8 @@ CLOCK_MONOTONIC (shared by every process), its client, and the body: the apps in
 bench/apps answer with the serving worker's PID.
 
 Analysis (pure, unit-tested in tests/unit/test_bench_closedloop.py): `summarize` gives
-req/s, p50/p99/max latency, requests per client (min, max) and per worker, errors.
+req/s, p50/p99/max latency, requests per client (min, max) and per worker, new connections
+per worker (the worker that answered each one's first request), errors.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Final
 
-_KEEPALIVE: Final = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
-_CLOSE: Final = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+from bench.common import GET_CLOSE, GET_KEEPALIVE
+
 _PROCESSES: Final = 4
 _TIMEOUT: Final = 30.0
 
@@ -39,6 +40,7 @@ class Record:
     end: float
     worker: str  # the body (the worker's PID); "" for an error
     error: str = ""  # "", or what went wrong: "reset", "timeout", "status 503", ...
+    fresh: bool = False  # the first request on a connection this client had just opened
 
 
 # ---------------------------------------------------------------- load
@@ -51,13 +53,17 @@ class _Conn:
         self.port = port
         self.sock: socket.socket | None = None
         self.buffer = b""
+        self.fresh = False  # the last request went on a connection opened for it
 
     def request(self, keepalive: bool) -> tuple[int, bytes, bool]:
         """(status, body, server kept the connection open)."""
         if self.sock is None:
             self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=_TIMEOUT)
             self.buffer = b""
-        self.sock.sendall(_KEEPALIVE if keepalive else _CLOSE)
+            self.fresh = True
+        else:
+            self.fresh = False
+        self.sock.sendall(GET_KEEPALIVE if keepalive else GET_CLOSE)
         while b"\r\n\r\n" not in self.buffer:
             self._fill()
         head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
@@ -112,7 +118,7 @@ def _client(client: int, port: int, until: float, keepalive: bool, out: list[Rec
         if status != 200:
             out.append(Record(client, start, end, "", f"status {status}"))
         else:
-            out.append(Record(client, start, end, body.decode(errors="replace")))
+            out.append(Record(client, start, end, body.decode(errors="replace"), "", conn.fresh))
         if not open_after:
             conn.close()
     conn.close()
@@ -164,6 +170,10 @@ class Summary:
     per_worker: tuple[int, ...]  # requests answered by each worker, most first
     clients_per_worker: tuple[int, ...]  # clients by the worker that answered most of theirs
     errors: dict[str, int]
+    # connections by the worker that answered their first request, most first, over the
+    # whole run (keep-alive clients connect during the warm-up): where no hand-over came
+    # before that answer, the worker that accepted the connection
+    connections_per_worker: tuple[int, ...] = ()
 
     @property
     def client_ratio(self) -> float:
@@ -196,15 +206,19 @@ def summarize(records: Sequence[Record], clients: int, start: float, stop: float
         max_ms=max(latencies, default=0.0),
         client_min=min(counts, default=0),
         client_max=max(counts, default=0),
-        per_worker=tuple(sorted(Counter(r.worker for r in answered).values(), reverse=True)),
+        per_worker=_most_first(Counter(r.worker for r in answered)),
         clients_per_worker=_clients_per_worker(answered),
         errors=dict(Counter(r.error for r in window if r.error)),
+        connections_per_worker=_most_first(Counter(r.worker for r in records if r.fresh)),
     )
+
+
+def _most_first(counts: Counter[str]) -> tuple[int, ...]:
+    return tuple(sorted(counts.values(), reverse=True))
 
 
 def _clients_per_worker(answered: Sequence[Record]) -> tuple[int, ...]:
     served_by: dict[int, Counter[str]] = {}
     for record in answered:
         served_by.setdefault(record.client, Counter())[record.worker] += 1
-    homes = Counter(counts.most_common(1)[0][0] for counts in served_by.values())
-    return tuple(sorted(homes.values(), reverse=True))
+    return _most_first(Counter(counts.most_common(1)[0][0] for counts in served_by.values()))

@@ -15,6 +15,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -34,6 +35,10 @@ VENV_BIN: Final = ROOT / ".venv" / "bin"
 PYTHON: Final = str(VENV_BIN / "python")
 UWSGI: Final = shutil.which("uwsgi") or "/usr/bin/uwsgi"
 WRK: Final = shutil.which("wrk") or "/usr/bin/wrk"
+
+# The request every load generator here sends: the apps in bench/apps answer any path.
+GET_KEEPALIVE: Final = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+GET_CLOSE: Final = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 
 # Variables that would make a child believe systemd started it, or change sockactd's config.
 _SCRUB_PREFIXES: Final = ("SOCKACTD_", "LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "JOURNAL_STREAM")
@@ -330,7 +335,7 @@ def wait_for_port(proc: Running, port: int, timeout: float) -> None:
 def http_ok(port: int, timeout: float = 2.0) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-            conn.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            conn.sendall(GET_CLOSE)
             return conn.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
@@ -479,6 +484,20 @@ def merge_section(document: str, name: str, body: str) -> str:
 def write_section(name: str, body: str, path: Path = RESULTS) -> None:
     document = path.read_text() if path.exists() else "# sockactd benchmark results\n\n"
     path.write_text(merge_section(document, name, body))
+
+
+def this_command() -> str:
+    """How this script was run, as RESULTS.md quotes it: `.venv/bin/python bench/X.py ARGS`."""
+    script = Path(sys.argv[0]).resolve()
+    shown = script.relative_to(ROOT) if script.is_relative_to(ROOT) else script
+    return f"`{shlex.join(['.venv/bin/python', str(shown), *sys.argv[1:]])}`"
+
+
+def publish(report: str, section: str, title: str, write: bool) -> None:
+    """Print `report`; with `write`, make it RESULTS.md's `section`, headed `## title`."""
+    print(report)
+    if write:
+        write_section(section, f"## {title}\n\n{report}")
 
 
 def machine_summary() -> str:

@@ -326,7 +326,7 @@ def main() -> None:
     minutes = (time.monotonic() - began) / 60
     text = (
         f"{summary}; PostgreSQL {Postgres.version()}\n\n"
-        f"`.venv/bin/python bench/django_pg.py {shlex.join(sys.argv[1:])}` ({minutes:.1f} min): "
+        f"{common.this_command()} ({minutes:.1f} min): "
         f"{args.rows:,} rows, 2 processes x THREADS threads, wrk keep-alive with "
         f"2 x 2 x THREADS connections, {args.warmup:g} s warm-up + {args.duration:g} s measured "
         f"per view and server start, {args.rounds} interleaved rounds (req/s and latencies: "
@@ -338,9 +338,7 @@ def main() -> None:
     for name, command in commands.items():
         shown = command.replace(str(common.ROOT) + "/", "").replace(tmp_name, "$TMP")
         text += f"- {name}: `{shown}`\n"
-    print(text)
-    if args.write:
-        common.write_section("django", "## Django on PostgreSQL (issue 17, benchmark 1)\n\n" + text)
+    common.publish(text, "django", "Django on PostgreSQL (issue 17, benchmark 1)", args.write)
 
 
 if __name__ == "__main__":

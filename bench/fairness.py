@@ -10,7 +10,10 @@ CLIENTS closed-loop clients (bench/closedloop.py), so demand is above capacity a
 server has a queue to order. Each client runs once with keep-alive and once with a new
 connection per request. Reported: req/s, p50, p99 and max latency, the fewest and most
 requests any one client had answered (a starved client shows as a low min), the split
-of requests across the two workers, errors.
+of clients across the two workers, the new connections each worker answered first (the
+accept spread, where nothing was handed over before a connection's first answer: with a
+new connection per request every request is one), errors, and for each sockactd the
+issue's targets read off the table.
 
 Servers: sockactd (`--threads`), uWSGI (Debian's, `--http11-socket`, `--threads`),
 gunicorn (`gthread`, `--threads`): every one keeps connections alive. `--ref` (repeatable)
@@ -79,7 +82,8 @@ def measure(
 def render(results: dict[tuple[str, str, bool], list[Summary]]) -> str:
     header = [
         "case", "server", "connections", "req/s", "p50 ms", "p99 ms", "max ms",
-        "requests per client (min-max)", "clients per worker", "errors",
+        "requests per client (min-max)", "clients per worker",
+        "new connections per worker (off even)", "errors",
     ]  # fmt: skip
     rows = []
     for (case, name, keepalive), runs in results.items():
@@ -95,9 +99,49 @@ def render(results: dict[tuple[str, str, bool], list[Summary]]) -> str:
             " / ".join(f"{r.max_ms:,.0f}" for r in runs),
             " / ".join(f"{r.client_min}-{r.client_max}" for r in runs),
             " / ".join("+".join(str(n) for n in r.clients_per_worker) for r in runs),
+            " / ".join(_connections(r) for r in runs),
             ", ".join(f"{n} {kind}" for kind, n in errors.items()) or "0",
         ])  # fmt: skip
-    return common.markdown_table(header, rows)
+    return common.markdown_table(header, rows) + _against_targets(results)
+
+
+def _even(counts: tuple[int, ...]) -> tuple[tuple[int, ...], float]:
+    """`counts` for all WORKERS (a worker with none is a 0), and the farthest off even."""
+    padded = (*counts, *[0] * (WORKERS - len(counts)))
+    even = sum(padded) / WORKERS
+    return padded, max(abs(n - even) for n in padded) / even if even else 0.0
+
+
+def _connections(run: Summary) -> str:
+    padded, off = _even(run.connections_per_worker)
+    return "+".join(str(n) for n in padded) + f" ({off:.0%})"
+
+
+def _against_targets(results: dict[tuple[str, str, bool], list[Summary]]) -> str:
+    """Issue 17's fairness and accept-spread targets, read off the table for each sockactd."""
+    lines = []
+    for (case, name, keepalive), runs in results.items():
+        if not keepalive or not name.startswith("sockactd"):
+            continue
+        fresh = results.get((case, name, False), [])
+        ratio = statistics.median(r.p99_ms for r in runs) / max(
+            statistics.median(r.p99_ms for r in fresh), 1e-9
+        ) if fresh else float("nan")  # fmt: skip
+        worst = max(r.client_ratio for r in runs)
+        steady = max((_even(r.connections_per_worker)[1] for r in fresh), default=float("nan"))
+        burst = max(_even(r.connections_per_worker)[1] for r in runs)
+        lines.append(
+            f"- {case}, {name}: keep-alive p99 {ratio:.2f}x new-per-request p99 "
+            f"(target <= 1.5: {'met' if ratio <= 1.5 else 'not met'}); max/min requests per "
+            f"client {worst:.2f} at worst (target <= 2: {'met' if worst <= 2 else 'not met'}); "
+            f"accepts per worker under steady load (a new connection per request) at most "
+            f"{steady:.0%} off even (target <= 25%: {'met' if steady <= 0.25 else 'not met'}), "
+            f"the keep-alive clients' connections {burst:.0%}"
+        )
+    return (
+        "\nAgainst issue 17's targets (medians of the rounds' p99; worst round otherwise):\n\n"
+        + ("\n".join(lines) + "\n" if lines else "(no sockactd rows)\n")
+    )
 
 
 def main() -> None:
@@ -136,11 +180,8 @@ def main() -> None:
                         results.setdefault((case, name, keepalive), []).append(found[keepalive])
         summary = common.machine_summary()
         summary += "; sockactd runs: " + ", ".join(pins) + " (the summary names the last pinned)"
-    command = "`.venv/bin/python bench/fairness.py " + " ".join(sys.argv[1:]) + "`"
-    report = f"{summary}\n\n{command}\n\n{render(dict(sorted(results.items())))}"
-    print(report)
-    if args.write:
-        common.write_section("fairness", "## Fairness under overload (issue 17)\n\n" + report)
+    report = f"{summary}\n\n{common.this_command()}\n\n{render(dict(sorted(results.items())))}"
+    common.publish(report, "fairness", "Fairness under overload (issue 17)", args.write)
 
 
 if __name__ == "__main__":

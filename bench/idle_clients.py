@@ -35,7 +35,8 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Final
 
-REQUEST: Final = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+from bench.common import GET_KEEPALIVE
+
 PER_PROCESS: Final = 5000
 CONNECT_TIMEOUT: Final = 10.0
 
@@ -123,7 +124,7 @@ class _Client(asyncio.Protocol):
         if self.transport is None:
             self.connect()  # connection_made sends it
             return
-        self.transport.write(REQUEST)
+        self.transport.write(GET_KEEPALIVE)
 
     def _schedule(self, when: float, what: object) -> None:
         if when < self.gen.plan.end:
@@ -137,7 +138,7 @@ class _Client(asyncio.Protocol):
         self.gen.open += 1
         now = time.monotonic()
         if self.in_flight:
-            transport.write(REQUEST)
+            transport.write(GET_KEEPALIVE)
             return
         self._waited(now)
         if not self.due:  # first connection: the first request at this client's phase

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Final
 
-REQUEST: Final = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+from bench.common import GET_CLOSE
+
 FAILURE_PAUSE: Final = 0.01
 
 
@@ -70,7 +71,7 @@ def classify(raw: bytes) -> tuple[Kind, str]:
 def one_request(port: int, timeout: float) -> tuple[Kind, str]:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-            conn.sendall(REQUEST)
+            conn.sendall(GET_CLOSE)
             chunks = []
             while chunk := conn.recv(65536):
                 chunks.append(chunk)
@@ -136,7 +137,7 @@ class Load:
 
 
 def failures(outcomes: Sequence[Outcome]) -> dict[Kind, int]:
-    counts = dict.fromkeys(FAILURE_KINDS, 0)
+    counts: dict[Kind, int] = dict.fromkeys(FAILURE_KINDS, 0)
     for outcome in outcomes:
         if outcome.kind is not Kind.OK:
             counts[outcome.kind] += 1

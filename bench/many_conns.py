@@ -51,8 +51,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -347,10 +348,10 @@ def _connect_all_at_once(
     results: list[tuple[float, str]] = []
     request = b"GET / HTTP/1.1\r\nHost: queue\r\nConnection: close\r\n\r\n"
     for _ in range(clients):
-        sock = socket.socket()
-        sock.setblocking(False)
-        sock.connect_ex(("127.0.0.1", port))
-        sel.register(sock, selectors.EVENT_WRITE, [b"", False])
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        sel.register(client, selectors.EVENT_WRITE, [b"", False])
     deadline = resume_at + 20  # SYN retries at 1, 3, 7, 15 s after the first
     resumed = False
     while sel.get_map() and time.monotonic() < deadline:
@@ -396,85 +397,81 @@ def _connect_all_at_once(
 # ---------------------------------------------------------------- report
 
 
-def _mean(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
+# A table's columns: (header, str.format template over one run's fields, see _fields).
+_MANY_COLUMNS: Final = (
+    ("open mid-run", "{open:,.0f}"),
+    ("PSS idle MiB", "{idle_mib:.1f}"),
+    ("PSS connected MiB", "{connected_mib:.1f}"),
+    ("PSS after MiB", "{after_mib:.1f}"),
+    ("PSS per connection KiB", "{per_conn_kib:.1f}"),
+    ("kernel KiB per connection, both ends (slab / TCP buffers)",
+     "{slab_per_conn_kib:.1f} / {tcp_per_conn_kib:.1f}"),
+    ("req/s", "{rps:,.0f}"),
+    ("p50 ms", "{p50:,.1f}"),
+    ("p99 ms", "{p99:,.0f}"),
+    ("clients waiting > 1 s", "{waited:,.0f}"),
+    ("server CPU %", "{cpu:.0f}"),
+    ("fresh client ms (median / max)", "{probe_median:,.1f} / {probe_max:,.0f}"),
+    ("errors", "{shown_errors}"),
+)  # fmt: skip
+_FD_COLUMNS: Final = (
+    ("req/s", "{rps:,.0f}"),
+    ("p99 ms", "{p99:,.0f}"),
+    ("clients waiting > 1 s", "{waited:,.0f}"),
+    ("open mid-run", "{open:,.0f}"),
+    ("server CPU %", "{cpu:.0f}"),
+    ("CPU ms per answer", "{cpu_ms_per_request:.2f}"),
+    ("log lines", "{lines}"),
+    ("fresh 200 after they left ms", "{recovered_ms:,.0f}"),
+    ("same workers", "{same}"),
+    ("client-side events", "{shown_errors}"),
+)
+_QUEUE_COLUMNS: Final = (
+    ("answered", "{answered}"),
+    ("outcomes", "{outcomes}"),
+    ("answered after SIGCONT ms (median / last)",
+     "{median_after_resume_ms:,.0f} / {last_after_resume_ms:,.0f}"),
+    ("fresh client ms", "{fresh_ms:,.1f}"),
+    ("same workers", "{same}"),
+)  # fmt: skip
+
+Run = Mapping[str, float | str]
 
 
-def render_many(results: dict[tuple[int, str], list[dict[str, float]]]) -> str:
-    header = [
-        "clients", "server", "open mid-run", "PSS idle MiB", "PSS connected MiB",
-        "PSS after MiB", "PSS per connection KiB",
-        "kernel KiB per connection, both ends (slab / TCP buffers)",
-        "req/s", "p50 ms", "p99 ms", "clients waiting > 1 s", "server CPU %",
-        "fresh client ms (median / max)", "errors",
-    ]  # fmt: skip
-    rows = []
-    for (clients, name), runs in sorted(results.items()):
-        rows.append([
-            f"{clients:,}", name,
-            " / ".join(f"{int(r['open']):,}" for r in runs),
-            " / ".join(f"{r['idle_kib'] / 1024:.1f}" for r in runs),
-            " / ".join(f"{r['connected_kib'] / 1024:.1f}" for r in runs),
-            " / ".join(f"{r['after_kib'] / 1024:.1f}" for r in runs),
-            " / ".join(f"{r['per_conn_kib']:.1f}" for r in runs),
-            " / ".join(
-                f"{r['slab_per_conn_kib']:.1f} / {r['tcp_per_conn_kib']:.1f}" for r in runs
-            ),
-            " / ".join(f"{r['rps']:,.0f}" for r in runs),
-            " / ".join(f"{r['p50']:,.1f}" for r in runs),
-            " / ".join(f"{r['p99']:,.0f}" for r in runs),
-            " / ".join(f"{int(r['waited']):,}" for r in runs),
-            " / ".join(f"{r['cpu']:.0f}" for r in runs),
-            " / ".join(f"{r['probe_median']:,.1f} / {r['probe_max']:,.0f}" for r in runs),
-            " / ".join(str(r["errors_text"] or 0) for r in runs),
-        ])  # fmt: skip
+def _fields(run: Run) -> dict[str, object]:
+    """A run's fields, plus each `X_kib` as `X_mib` and `shown_errors` (the errors, or 0)."""
+    fields: dict[str, object] = dict(run)
+    fields.update({k[:-4] + "_mib": float(v) / 1024 for k, v in run.items() if k.endswith("_kib")})
+    fields["shown_errors"] = run.get("errors_text") or 0
+    return fields
+
+
+def _cells(runs: Sequence[Run], columns: Sequence[tuple[str, str]]) -> list[str]:
+    """One cell per column, each round's value in it, ` / ` between them."""
+    return [" / ".join(form.format_map(_fields(run)) for run in runs) for _, form in columns]
+
+
+def render_many(results: Mapping[tuple[int, str], Sequence[Run]]) -> str:
+    header = ["clients", "server", *(head for head, _ in _MANY_COLUMNS)]
+    rows = [
+        [f"{clients:,}", name, *_cells(runs, _MANY_COLUMNS)]
+        for (clients, name), runs in sorted(results.items())
+    ]
     return common.markdown_table(header, rows)
 
 
-def render_limits(
-    fd: dict[str, list[dict[str, float | str]]], queue: dict[str, list[dict[str, float | str]]]
-) -> str:
+def render_limits(fd: Mapping[str, Sequence[Run]], queue: Mapping[str, Sequence[Run]]) -> str:
     text = ""
     if fd:
-        header = [
-            "server", "req/s", "p99 ms", "clients waiting > 1 s", "open mid-run",
-            "server CPU %", "CPU ms per answer", "log lines", "fresh 200 after they left ms",
-            "same workers", "client-side events",
-        ]  # fmt: skip
-        rows = [[
-            name,
-            " / ".join(f"{float(r['rps']):,.0f}" for r in runs),
-            " / ".join(f"{float(r['p99']):,.0f}" for r in runs),
-            " / ".join(f"{int(r['waited']):,}" for r in runs),
-            " / ".join(f"{int(r['open']):,}" for r in runs),
-            " / ".join(f"{float(r['cpu']):.0f}" for r in runs),
-            " / ".join(f"{float(r['cpu_ms_per_request']):.2f}" for r in runs),
-            " / ".join(str(r["lines"]) for r in runs),
-            " / ".join(f"{float(r['recovered_ms']):,.0f}" for r in runs),
-            " / ".join(str(r["same"]) for r in runs),
-            " / ".join(str(r["errors_text"] or 0) for r in runs),
-        ] for name, runs in fd.items()]  # fmt: skip
+        header = ["server", *(head for head, _ in _FD_COLUMNS)]
+        rows = [[name, *_cells(runs, _FD_COLUMNS)] for name, runs in fd.items()]
         text += "Past the fd limit:\n\n" + common.markdown_table(header, rows)
         for name, runs in fd.items():
             if runs and runs[0]["first_line"]:
                 text += f"\n{name} said first: `{runs[0]['first_line']}`\n"
     if queue:
-        header = [
-            "server", "answered", "outcomes", "answered after SIGCONT ms (median / last)",
-            "fresh client ms", "same workers",
-        ]  # fmt: skip
-        rows = [[
-            name,
-            " / ".join(str(r["answered"]) for r in runs),
-            " / ".join(str(r["outcomes"]) for r in runs),
-            " / ".join(
-                f"{float(r['median_after_resume_ms']):,.0f} / "
-                f"{float(r['last_after_resume_ms']):,.0f}"
-                for r in runs
-            ),
-            " / ".join(f"{float(r['fresh_ms']):,.1f}" for r in runs),
-            " / ".join(str(r["same"]) for r in runs),
-        ] for name, runs in queue.items()]  # fmt: skip
+        header = ["server", *(head for head, _ in _QUEUE_COLUMNS)]
+        rows = [[name, *_cells(runs, _QUEUE_COLUMNS)] for name, runs in queue.items()]
         text += "\nAccept queue full:\n\n" + common.markdown_table(header, rows)
     return text
 
@@ -526,18 +523,14 @@ def main() -> None:
                 queue.setdefault(name, []).append(queue_full(name, args, tmp))
         summary = common.machine_summary()
     took = time.monotonic() - began
-    command = "`.venv/bin/python bench/many_conns.py " + " ".join(sys.argv[1:]) + "`"
     report = (
-        f"{summary}\n\n{command} at commit {commit}, {took / 60:.1f} min; hard open-file "
-        f"limit {hard} for every server (sockactd soft 1024, raising its own), "
+        f"{summary}\n\n{common.this_command()} at commit {commit}, {took / 60:.1f} min; "
+        f"hard open-file limit {hard} for every server (sockactd soft 1024, raising its own), "
         f"worker-connections {args.worker_connections} (sockactd, gunicorn)\n\n"
         f"{render_many(many)}\n{render_limits(fd, queue)}"
     )
-    print(report)
-    if args.write:
-        common.write_section(
-            "many-connections", "## Many idle keep-alive connections (issue 17)\n\n" + report
-        )
+    title = "Many idle keep-alive connections (issue 17)"
+    common.publish(report, "many-connections", title, args.write)
 
 
 if __name__ == "__main__":

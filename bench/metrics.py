@@ -268,9 +268,7 @@ def main() -> None:
             + common.markdown_table(["commit", "cold start ms", "PSS MiB"], base_rows)
         )
     report += f"\n- this section: `{' '.join(sys.argv)}`\n"
-    print(report)
-    if args.write:
-        common.write_section("metrics", "## Monitoring: metrics on vs off\n\n" + report)
+    common.publish(report, "metrics", "Monitoring: metrics on vs off", args.write)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,8 @@ def render(raw: str, commands: list[str], args: argparse.Namespace) -> str:
     ]
     lines.append(
         "Top lines by own time (py-spy without --native charges time spent inside a C call, "
-        "e.g. `select`, `accept`, `send`, `close`, to the Python line that made it):\n"
+        "e.g. `select`, `accept`, `send`, `close`, to the Python line that made it; files "
+        "and line numbers as of the commit profiled, named above):\n"
     )
     lines.append(common.markdown_table(["function (file:line)", "own"], rows))
     rows = [

@@ -90,11 +90,8 @@ def main() -> None:
                     found = measure(name, threads, args, tmp, pins)
                     results.setdefault((threads, name), []).append(found)
         summary = common.machine_summary()
-    command = "`.venv/bin/python bench/threads.py " + " ".join(sys.argv[1:]) + "`"
-    report = f"{summary}\n\n{command}\n\n{render(results)}"
-    print(report)
-    if args.write:
-        common.write_section("threads", "## Thread scaling, 20 ms app (issue 17)\n\n" + report)
+    report = f"{summary}\n\n{common.this_command()}\n\n{render(results)}"
+    common.publish(report, "threads", "Thread scaling, 20 ms app (issue 17)", args.write)
 
 
 if __name__ == "__main__":

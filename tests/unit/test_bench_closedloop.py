@@ -38,3 +38,15 @@ def test_summary_counts_the_window_the_starved_and_the_workers() -> None:
     assert summary.per_worker == (2, 2)
     assert summary.clients_per_worker == (1, 1)
     assert summary.errors == {"timeout": 1}
+
+
+def test_connections_count_by_first_answer_over_the_whole_run() -> None:
+    records = [
+        Record(0, 0.1, 0.2, "w1", "", fresh=True),  # warm-up: a connection all the same
+        Record(0, 1.0, 1.1, "w2"),  # the same connection, handed over: not a new one
+        Record(1, 1.0, 1.1, "w2", "", fresh=True),
+        Record(2, 1.0, 1.1, "w2", "", fresh=True),
+        Record(3, 1.0, 1.1, "", "reset"),  # never answered: no worker to count
+    ]
+    summary = summarize(records, clients=4, start=1.0, stop=2.0)
+    assert summary.connections_per_worker == (2, 1)
