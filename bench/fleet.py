@@ -137,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             assert first.returncode == 0, first.output
             assert fleet.nginx is not None
             with PacedLoad(fleet.nginx.port, threads=2, max_seconds=3600) as load:
+                assert isinstance(load, PacedLoad)  # Load.__enter__ says Load
                 for r in range(args.rounds):
                     for i, case in enumerate(cases):
                         roll(fleet, load, case, release=f"{r + 1}.{i + 1}")

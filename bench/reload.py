@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -285,17 +286,23 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
     return "\n".join(out) + "\n"
 
 
+def _summary(run: dict[str, object]) -> dict[str, Any]:
+    """What analyse() found in one run (its values' types vary by key)."""
+    summary = run["summary"]
+    assert isinstance(summary, dict)
+    return summary
+
+
 def _repeated_row(case: Case, runs: list[dict[str, object]]) -> list[object]:
-    summaries = [run["summary"] for run in runs]
+    summaries = [_summary(run) for run in runs]
     fired = [run["trigger"] for run in runs]
-    assert all(isinstance(s, dict) for s in summaries)
     assert all(isinstance(f, Trigger) for f in fired)
-    gaps = [1000 * float(s["gap"]) for s in summaries]  # type: ignore[index]
-    where = [float(s["gap_from"]) for s in summaries]  # type: ignore[index]
-    inside = [1000 * float(s["reload_gap"]) for s in summaries]  # type: ignore[index]
-    failed = sum(sum(s["failed"].values()) for s in summaries)  # type: ignore[index]
-    news = [s["to_new"] for s in summaries if s["to_new"] is not None]  # type: ignore[index]
-    never = sum(1 for s in summaries if s["to_new"] is None)  # type: ignore[index]
+    gaps = [1000 * float(s["gap"]) for s in summaries]
+    where = [float(s["gap_from"]) for s in summaries]
+    inside = [1000 * float(s["reload_gap"]) for s in summaries]
+    failed = sum(sum(s["failed"].values()) for s in summaries)
+    news = [s["to_new"] for s in summaries if s["to_new"] is not None]
+    never = sum(1 for s in summaries if s["to_new"] is None)
     if case.mode == "none" or case.app == "broken":
         to_new = "n/a"
     else:
