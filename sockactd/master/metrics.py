@@ -36,6 +36,7 @@ from sockactd.master.snapshot import (
     present_workers,
     request_counts,
 )
+from sockactd.master.tally import OUTCOMES
 from sockactd.modes import ReloadMode
 from sockactd.pool import ExitReason, WorkerState
 from sockactd.worker.board import DURATION_BUCKETS, PROTOCOLS, STATUS_CLASSES
@@ -43,7 +44,6 @@ from sockactd.worker.board import DURATION_BUCKETS, PROTOCOLS, STATUS_CLASSES
 __all__ = ["MetricsPage"]
 
 PATH = "/metrics"
-OUTCOMES = ("done", "aborted")
 
 
 class _Collector:
@@ -115,9 +115,9 @@ class _Collector:
         pool, tally = self.sources.pool, self.sources.tally
         reloads = CounterMetricFamily("sockactd_reloads", "Reloads by mode and outcome.",
                                       labels=["mode", "outcome"])  # fmt: skip
-        for mode in ReloadMode.names():
+        for mode in ReloadMode.members():
             for outcome in OUTCOMES:
-                reloads.add_metric([mode, outcome], tally.reloads[mode, outcome])
+                reloads.add_metric([mode.value, outcome], tally.reloads[mode, outcome])
         yield reloads
         if tally.last_reload_seconds is not None:
             yield GaugeMetricFamily(

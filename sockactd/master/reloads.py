@@ -242,7 +242,7 @@ class Reloads:
         result = ReloadResult(mode, Verdict.DONE if ok else Verdict.ABORTED, message,
                               pool.generation)  # fmt: skip
         self.last = result
-        self.tally.reload_finished(mode.value, ok, self.kernel.monotonic(), time.time())
+        self.tally.reload_finished(mode, ok, self.kernel.monotonic(), time.time())
         self.phase.move(ReloadFinished(ok))
         self.notifier.ready(self.status_text() if ok else message)
         for waiter in waiters:

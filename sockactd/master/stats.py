@@ -65,7 +65,7 @@ def _worker(sources: Sources, worker: Worker) -> dict[str, object]:
     counts = worker.board.counts()
     counted = counts.total()
     rss, vsz = memory(worker.pid) or (0, 0)
-    exits = sources.tally.by_number.get(worker.number) or Counter[str]()
+    exits = sources.tally.by_number.get(worker.number) or Counter[ExitReason]()
     accepting = worker.state is WorkerState.SERVING and worker.accepting
     age = sources.monotonic() - worker.started
     return {
@@ -75,7 +75,7 @@ def _worker(sources: Sources, worker: Worker) -> dict[str, object]:
         "requests": served,
         "delta_requests": served,
         "exceptions": sum(counts.requests[_SERVER_ERRORS :: len(STATUS_CLASSES)]),
-        "harakiri_count": exits[ExitReason.HARAKIRI.value],
+        "harakiri_count": exits[ExitReason.HARAKIRI],
         "signals": 0,
         "signal_queue": 0,
         "status": ("busy" if busy else "idle") if accepting else "cheap",

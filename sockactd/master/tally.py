@@ -11,10 +11,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from sockactd.modes import ReloadMode
 from sockactd.pool import ExitReason, Worker, WorkerState
 from sockactd.worker.board import Board, Counts
 
-__all__ = ["Tally", "exit_reason"]
+__all__ = ["OUTCOMES", "Tally", "exit_reason"]
+
+OUTCOMES = ("done", "aborted")  # how a reload ended, as counted (and labelled in metrics)
 
 
 def exit_reason(worker: Worker, state: WorkerState, stopping: bool) -> ExitReason:
@@ -33,9 +36,9 @@ def exit_reason(worker: Worker, state: WorkerState, stopping: bool) -> ExitReaso
 class Tally:
     def __init__(self) -> None:
         self.exits: Counter[ExitReason] = Counter()
-        self.by_number: dict[int, Counter[str]] = {}  # worker number -> exits by reason
+        self.by_number: dict[int, Counter[ExitReason]] = {}  # worker number -> exits by reason
         self.requests = Counts()  # of workers that exited; live ones are read from their boards
-        self.reloads: Counter[tuple[str, str]] = Counter()  # (mode, "done" | "aborted")
+        self.reloads: Counter[tuple[ReloadMode, str]] = Counter()  # (mode, one of OUTCOMES)
         self.last_reload_seconds: float | None = None
         self.last_success_wall: float | None = None  # time.time() of the last reload that worked
         self._reload_began = 0.0
@@ -47,7 +50,7 @@ class Tally:
         self.exits[reason] += 1
         if state is not WorkerState.BOOTING:  # uWSGI's per-worker respawn/harakiri counts
             per_number = self.by_number.setdefault(worker.number, Counter())
-            per_number[reason.value] += 1
+            per_number[reason] += 1
         return reason
 
     def fold(self, board: Board) -> None:
@@ -60,8 +63,8 @@ class Tally:
             return
         self._reload_began = now
 
-    def reload_finished(self, mode: str, ok: bool, now: float, wall: float) -> None:
-        self.reloads[mode, "done" if ok else "aborted"] += 1
+    def reload_finished(self, mode: ReloadMode, ok: bool, now: float, wall: float) -> None:
+        self.reloads[mode, OUTCOMES[0] if ok else OUTCOMES[1]] += 1
         self.last_reload_seconds = now - self._reload_began
         if ok:
             self.last_success_wall = wall
@@ -71,7 +74,7 @@ class Tally:
         return {
             "exits": {reason.value: n for reason, n in self.exits.items()},
             "requests": self.requests.to_json(),
-            "reloads": [[mode, outcome, n] for (mode, outcome), n in self.reloads.items()],
+            "reloads": [[mode.value, outcome, n] for (mode, outcome), n in self.reloads.items()],
             "last_reload_seconds": self.last_reload_seconds,
             "last_success_wall": self.last_success_wall,
             "reload_began": self._reload_began,
@@ -84,7 +87,10 @@ class Tally:
         try:
             tally.exits.update({ExitReason(k): int(n) for k, n in data["exits"].items()})
             tally.requests = Counts.from_json(data["requests"])
-            tally.reloads.update({(str(m), str(o)): int(n) for m, o, n in data["reloads"]})
+            for name, outcome, n in data["reloads"]:
+                # a mode or outcome this image does not know has nowhere to be shown: dropped
+                if name in ReloadMode.names() and outcome in OUTCOMES:
+                    tally.reloads[ReloadMode.parse(name), outcome] += int(n)
             tally.last_reload_seconds = data["last_reload_seconds"]
             tally.last_success_wall = data["last_success_wall"]
             tally._reload_began = float(data["reload_began"])

@@ -100,7 +100,7 @@ def test_a_reload_that_succeeds_tells_its_waiter_and_systemd() -> None:
     assert w.phase.current is Phase.SERVING
     assert w.notifier.said[-1] == ("READY", "serving")
     assert w.reloads.last == heard[0]
-    assert w.tally.reloads["workers", "done"] == 1
+    assert w.tally.reloads[ReloadMode.WORKERS, "done"] == 1
 
 
 def test_done_waits_until_retired_workers_stop_accepting_or_the_grace_passes() -> None:
@@ -204,7 +204,7 @@ def test_a_new_worker_that_fails_to_boot_aborts_and_the_old_generation_keeps_ser
     assert w.reloads.last is not None and not w.reloads.last.ok
     assert len(w.pool.serving(generation=1)) == 2
     assert all(signals_to(w.kernel, old) == [] for old in w.pool.serving(generation=1))
-    assert w.tally.reloads["chain", "aborted"] == 1
+    assert w.tally.reloads[ReloadMode.CHAIN, "aborted"] == 1
 
 
 def test_an_aborted_reload_starts_the_next_queued_one() -> None:
