@@ -25,7 +25,7 @@ from sockactd.worker.lobby import lobby_for
 
 # Imported here, in the master, so the request path is loaded once and shared
 # copy-on-write by every worker instead of imported again after each fork.
-from sockactd.worker.serve import serve
+from sockactd.worker.serve import Links, serve
 from sockactd.worker.status import FrameKind, write_frame
 
 TYPE_CHECKING = False  # typing is not imported at run time: cold start
@@ -145,17 +145,14 @@ def _run(spec: WorkerSpec) -> int:
     except BrokenPipeError:
         log.warning("worker %d: its master is gone before it was ready; exiting", os.getpid())
         return ExitCode.FAILURE
-    serve(
-        spec.listeners,
-        app,
-        spec.config,
-        spec.board,
+    links = Links(
         stop_fd,
         on_draining=lambda why: _tell_draining(spec.status_fd, why),
         after_first_wakeup=lambda: after_first_wakeup(spec.master_pid, master_fd),
         master_fd=master_fd,
         lobby=spec.lobby if spec.config.processes > 1 else None,  # no one else to hand to
     )
+    serve(spec.listeners, app, spec.config, spec.board, links)
     return ExitCode.OK
 
 

@@ -97,7 +97,7 @@ if TYPE_CHECKING:
     from sockactd.worker.threads import HandlerThreads
     from sockactd.worker.watcher import Watcher
 
-__all__ = ["serve"]
+__all__ = ["Links", "serve"]
 
 log = get_logger(__name__)
 
@@ -124,19 +124,11 @@ _WATCH_PERIOD: Final = 0.025
 _ROOM_TRIES: Final = 8
 
 
-def serve(
-    listeners: Sequence[Listener],
-    app: WSGIApp,
-    config: Config,
-    board: Board,
-    stop_fd: int,
-    on_draining: Callable[[str], None] | None = None,
-    after_first_wakeup: Callable[[], None] | None = None,
-    master_fd: int = -1,
-    lobby: Lobby | None = None,
-) -> None:
-    """Serve requests until stop_fd is readable or reload-on-rss is reached, then drain.
+class Links:
+    """What ties one worker's loop to the rest: its stop pipe, its master, its generation.
 
+    `stop_fd` readable (the worker's SIGTERM wakeup pipe): drain and return.
+    `on_draining(why)`: told when this worker stops accepting, and why.
     `after_first_wakeup` runs once, after the first wake-up has been handled: set-up that can wait
     until the first waiting client has been served (entry.py's fd limit).
     `master_fd` (a pidfd of the master) readable: the master is gone. Drain as for
@@ -144,6 +136,28 @@ def serve(
     can bind the address while in-flight requests finish here.
     `lobby`: the generation's lobby (lobby.py), shared with the other workers.
     """
+
+    __slots__ = ("after_first_wakeup", "lobby", "master_fd", "on_draining", "stop_fd")
+
+    def __init__(
+        self,
+        stop_fd: int,
+        on_draining: Callable[[str], None] | None = None,
+        after_first_wakeup: Callable[[], None] | None = None,
+        master_fd: int = -1,
+        lobby: Lobby | None = None,
+    ) -> None:
+        self.stop_fd = stop_fd
+        self.on_draining = on_draining
+        self.after_first_wakeup = after_first_wakeup
+        self.master_fd = master_fd
+        self.lobby = lobby
+
+
+def serve(
+    listeners: Sequence[Listener], app: WSGIApp, config: Config, board: Board, links: Links
+) -> None:
+    """Serve requests until `links.stop_fd` is readable or reload-on-rss is reached, then drain."""
     ctx = Context(app, config, board, apply_forwarded=_forwarder(config))
     if config.reload_on_rss:
         from sockactd.worker.memory import RssLimit
@@ -153,7 +167,7 @@ def serve(
         board.single_threaded()
     if board.counting:
         board.start_counting()
-    server = _Server(listeners, ctx, stop_fd, on_draining, after_first_wakeup, master_fd, lobby)
+    server = _Server(listeners, ctx, links)
     restore = _flag_on_sigterm(ctx)
     try:
         server.start_watching()
@@ -227,22 +241,14 @@ def _port(listener: Listener, multithread: bool, multiprocess: bool) -> _Port:
 
 
 class _Server:
-    def __init__(
-        self,
-        listeners: Sequence[Listener],
-        ctx: Context,
-        stop_fd: int,
-        on_draining: Callable[[str], None] | None = None,
-        after_first_wakeup: Callable[[], None] | None = None,
-        master_fd: int = -1,
-        lobby: Lobby | None = None,
-    ) -> None:
+    def __init__(self, listeners: Sequence[Listener], ctx: Context, links: Links) -> None:
         config = ctx.config
+        stop_fd, master_fd, lobby = links.stop_fd, links.master_fd, links.lobby
         self.ctx = ctx
         self.stop_fd = stop_fd
         self.master_fd = master_fd
-        self.on_draining = on_draining
-        self.after_first_wakeup = after_first_wakeup
+        self.on_draining = links.on_draining
+        self.after_first_wakeup = links.after_first_wakeup
         self.threads = config.threads
         self.epoll = select.epoll()
         self.conns: dict[int, Handler] = {}

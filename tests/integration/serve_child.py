@@ -86,7 +86,7 @@ def _child(
     quiet: bool,
     lobby: Lobby | None,
 ) -> None:
-    from sockactd.worker.serve import serve
+    from sockactd.worker.serve import Links, serve
 
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -101,12 +101,12 @@ def _child(
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     profile_to = os.environ.get("SOCKACTD_PROFILE_DIR")
     if not profile_to:
-        serve(listeners, app, config, board, read_fd, lobby=lobby)
+        serve(listeners, app, config, board, Links(read_fd, lobby=lobby))
         return
     import cProfile
 
     cProfile.runctx(
-        "serve(listeners, app, config, board, read_fd, lobby=lobby)",
+        "serve(listeners, app, config, board, Links(read_fd, lobby=lobby))",
         globals(),
         {**locals(), "serve": serve},
         filename=os.path.join(profile_to, f"serve-{os.getpid()}.prof"),

@@ -23,7 +23,7 @@ from sockactd.worker.board import Board
 from sockactd.worker.connection import Context
 from sockactd.worker.http_handler import HttpHandler
 from sockactd.worker.lobby import Lobby, movable
-from sockactd.worker.serve import _Server
+from sockactd.worker.serve import Links, _Server
 from sockactd.worker.threads import HandlerThreads
 from sockactd.worker.watcher import Watcher
 from tests.integration.serve_child import listening_socket
@@ -51,7 +51,7 @@ def _two_workers() -> Iterator[tuple[_Server, _Server, socket.socket]]:
             read_fd, write_fd = os.pipe()
             stack.callback(os.close, read_fd)
             stack.callback(os.close, write_fd)
-            server = _Server(listeners, Context(hello, config, board), read_fd, lobby=lobby)
+            server = _Server(listeners, Context(hello, config, board), Links(read_fd, lobby=lobby))
             stack.callback(server.close)
             servers.append(server)
         client = stack.enter_context(socket.create_connection(sock.getsockname(), timeout=5))
