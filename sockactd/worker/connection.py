@@ -152,6 +152,16 @@ class ConnectionHandler:
         """True when idle after a finished request (keep-alive); a stopping worker may close it."""
         return False
 
+    def movable(self) -> bool:
+        """True when another worker of the generation may take this connection over (lobby.py).
+
+        Only when nothing was read from it since its last response (or ever): its next
+        request, if any, is still wholly in the kernel, so no parser state crosses processes.
+        Every protocol's handler says when that is (tests/unit/worker/test_handlers.py);
+        this default keeps a connection where it is.
+        """
+        return False
+
 
 def recv_body_wait(
     channel: Channel, deadline: BodyDeadline | None, response: Response, closed: str

@@ -69,6 +69,10 @@ class HttpHandler(ConnectionHandler):
     def between_requests(self) -> bool:
         return bool(self.requests) and not self.parser.in_request
 
+    def movable(self) -> bool:
+        parser = self.parser  # nothing of a next request parsed, and the connection not done
+        return not parser.in_request and not parser.finished and not parser.events
+
     def on_bytes(self, data: bytes) -> Next:
         self.parser.feed(data)
         events = self.parser.events

@@ -29,9 +29,6 @@ import _socket
 import os
 import sys
 
-from sockactd.worker.http_handler import HttpHandler
-from sockactd.worker.uwsgi_handler import UwsgiHandler
-
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
@@ -110,14 +107,10 @@ def movable(handler: Handler) -> bool:
     """True when nothing was read from this connection since its last response (or ever).
 
     Its next request, if any, is still wholly in the kernel: another worker can take
-    the socket and parse from the first byte.
+    the socket and parse from the first byte. Each protocol's handler says when that is
+    (`ConnectionHandler.movable`); the lobby names no protocol.
     """
-    if type(handler) is HttpHandler:
-        parser = handler.parser
-        return not parser.in_request and not parser.finished and not parser.events
-    if type(handler) is UwsgiHandler:  # one request per connection: unread until its first read
-        return handler.parser is None and not handler.remainder
-    return False
+    return handler.movable()
 
 
 _kept: dict[int, Lobby] = {}  # the master's: generation -> its lobby, the newest two

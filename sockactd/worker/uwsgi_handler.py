@@ -62,6 +62,10 @@ class UwsgiHandler(ConnectionHandler):
         self.parser: UwsgiRequestParser | None = None
         self.remainder = b""
 
+    def movable(self) -> bool:
+        # One request per connection: it may move only until its first read.
+        return self.parser is None and not self.remainder
+
     def on_bytes(self, data: bytes) -> Next:
         try:
             head = self._head(data)

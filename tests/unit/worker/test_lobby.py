@@ -25,6 +25,7 @@ from sockactd.worker.http_handler import HttpHandler
 from sockactd.worker.lobby import Lobby, movable
 from sockactd.worker.serve import Links, _Server
 from sockactd.worker.threads import HandlerThreads
+from sockactd.worker.uwsgi_handler import UwsgiHandler
 from sockactd.worker.watcher import Watcher
 from tests.integration.serve_child import listening_socket
 from tests.unit.worker.wire import ScriptedChannel
@@ -188,6 +189,24 @@ def test_movable_means_nothing_read_since_the_last_response(
     handler = _handler(arrived)
     channel = handler.channel
     assert isinstance(channel, ScriptedChannel)
+    if channel.deliver():
+        handler.on_readable()
+    assert movable(handler) is expected
+
+
+@pytest.mark.parametrize(
+    ("arrived", "expected"),
+    [
+        ([], True),  # fresh: its one request is still in the kernel
+        ([bytes((0, 40, 0, 0)) + b"\x04\x00"], False),  # half a packet head read
+    ],
+)
+def test_a_uwsgi_connection_is_movable_only_before_its_first_read(
+    arrived: list[bytes], expected: bool
+) -> None:
+    channel = ScriptedChannel(arrived)
+    ctx = Context(hello, Config(), Board.create())
+    handler = UwsgiHandler(ctx, channel, {})  # type: ignore[arg-type]
     if channel.deliver():
         handler.on_readable()
     assert movable(handler) is expected
