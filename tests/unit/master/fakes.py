@@ -1,12 +1,14 @@
 """A fake kernel and spawner: the master's pool and reload strategies without fork.
 
-The test decides what the world did (which worker became ready, which died);
-the fake records what the code asked for (spawns, signals).
+The test decides what the world did (which worker became ready, which died, when a
+spawned process such as the standard reload's pre-flight exits and what it printed);
+the fake records what the code asked for (spawns, signals, execve).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,25 +18,45 @@ from sockactd.pool import Worker, WorkerPool
 from sockactd.worker.board import Board
 
 
+@dataclass(frozen=True)
+class Spawned:
+    """One Kernel.spawn call: what ran, where, with which environment, output to which fd."""
+
+    pid: int
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    output: int
+
+
 @dataclass
 class FakeKernel:
     next_pid: int = 1000
     now: float = 100.0
     sent: list[tuple[int, signal.Signals]] = field(default_factory=list)
     exited: dict[int, int] = field(default_factory=dict)
-    spawned: list[tuple[int, list[str]]] = field(default_factory=list)  # pid, argv
-    execs: list[list[str]] = field(default_factory=list)
+    spawned: list[Spawned] = field(default_factory=list)
+    execs: list[tuple[list[str], dict[str, str]]] = field(default_factory=list)  # argv, env
+    # A spawned process's "pidfd": the read end of a pipe whose write end closes when it exits.
+    _exit_pipes: dict[int, int] = field(default_factory=dict)
 
     def fork(self) -> int:
         self.next_pid += 1
         return self.next_pid
 
     def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: str, output: int) -> int:
-        self.spawned.append((self.fork(), list(argv)))
+        self.spawned.append(Spawned(self.fork(), list(argv), dict(env), cwd, output))
         return self.next_pid
 
+    def exit_spawned(self, pid: int, status: int, output: bytes = b"") -> None:
+        """Spawned process `pid` writes `output` and ends with wait status `status`."""
+        (spawned,) = [s for s in self.spawned if s.pid == pid]
+        os.write(spawned.output, output)
+        self.exited[pid] = status
+        os.close(self._exit_pipes.pop(pid))  # its pidfd turns readable
+
     def execve(self, path: str, argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
-        self.execs.append(list(argv))
+        self.execs.append((list(argv), dict(env)))
         raise OSError(errno.ENOSYS, "the fake kernel does not exec")  # as a failed execve
 
     def kill(self, pid: int, sig: signal.Signals) -> None:
@@ -44,7 +66,11 @@ class FakeKernel:
         return self.exited.pop(pid, None)
 
     def pidfd_open(self, pid: int) -> int | None:
-        return None
+        """None for a forked worker (the pool watches none); a pipe for a spawned process."""
+        if all(s.pid != pid for s in self.spawned):
+            return None
+        read_end, self._exit_pipes[pid] = os.pipe()
+        return read_end
 
     def monotonic(self) -> float:
         return self.now
