@@ -60,6 +60,18 @@ def test_a_mode_has_man_page_entries(mode: ReloadMode) -> None:
     assert re.search(rf"^\.SS {mode.value}$", _roff_section("sockactd-reload.7", "MODES"), re.M)
 
 
+# A `--mode` followed by its choices, as roff writes them by hand: `.RB [ \-\-mode` then
+# `.BR standard | workers | chain ]`, `.BR \-\-mode " " standard | ...`, `[\-\-mode a|b|c]`.
+_MODE_LIST = re.compile(r'--mode(?:\s|"|\.BR)*([a-z]+(?:\s*\|\s*[a-z]+)+)')
+
+
+@pytest.mark.parametrize(("page", "count"), [("sockactctl.8", 2), ("sockactd-reload.7", 1)])
+def test_the_hand_written_mode_lists_name_every_mode(page: str, count: int) -> None:
+    text = (MAN / page).read_text(encoding="utf-8").replace("\\-", "-")
+    lists = [re.split(r"\s*\|\s*", found) for found in _MODE_LIST.findall(text)]
+    assert lists == [list(ReloadMode.names())] * count, f"{page}: each --mode list names every mode"
+
+
 @pytest.mark.parametrize("mode", MODES, ids=str)
 def test_a_mode_has_a_control_protocol_name(mode: ReloadMode) -> None:
     line = f'{{"cmd": "reload", "mode": "{mode.value}"}}'.encode()
