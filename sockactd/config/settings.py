@@ -536,7 +536,10 @@ SETTINGS: Final[tuple[Setting, ...]] = (
         metavar="N",
         doc="Most connections one worker keeps parked (waiting for a request head, or "
         "idle between keep-alive requests). A worker at this cap, or out of file "
-        "descriptors, closes its oldest idle connection to make room for the next one.",
+        "descriptors, makes room for the next one by closing the connection that has "
+        "waited longest for its first answer, or else the keep-alive connection idle "
+        "longest once idle for half of keepalive-timeout; when none may go, it stops "
+        "accepting for a moment and new connections wait in the accept queue.",
     ),
     Setting(
         "trusted-proxies",

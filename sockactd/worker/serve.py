@@ -76,7 +76,7 @@ from collections import deque
 from sockactd.log import get_logger
 from sockactd.osapi import csignal
 from sockactd.protocols.wsgi import wsgi_keys
-from sockactd.worker.admission import EXHAUSTED, AcceptPause
+from sockactd.worker.admission import EXHAUSTED, AcceptPause, RoomOrder
 from sockactd.worker.channel import Channel
 from sockactd.worker.connection import Context, Next
 from sockactd.worker.handlers import handler_for
@@ -120,8 +120,6 @@ _IDLE_GRACE: Final = 1.0
 # looks every _WATCH_PERIOD. Worst case from its request to an idle worker: about the sum.
 _HAND_OVER_DELAY: Final = 0.05
 _WATCH_PERIOD: Final = 0.025
-# Making room skips at most this many parked connections whose next request has arrived.
-_ROOM_TRIES: Final = 8
 
 
 class Links:
@@ -257,6 +255,7 @@ class _Server:
         self._close_idle_at: float | None = None
         self.cap = config.worker_connections
         self.pause = AcceptPause()
+        self.room = RoomOrder(config.keepalive_timeout)
         # threads == 1: readable connections not served yet, oldest first; `queued` their fds
         self.ready: deque[Handler] = deque()
         self.queued: set[int] = set()
@@ -369,6 +368,8 @@ class _Server:
         # new fd is blocking, as Channel wants (it passes MSG_DONTWAIT). The connection
         # is a bare _socket.socket: socket.socket's Python __init__ and close() wrappers
         # cost time on every request and add nothing a worker uses.
+        if len(self.conns) >= self.cap and not self._room_at_the_cap():
+            return  # accepts pause: it waits in the accept queue, or another worker takes it
         try:
             fd, address = port.sock._accept()  # type: ignore[attr-defined]
         except BlockingIOError:
@@ -384,10 +385,9 @@ class _Server:
         channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
         handler = port.factory(self.ctx, channel, port.base)
         if self.pool is not None:
-            if len(self.conns) >= self.cap:
-                self._make_room()
             self.conns[channel.fd] = handler
             self.epoll.register(channel.fd, _ONESHOT)
+            self.room.parked_new(handler)
             return True
         return self._step_inline(handler, registered=False)
 
@@ -437,11 +437,10 @@ class _Server:
             serving.acquire()
         if outcome is _PARK and not (self.stopping and handler.between_requests()):
             if not registered:
-                if len(self.conns) >= self.cap:
-                    self._make_room()
                 fd = handler.channel.fd
                 self.conns[fd] = handler
                 self.epoll.register(fd, _IN)
+                self.room.parked_new(handler)
             return True
         self.close_conn(handler, registered)
         return False
@@ -456,6 +455,7 @@ class _Server:
     def close_conn(self, handler: Handler, registered: bool = True) -> None:
         fd = handler.channel.fd
         if registered and self.conns.pop(fd, None) is not None:
+            self.room.closed(fd)
             try:
                 self.epoll.unregister(fd)
             except OSError:
@@ -509,6 +509,8 @@ class _Server:
             os.close(fd)  # cannot come from a worker of this generation
             return True
         port = self.port_list[index]
+        if len(self.conns) >= self.cap:
+            self._room_at_the_cap()  # ours already: it parks here even when none may go
         sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         try:
             address = sock.getpeername()
@@ -548,7 +550,7 @@ class _Server:
         if exc.errno not in EXHAUSTED:
             log.debug("accept failed: %s", exc)  # ECONNABORTED and the like: one client's
             return
-        self._close_oldest_idle()
+        self._make_room()
         self.pause.exhausted(exc, time.monotonic(), len(self.conns))
         self._unregister_listeners()
 
@@ -569,45 +571,44 @@ class _Server:
             except OSError:
                 pass
 
-    def _make_room(self) -> None:
-        """At worker-connections: the oldest idle connection goes, so a new one can park."""
-        self._close_oldest_idle()
-        self.pause.say(
-            "cap",
-            time.monotonic(),
-            "worker %d holds worker-connections=%d parked connections: closing the oldest",
-            os.getpid(),
-            self.cap,
-        )
+    def _room_at_the_cap(self) -> bool:
+        """At worker-connections: make room for one more, or pause accepts (False)."""
+        if self._make_room():
+            self.pause.say(
+                "cap",
+                time.monotonic(),
+                "worker %d holds worker-connections=%d parked connections: closing one "
+                "that waited for its first request, or a keep-alive one idle longest",
+                os.getpid(),
+                self.cap,
+            )
+            return True
+        self.pause.full(time.monotonic(), len(self.conns))
+        self._unregister_listeners()
+        return False
 
-    def _close_oldest_idle(self) -> None:
-        """Close the connection parked longest -- unless its next request has arrived.
+    def _make_room(self) -> bool:
+        """Close the parked connection admission.py's order names (False: none may go).
 
-        A request waiting unread is owed an answer (as in `_sweep`): the next oldest goes
-        instead, up to `_ROOM_TRIES` of them; failing that, none.
+        With threads the choice and the close happen under the pool's lock: handler
+        threads park and close connections, changing the tables the order reads.
         """
-        busy = self.pool.busy if self.pool is not None else self.queued
-        owed: set[int] = set()
-        oldest: Handler | None = None
-        while len(owed) < _ROOM_TRIES:
-            oldest = None
-            for handler in list(self.conns.values()):
-                fd = handler.channel.fd
-                if (oldest is None or handler.parked_at < oldest.parked_at) and (
-                    fd not in busy and fd not in owed
-                ):
-                    oldest = handler
-            if oldest is None or not _bytes_waiting(oldest):
-                break
-            owed.add(oldest.channel.fd)
-            oldest = None
-        if oldest is None:
-            return
-        log.debug("closing the oldest idle connection, from %s", oldest.channel.peer[0])
-        if self.pool is not None:
-            self.pool.close_parked(oldest, self.close_conn)
-        else:
-            self.close_conn(oldest)
+        pool = self.pool
+        if pool is None:
+            return self._close_for_room(self.queued)
+        with pool.lock:
+            return self._close_for_room(pool.busy)
+
+    def _close_for_room(self, busy: set[int]) -> bool:
+        def kept(handler: Handler) -> bool:
+            return handler.channel.fd in busy or _bytes_waiting(handler)
+
+        chosen = self.room.pick(self.conns, time.monotonic(), kept)
+        if chosen is None:
+            return False
+        log.debug("closing a parked connection to make room, from %s", chosen.channel.peer[0])
+        self.close_conn(chosen)
+        return True
 
     # --- timeouts and stop -------------------------------------------------------------------
     def _sweep(self, now: float) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import os
 import resource
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -91,6 +92,53 @@ def test_a_flood_past_the_fd_limit_neither_crashes_nor_spins(
         srv.stop()
 
 
+def test_a_client_it_holds_keeps_being_served_past_the_fd_limit(
+    tmp_path: Path, many_fds: None
+) -> None:
+    """The flood costs the flood: an active keep-alive client keeps its connection and answers.
+
+    One worker, so the client and the flood share it. The flood sends nothing, so the
+    kernel hands it to the worker a second late (TCP_DEFER_ACCEPT) and all at once, while
+    the client waits for the worker to say it ran out of fds: every flood connection has
+    then been parked for less time than the client's connection, which has been answered
+    though. The client keeps asking while the worker makes room, three times, by closing
+    flood connections: every answer comes, on the connection it had from the start.
+    """
+    port = free_port()
+    srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", "--header-timeout", "60",
+                            "--processes", "1", APP])  # fmt: skip
+    srv.fd_limit = (LIMIT, LIMIT)
+    srv.start()
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    flood: list[socket.socket] = []
+    try:
+        log_size = len(srv.log())
+        assert _answer_on(client) == 200
+        while len(flood) < FLOOD:
+            flood += [socket.create_connection(("127.0.0.1", port), 10) for _ in range(50)]
+            assert _answer_on(client) == 200
+        wait_until(lambda: "accept" in srv.log()[log_size:], 10, "the worker to run out of fds")
+        closed = select.poll()  # a flood connection the worker closed reads as end of stream
+        for sock in flood:
+            closed.register(sock, select.POLLIN)
+
+        def answered_while_room_was_made() -> bool:
+            assert _answer_on(client) == 200
+            return len(closed.poll(0)) >= 3
+
+        wait_until(answered_while_room_was_made, 30, "the worker to close three of the flood")
+    finally:
+        client.close()
+        for sock in flood:
+            sock.close()
+        srv.stop()
+
+
+def _answer_on(sock: socket.socket) -> int:
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    return _answer(sock)[0]
+
+
 def test_the_oldest_idle_connection_makes_room_at_the_cap() -> None:
     with serving(hello.app, worker_connections=3) as served_:
         port = served_.port
@@ -110,6 +158,33 @@ def test_the_oldest_idle_connection_makes_room_at_the_cap() -> None:
             for sock in conns:
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+def test_at_the_cap_clients_in_use_keep_their_connections_and_the_new_one_waits() -> None:
+    """At worker-connections with every parked connection answered and in use, none goes.
+
+    Closing A, parked longest, would race its client's next request. C waits in the
+    accept queue instead while A and B are served, and is answered once A has left.
+    """
+    with serving(hello.app, worker_connections=2, keepalive_timeout=60) as served_:
+        port = served_.port
+        with contextlib.ExitStack() as stack:
+
+            def connect() -> socket.socket:
+                return stack.enter_context(socket.create_connection(("127.0.0.1", port), 10))
+
+            a, b = connect(), connect()
+            assert _answer_on(a) == 200
+            assert _answer_on(b) == 200
+            c = connect()
+            c.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            for _ in range(3):
+                assert _answer_on(a) == 200
+                assert _answer_on(b) == 200
+            assert select.select([c], [], [], 0)[0] == []  # not answered: not accepted yet
+            a.close()
+            assert _answer(c) == (200, b"Hello, world!\n")
+            assert _answer_on(b) == 200
 
 
 def soft_fd_limit(pid: int) -> int:
