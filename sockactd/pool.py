@@ -70,7 +70,6 @@ class Worker:
     replacing: Worker | None = None  # set on a replacement spawned for max-requests
     recycling: bool = False  # a replacement for this worker is booting
     accepting: bool = False  # READY seen, and no DRAINING frame since
-    retired_at: float | None = None
     number: int = 0  # 1..N among active workers, like uWSGI's worker id (a replacement reuses it)
     exit_reason: ExitReason | None = None  # set by whoever decided this worker goes
     ready_at: float | None = None
@@ -155,8 +154,7 @@ class WorkerPool:
             return
         worker.state = WorkerState.DRAINING
         worker.ready_deadline = None
-        worker.retired_at = self.kernel.monotonic()
-        worker.kill_deadline = worker.retired_at + mercy
+        worker.kill_deadline = self.kernel.monotonic() + mercy
         self.kernel.kill(worker.pid, signal.SIGTERM)
 
     def kill(self, worker: Worker, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -217,16 +215,15 @@ class WorkerPool:
     def booting(self, generation: int | None = None) -> list[Worker]:
         return self.in_state(WorkerState.BOOTING, generation)
 
-    def still_accepting(self, grace: float) -> list[Worker]:
-        """Retired workers that have not confirmed they stopped accepting (within `grace`)."""
-        now = self.kernel.monotonic()
+    def still_accepting(self) -> list[Worker]:
+        """Retired workers that have neither confirmed they stopped accepting nor exited.
+
+        No timeout makes one count as stopped: a worker busy in a request, or hung, could
+        accept again. One that never confirms is killed at its kill deadline
+        (worker-reload-mercy) and leaves this list when it is reaped.
+        """
         return [
-            w
-            for w in self._workers.values()
-            if w.state is WorkerState.DRAINING
-            and w.accepting
-            and w.retired_at is not None
-            and now - w.retired_at < grace
+            w for w in self._workers.values() if w.state is WorkerState.DRAINING and w.accepting
         ]
 
     def active(self) -> list[Worker]:

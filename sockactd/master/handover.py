@@ -4,8 +4,9 @@ Same PID (systemd's MainPID never changes), so the old workers stay our
 children and the listening sockets stay open. The old image writes a `Handover`
 record into the environment variable HANDOVER_ENV (JSON): the serving
 generation, each worker's pid, generation, state, status-pipe fd and board fd,
-the control socket and the connections waiting for this reload's outcome,
-queued reload modes, the master's start time and its tally.
+whether it may still accept (no D frame read yet) and its kill deadline, the
+control socket and the connections waiting for this reload's outcome, queued
+reload modes, the master's start time and its tally.
 The listeners travel the systemd way (LISTEN_FDS/LISTEN_PID = our own PID).
 Only fds named here lose FD_CLOEXEC; everything else closes at execve.
 
@@ -51,16 +52,20 @@ class WorkerRecord:
     status_fd: int
     board_fd: int
     started: float  # monotonic clocks survive execve (same boot), so ages stay right
+    accepting: bool = False  # no D frame read yet: a reload waits for it (reloads.py, Rule 3)
+    kill_deadline: float | None = None  # a retired worker's mercy runs on in the new image
 
     @classmethod
     def of(cls, worker: Worker) -> WorkerRecord:
         return cls(worker.pid, worker.generation, worker.state, worker.status_fd,
-                   worker.board.fd, worker.started)  # fmt: skip
+                   worker.board.fd, worker.started, worker.accepting,
+                   worker.kill_deadline)  # fmt: skip
 
     def to_worker(self) -> Worker:
         board = Board(self.board_fd)
         return Worker(pid=self.pid, generation=self.generation, status_fd=self.status_fd,
-                      board=board, started=self.started, state=self.state)  # fmt: skip
+                      board=board, started=self.started, state=self.state,
+                      accepting=self.accepting, kill_deadline=self.kill_deadline)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +109,8 @@ class Handover:
             "queued": [mode.value for mode in self.queued],
             "workers": [
                 {"pid": w.pid, "generation": w.generation, "state": w.state.value,
-                 "status_fd": w.status_fd, "board_fd": w.board_fd, "started": w.started}
+                 "status_fd": w.status_fd, "board_fd": w.board_fd, "started": w.started,
+                 "accepting": w.accepting, "kill_deadline": w.kill_deadline}
                 for w in self.workers
             ],
             "tally": dict(self.tally),
@@ -121,6 +127,10 @@ class Handover:
                 status_fd=record["status_fd"],
                 board_fd=record["board_fd"],
                 started=record["started"],
+                # An image before these fields: a serving worker accepts; a draining
+                # one counts as that image last counted it, without a deadline.
+                accepting=record.get("accepting", record["state"] == WorkerState.SERVING.value),
+                kill_deadline=record.get("kill_deadline"),
             )
             for record in state["workers"]
         )

@@ -55,7 +55,7 @@ from sockactd.master.phase import (
 from sockactd.master.procinfo import rss
 from sockactd.master.reconfig import Reconfigure, apply_process_settings
 from sockactd.master.recycle import Recycler
-from sockactd.master.reloads import DRAIN_ACK_GRACE, Reloads
+from sockactd.master.reloads import Reloads
 from sockactd.master.signals import SIGNAL_ACTIONS, Reload, Scale, SignalInbox, Stop
 from sockactd.master.status import status_data, status_line
 from sockactd.master.tally import Tally
@@ -274,8 +274,6 @@ class Master:
             deadlines.append(self._next_watchdog)
         for worker in self.pool:
             deadlines += [d for d in (worker.ready_deadline, worker.kill_deadline) if d]
-            if worker.accepting and worker.retired_at is not None:
-                deadlines.append(worker.retired_at + DRAIN_ACK_GRACE)
         if self._stop_deadline:
             deadlines.append(self._stop_deadline)
         deadlines.append(self.reloads.next_deadline() or now + STEADY_TICK)

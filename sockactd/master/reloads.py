@@ -7,8 +7,11 @@ Rule 1: reloads never run concurrently. A request that arrives while one
 Rule 2: systemd hears RELOADING=1 (with MONOTONIC_USEC) when a reload starts
         and READY=1 when it ends, success or failure -- otherwise it would hang
         in "reloading".
-Rule 3: a reload is done only when the retired workers confirmed they stopped
-        accepting: from then on every new connection reaches the new generation.
+Rule 3: a reload is done only when every retired worker confirmed it stopped
+        accepting (its D frame) or has exited: from then on every new connection
+        reaches the new generation. No timer stands in for that: a retired worker
+        that never confirms is killed at worker-reload-mercy (health.py), and the
+        reload is done once it has been reaped.
 
 This module also is the `ReloadHost` the strategies use: the standard reload's
 pre-flight process (`sockactd --check` with our arguments, watched through a
@@ -61,8 +64,6 @@ if TYPE_CHECKING:
 __all__ = ["Announcer", "PendingReload", "ReloadResult", "Reloads", "Verdict", "Waiter"]
 
 log = get_logger(__name__)
-
-DRAIN_ACK_GRACE = 2.0  # longest wait for retired workers to confirm they stopped accepting
 
 
 class Verdict(enum.Enum):
@@ -222,8 +223,8 @@ class Reloads:
             return
         pool = self.pool
         ok = strategy.outcome is Outcome.DONE
-        if ok and pool.still_accepting(DRAIN_ACK_GRACE):
-            return  # Rule 3; a worker busy in one long request cannot accept, hence the bound
+        if ok and pool.still_accepting():
+            return  # Rule 3
         current = self.current
         assert current is not None  # set together with the strategy
         mode = current.mode
@@ -265,7 +266,13 @@ class Reloads:
                 waiter(ReloadResult(item.mode, Verdict.DROPPED, message, generation))
 
     def progress(self) -> str | None:
-        return self.strategy.progress(self.pool) if self.strategy else None
+        strategy, current = self.strategy, self.current
+        if strategy is None or current is None:
+            return None
+        waiting = len(self.pool.still_accepting()) if strategy.outcome is Outcome.DONE else 0
+        if waiting:  # Rule 3
+            return f"{current.mode} reload: waiting for {waiting} retired workers to stop accepting"
+        return strategy.progress(self.pool)
 
     def running_mode(self) -> ReloadMode | None:
         """The mode of the reload that runs now (None: none runs)."""

@@ -42,10 +42,13 @@ def deploy(
     os.replace(tmp, site / "site_app.py")
 
 
-def start_site(tmp_path: Path, *extra: str, lazy: bool = True) -> tuple[Server, int, Path]:
+def start_site(
+    tmp_path: Path, *extra: str, lazy: bool = True, app_extra: str | None = None
+) -> tuple[Server, int, Path]:
+    """Serve v1 of the site (with `app_extra` appended to its module) on a free port."""
     site = tmp_path / "site"
     site.mkdir()
-    shutil.copy(ROOT / "tests" / "apps" / "site_app.py", site / "site_app.py")
+    deploy(site, version="v1", broken=app_extra)
     port = free_port()
     args = [
         "--http-socket",
@@ -152,6 +155,38 @@ def test_standard_reload_whose_check_hangs_at_import_is_aborted_by_ready_timeout
         assert srv.ctl("reload", "--mode", "standard", "--wait").returncode == 0, srv.log()
         assert {v for _, v in answers(port)} == {"v3"}
         assert srv.pid == master
+    finally:
+        srv.stop()
+
+
+# Appended to v1: its workers block SIGTERM, so they never confirm that they stopped
+# accepting -- as a hung worker, or one starved of CPU for longer than any timer.
+_NEVER_TAKES_SIGTERM = """
+import signal as _signal
+if os.environ.get("SOCKACTD_GENERATION") == "1":
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, {_signal.SIGTERM})
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reload_is_done_only_when_no_old_worker_can_accept(tmp_path: Path, mode: str) -> None:
+    """`reload --wait` returned while a retired worker still accepted and answered v1.
+
+    Done used to mean "SIGTERM sent and confirmed, or 2 s passed" (workers, chain), and
+    at once after a standard reload, whose new image took the adopted workers for
+    ones that had stopped accepting. A retired worker that never confirms is now
+    killed after worker-reload-mercy, and the reload is done once it has exited.
+    """
+    srv, port, site = start_site(tmp_path, "--worker-reload-mercy", "5",
+                                 app_extra=_NEVER_TAKES_SIGTERM)  # fmt: skip
+    try:
+        old = [int(w["pid"]) for w in srv.status()["workers"]]  # type: ignore[attr-defined]
+        deploy(site, version="v2")
+        result = srv.ctl("reload", "--mode", mode, "--wait")
+        assert result.returncode == 0, result.stderr + srv.log()
+        assert answers(port) == {(2, "v2")}
+        assert [pid for pid in old if Path(f"/proc/{pid}").exists()] == [], srv.log()
+        assert "after its mercy; killing it" in srv.log()
     finally:
         srv.stop()
 

@@ -19,8 +19,8 @@ def record(**changes: object) -> Handover:
     values: dict[str, object] = {
         "generation": 7,
         "workers": (
-            WorkerRecord(1001, 7, WorkerState.SERVING, 10, 11, 123.5),
-            WorkerRecord(1002, 6, WorkerState.DRAINING, 12, 13, 99.0),
+            WorkerRecord(1001, 7, WorkerState.SERVING, 10, 11, 123.5, accepting=True),
+            WorkerRecord(1002, 6, WorkerState.DRAINING, 12, 13, 99.0, True, kill_deadline=159.0),
         ),
         "control_fd": 5,
         "waiting_fds": (20, 21),
@@ -63,13 +63,26 @@ def test_a_worker_record_becomes_the_same_worker_in_the_new_image(board: Board) 
     from sockactd.pool import Worker
 
     worker = Worker(pid=1001, generation=3, status_fd=9, board=board, started=42.0)
-    worker.state = WorkerState.SERVING
+    worker.state, worker.accepting, worker.kill_deadline = WorkerState.DRAINING, True, 102.0
     again = WorkerRecord.of(worker).to_worker()
     assert (again.pid, again.generation, again.state, again.status_fd, again.started) == (
-        1001, 3, WorkerState.SERVING, 9, 42.0,
+        1001, 3, WorkerState.DRAINING, 9, 42.0,
     )  # fmt: skip
+    # Retired but its D frame not read yet: the reload waits for it, and its mercy still holds.
+    assert (again.accepting, again.kill_deadline) == (True, 102.0)
     assert again.board.fd == board.fd
     again.board._map.close()  # the fixture closes the fd
+
+
+def test_a_record_from_an_image_that_did_not_say_whether_a_worker_accepts() -> None:
+    data = json.loads(record().to_json())
+    for worker in data["workers"]:
+        del worker["accepting"], worker["kill_deadline"]
+    older = Handover.from_json(json.dumps(data))
+    assert [(w.state, w.accepting, w.kill_deadline) for w in older.workers] == [
+        (WorkerState.SERVING, True, None),  # a serving worker accepts
+        (WorkerState.DRAINING, False, None),  # as that image counted it
+    ]
 
 
 def test_take_handover_reads_and_removes_the_variable_and_makes_fds_close_on_exec() -> None:

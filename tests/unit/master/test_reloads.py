@@ -11,15 +11,20 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+import pytest
+
 from sockactd.config.load import load_config
 from sockactd.config.model import Config
+from sockactd.master.handover import Handover, WorkerRecord
+from sockactd.master.health import Health
 from sockactd.master.loop import Loop
 from sockactd.master.phase import AllReady, Phase, PhaseTracker, StopRequested
 from sockactd.master.reconfig import Reconfigure
-from sockactd.master.reloads import DRAIN_ACK_GRACE, ReloadResult, Reloads, Verdict
+from sockactd.master.reloads import ReloadResult, Reloads, Verdict
 from sockactd.master.tally import Tally
 from sockactd.modes import ReloadMode
-from sockactd.pool import WorkerPool, WorkerState
+from sockactd.pool import Worker, WorkerPool, WorkerState
+from sockactd.worker.board import Board
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
 LAZY = ["--lazy-apps", "app:application"]
@@ -103,18 +108,84 @@ def test_a_reload_that_succeeds_tells_its_waiter_and_systemd() -> None:
     assert w.tally.reloads[ReloadMode.WORKERS, "done"] == 1
 
 
-def test_done_waits_until_retired_workers_stop_accepting_or_the_grace_passes() -> None:
+def test_done_waits_until_every_retired_worker_stopped_accepting_or_exited() -> None:
     w = wing()
     heard: list[ReloadResult] = []
     w.reloads.request(ReloadMode.WORKERS, heard.append)
     for worker in w.pool.booting():
         w.pool.mark_ready(worker)
         w.reloads.on_ready(worker)
-    assert len(w.pool.in_state(WorkerState.DRAINING)) == 2
+    said, gone = w.pool.in_state(WorkerState.DRAINING)
     assert heard == []  # the old generation may still accept a connection
-    w.kernel.now += DRAIN_ACK_GRACE
+    w.kernel.now += 30.0  # no time makes an unconfirmed worker count as stopped
     w.reloads.settle()
+    assert heard == []
+    assert w.reloads.progress() == "workers reload: waiting for 2 retired workers to stop accepting"
+    said.accepting = False  # its D frame
+    w.reloads.settle()
+    assert heard == []
+    exit_worker(w.pool, w.kernel, gone)
+    w.reloads.on_exit(gone)
     assert [r.verdict for r in heard] == [Verdict.DONE]
+
+
+@pytest.mark.parametrize("mode", [ReloadMode.WORKERS, ReloadMode.CHAIN])
+def test_a_retired_worker_that_never_confirms_is_killed_at_its_mercy_then_the_reload_is_done(
+    mode: ReloadMode,
+) -> None:
+    w = wing([*LAZY, "--worker-reload-mercy", "5"])
+    health = Health(w.pool, w.phase, w.kernel.monotonic, lambda: load_config(LAZY, {}),
+                    lambda: True, lambda: True)  # fmt: skip
+    heard: list[ReloadResult] = []
+    old = w.pool.serving()
+    w.reloads.request(mode, heard.append)
+    while booting := w.pool.booting():
+        for worker in booting:
+            w.pool.mark_ready(worker)
+            w.reloads.on_ready(worker)
+    assert all(worker.state is WorkerState.DRAINING for worker in old)
+    w.kernel.now += 4.9
+    health.check_deadlines(w.kernel.now)
+    w.reloads.settle()
+    assert heard == [] and all(signals_to(w.kernel, worker) == [signal.SIGTERM] for worker in old)
+    w.kernel.now += 0.1  # worker-reload-mercy after the last one was retired
+    health.check_deadlines(w.kernel.now)
+    assert all(signals_to(w.kernel, worker)[-1] is signal.SIGKILL for worker in old)
+    assert heard == []  # killed is not gone: it could still accept until it has exited
+    for worker in old:
+        exit_worker(w.pool, w.kernel, worker, status=-signal.SIGKILL)
+        w.reloads.on_exit(worker)
+    assert [r.verdict for r in heard] == [Verdict.DONE]
+
+
+def test_a_standard_reload_is_done_only_when_the_workers_it_adopted_stopped_accepting() -> None:
+    """The new image learns the old workers from the hand-over record: they still accept."""
+    w = wing(size=0)
+    w.pool.size = 2
+    w.phase.current = Phase.STARTING  # a new image
+    previous = [
+        Worker(pid=w.kernel.fork(), generation=1, status_fd=-1, board=Board.create(),
+               started=w.kernel.now)
+        for _ in range(2)
+    ]  # fmt: skip
+    for worker in previous:  # served in the previous image
+        worker.state, worker.accepting = WorkerState.SERVING, True
+    record = Handover(1, tuple(WorkerRecord.of(worker) for worker in previous), None, (), (),
+                      0.0, {})  # fmt: skip
+    for adopted in Handover.from_json(record.to_json()).workers:
+        w.pool.adopt(adopted.to_worker())
+    heard: list[ReloadResult] = []
+    w.reloads.resume_standard([heard.append], [])
+    for worker in w.pool.booting():
+        w.pool.mark_ready(worker)
+        w.reloads.on_ready(worker)
+    old = w.pool.in_state(WorkerState.DRAINING)
+    assert [worker.pid for worker in old] == [worker.pid for worker in previous]
+    assert heard == []  # SIGTERM sent, not yet taken: they may still accept
+    for worker in old:
+        worker.accepting = False  # its D frame
+    w.reloads.settle()
+    assert [(r.mode, r.verdict) for r in heard] == [(ReloadMode.STANDARD, Verdict.DONE)]
 
 
 def test_requests_during_a_reload_queue_and_merge_by_mode() -> None:
