@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/cold_start.py [--runs 21] [--deb FILE] [--write]
     .venv/bin/python bench/cold_start.py --build-deb FILE      # build HEAD's .deb, then exit
+    .venv/bin/python bench/cold_start.py --httptools LABEL=DIR  # one more venv row, below
 
 Issue 17's target: both install layouts start at or below uWSGI on an idle machine.
 One run: `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http <server>`, then the
@@ -33,6 +34,14 @@ The layouts:
         compiled, in a virtualenv of its own on .venv's packages (httptools from
         PyPI), started through packaging/bin/sockactd (common.pin_sockactd).
   uwsgi Debian's uWSGI with its python3 plugin, `--protocol http` on systemd's fd.
+  venv-debian-httptools
+        the venv above with Debian's python3-httptools (0.1.1 on bookworm) ahead of
+        .venv's on its path (PYTHONPATH names a directory holding only a link to it):
+        it differs from `venv` in the httptools build alone and from `deb` in the
+        install layout alone, so it says which of the two makes the venv slower.
+        Only where /usr/lib/python3/dist-packages/httptools exists.
+  --httptools LABEL=DIR adds the same row for the httptools package in DIR/httptools
+        (say, a patched build), labelled LABEL.
 `--write` replaces the `cold-start` section of bench/RESULTS.md.
 """
 
@@ -57,7 +66,8 @@ from bench.throughput import first_byte_seconds
 
 MODULE = "hello:app"
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"  # pybuild must use Debian's python3 (Makefile)
-LAYOUTS = ("deb", "venv", "uwsgi")
+LAYOUTS = ("deb", "venv", "uwsgi", "venv-debian-httptools")
+DEBIAN_HTTPTOOLS = Path("/usr/lib/python3/dist-packages/httptools")
 
 
 def build_deb(target: Path, ref: str = "HEAD") -> Path:
@@ -100,8 +110,12 @@ def unpack_deb(deb: Path, root: Path) -> Path:
     return launcher
 
 
-def servers(launcher: Path, tmp: Path) -> dict[str, common.Server]:
-    """The three command lines (no bind address: the socket comes from systemd)."""
+def servers(launcher: Path, tmp: Path, httptools: dict[str, Path]) -> dict[str, common.Server]:
+    """The command lines (no bind address: the socket comes from systemd).
+
+    `httptools`: layout name -> an httptools package directory the venv's row takes
+    instead of its own.
+    """
     control = tmp / "control.sock"
     common.use_sockactd_command([str(launcher)])
     site = launcher.parent.parent / "lib" / "python3" / "dist-packages"
@@ -111,7 +125,14 @@ def servers(launcher: Path, tmp: Path) -> dict[str, common.Server]:
     common.use_sockactd_command([])  # back to the pinned virtualenv
     venv = dataclasses.replace(common.sockactd(MODULE, control=control), name="venv")
     uwsgi = common.uwsgi(MODULE, activated=True)
-    return {"deb": deb, "venv": venv, "uwsgi": uwsgi}
+    chosen = {"deb": deb, "venv": venv, "uwsgi": uwsgi}
+    for name, package in httptools.items():
+        shim = tmp / f"path-{name}"  # the package alone: nothing else of its directory
+        shim.mkdir()
+        (shim / "httptools").symlink_to(package.resolve())
+        env = (*venv.env, ("PYTHONPATH", str(shim)))
+        chosen[name] = dataclasses.replace(venv, name=name, env=env)
+    return chosen
 
 
 def measure(chosen: dict[str, common.Server], runs: int, tmp: Path) -> dict[str, list[float]]:
@@ -127,7 +148,11 @@ def measure(chosen: dict[str, common.Server], runs: int, tmp: Path) -> dict[str,
 
 
 def render(
-    found: dict[str, list[float]], chosen: dict[str, common.Server], deb_note: str, runs: int
+    found: dict[str, list[float]],
+    chosen: dict[str, common.Server],
+    httptools: dict[str, Path],
+    deb_note: str,
+    runs: int,
 ) -> str:
     uwsgi = statistics.median(found["uwsgi"]) if found.get("uwsgi") else None
     header = ["server", "median ms", "quartiles ms", "min-max ms", "x uWSGI (median)"]
@@ -153,6 +178,8 @@ def render(
         text = text.replace(str(common.ROOT) + "/", "")
         text = re.sub(r"/tmp/sockactd-cold-[^/]+", "$TMP", text)
         out.append(f"- {LABELS[name]}: `{text}`")
+        if name in httptools:
+            out.append(f"  (`$TMP/path-{name}/httptools` -> `{httptools[name]}`)")
     out.append(f"- the .deb: {deb_note}")
     out.append(f"- this table: `{shlex.join(['bench/cold_start.py', *sys.argv[1:]])}`\n")
     return "\n".join(out)
@@ -162,6 +189,7 @@ LABELS = {
     "deb": "sockactd, the .deb (/usr/bin/python3, Debian's python3-httptools)",
     "venv": "sockactd, virtualenv (.venv's packages, PyPI httptools)",
     "uwsgi": "uWSGI (Debian)",
+    "venv-debian-httptools": "sockactd, virtualenv with Debian's python3-httptools",
 }
 
 
@@ -170,15 +198,32 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--deb", type=Path, help="measure this .deb instead of building HEAD's")
     parser.add_argument("--build-deb", type=Path, help="only build HEAD's .deb into this file")
-    parser.add_argument("--only", default=",".join(LAYOUTS))
+    parser.add_argument("--only", help=f"from {','.join(LAYOUTS)} (default: all there are)")
+    parser.add_argument(
+        "--httptools",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="one more venv row, with the httptools package in DIR/httptools",
+    )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     if args.build_deb:
         print(build_deb(args.build_deb.resolve()))
         return
-    names = [n for n in args.only.split(",") if n]
-    if args.runs < 2 or not set(names) <= set(LAYOUTS):
-        parser.error(f"--runs >= 2 and --only from {','.join(LAYOUTS)}")
+    there = [n for n in LAYOUTS if n != "venv-debian-httptools" or DEBIAN_HTTPTOOLS.is_dir()]
+    names = [n for n in args.only.split(",") if n] if args.only else there
+    if args.runs < 2 or not set(names) <= set(there):
+        parser.error(f"--runs >= 2 and --only from {','.join(there)}")
+    httptools = {"venv-debian-httptools": DEBIAN_HTTPTOOLS} if DEBIAN_HTTPTOOLS.is_dir() else {}
+    for extra in args.httptools:
+        label, _, directory = extra.partition("=")
+        name, package = f"venv-{label}", Path(directory) / "httptools"
+        if not label or name in LABELS or not (package / "__init__.py").is_file():
+            parser.error(f"--httptools {extra}: LABEL=DIR, a new label, DIR/httptools a package")
+        LABELS[name] = f"sockactd, virtualenv with httptools from {directory} ({label})"
+        httptools[name] = package
+        names.append(name)
     with tempfile.TemporaryDirectory(prefix="sockactd-cold-") as tmp_name:
         tmp = Path(tmp_name)
         commit = common.pin_sockactd(tmp)
@@ -188,9 +233,10 @@ def main() -> None:
             deb = build_deb(tmp / "sockactd.deb")
             deb_note = f"built from commit {commit} by this script (nocheck), unpacked"
         launcher = unpack_deb(deb, tmp / "root")
-        chosen = {name: server for name, server in servers(launcher, tmp).items() if name in names}
+        every = servers(launcher, tmp, httptools)
+        chosen = {name: every[name] for name in names}
         found = measure(chosen, args.runs, tmp)
-        report = render(found, chosen, deb_note, args.runs)
+        report = render(found, chosen, httptools, deb_note, args.runs)
     print(report)
     if args.write:
         common.write_section("cold-start", "## Cold start: .deb, virtualenv, uWSGI\n\n" + report)
