@@ -11,7 +11,8 @@ time from our connect() to the first response byte of `GET /` (bench/apps/hello.
 the time is interpreter start, imports, taking the socket, forking the workers and
 the first answer -- what a client waits for on an on-demand socket. The three servers
 take turns (deb, venv, uwsgi, deb, venv, ...) so a drift in the machine's load hits
-them alike; reported: median, min-max, quartiles of --runs runs each.
+them alike; reported: median, min-max, quartiles of --runs runs each, and the median of
+each server's differences to uWSGI's run of the same turn.
 
 The layouts:
   deb   the .deb of the commit measured, built as `make deb` builds it (a copy of
@@ -155,7 +156,8 @@ def render(
     runs: int,
 ) -> str:
     uwsgi = statistics.median(found["uwsgi"]) if found.get("uwsgi") else None
-    header = ["server", "median ms", "quartiles ms", "min-max ms", "x uWSGI (median)"]
+    header = ["server", "median ms", "quartiles ms", "min-max ms", "x uWSGI (median)",
+              "minus uWSGI, paired: median ms (runs below)"]  # fmt: skip
     rows = []
     for name, times in found.items():
         ordered = sorted(times)
@@ -164,6 +166,7 @@ def render(
         rows.append([
             LABELS[name], f"{median:.1f}", f"{quartiles[0]:.1f}-{quartiles[2]:.1f}",
             f"{ordered[0]:.1f}-{ordered[-1]:.1f}", f"{median / uwsgi:.2f}" if uwsgi else "-",
+            _paired(times, found["uwsgi"]) if uwsgi and name != "uwsgi" else "-",
         ])  # fmt: skip
     out = [f"Machine: {common.machine_summary()}\n"]
     out.append(
@@ -183,6 +186,14 @@ def render(
     out.append(f"- the .deb: {deb_note}")
     out.append(f"- this table: `{shlex.join(['bench/cold_start.py', *sys.argv[1:]])}`\n")
     return "\n".join(out)
+
+
+def _paired(times: list[float], uwsgi: list[float]) -> str:
+    """Median of the per-run differences to uWSGI's run of the same turn (a drift in the
+    machine's speed hits both alike), and in how many turns this server was faster."""
+    differences = [mine - theirs for mine, theirs in zip(times, uwsgi, strict=True)]
+    below = sum(difference < 0 for difference in differences)
+    return f"{statistics.median(differences):+.1f} ({below}/{len(differences)})"
 
 
 LABELS = {
@@ -221,7 +232,7 @@ def main() -> None:
         name, package = f"venv-{label}", Path(directory) / "httptools"
         if not label or name in LABELS or not (package / "__init__.py").is_file():
             parser.error(f"--httptools {extra}: LABEL=DIR, a new label, DIR/httptools a package")
-        LABELS[name] = f"sockactd, virtualenv with httptools from {directory} ({label})"
+        LABELS[name] = f"sockactd, virtualenv with httptools `{label}`"
         httptools[name] = package
         names.append(name)
     with tempfile.TemporaryDirectory(prefix="sockactd-cold-") as tmp_name:
