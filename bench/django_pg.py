@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/django_pg.py [--threads 1,4,8] [--duration 5] [--warmup 1]
         [--rounds 2] [--rows 10000] [--only sockactd,uwsgi,uwsgi-nginx,gunicorn,sockactd-nginx]
-        [--views list,detail,write] [--profile VIEW:THREADS] [--write]
+        [--views list,detail,write] [--profile VIEW:THREADS] [--refs main,HEAD] [--write]
 
 Issue 17, benchmark 1. Debian's PostgreSQL is started as a child (bench/postgres.py: its
 own cluster in the run's temporary directory, a UNIX socket only, stopped after), the
@@ -26,6 +26,8 @@ load first (connections to PostgreSQL, templates), then `--duration` measured. R
 interleave the setups (order reversed every other round). CPU columns: CPU time of the
 server's processes (+ its nginx) and of PostgreSQL's, per answered request.
 `--profile VIEW:THREADS` samples one sockactd worker with py-spy under that load instead.
+`--refs A,B`: the sockactd setups run at each git ref (pinned copies, `sockactd@COMMIT`),
+interleaved with the others in every round: a before/after of a change against the peers.
 `--write` replaces the `django` section of bench/RESULTS.md.
 """
 
@@ -56,6 +58,7 @@ SETUPS: Final = ("sockactd", "uwsgi", "uwsgi-nginx", "gunicorn", "sockactd-nginx
 VIEWS: Final = ("list", "detail", "write")
 PAGES: Final = 200  # the list view's pages drawn from (50 rows each)
 _TICK: Final = os.sysconf("SC_CLK_TCK")
+PINS: dict[str, dict[str, str]] = {}  # --refs: setup name (sockactd@COMMIT...) -> its pin
 
 
 def lua_script(view: str, rows: int) -> str:
@@ -102,8 +105,10 @@ def server_for(
     name: str, threads: int, address: str, env: dict[str, str], site: str
 ) -> common.Server:
     """`address`: 127.0.0.1:PORT for HTTP setups, a UNIX socket path behind nginx."""
-    nginx = name.endswith("-nginx")
+    nginx = _setup(name).endswith("-nginx")
     http, socket = (None, address) if nginx else (address, None)
+    if name in PINS:
+        common.use_pinned(PINS[name])
     if name.startswith("sockactd"):
         extra = ["--threads", str(threads)]
         server = common.sockactd(MODULE, http=http, uwsgi=socket, processes=PROCESSES, extra=extra)
@@ -128,7 +133,7 @@ def serving(
     from bench.nginx import wait_listening
     from tests.integration.nginx import Mode, NginxProcess
 
-    behind_nginx = name.endswith("-nginx")
+    behind_nginx = _setup(name).endswith("-nginx")
     address = str(tmp / f"{tag}.sock") if behind_nginx else f"127.0.0.1:{common.free_port()}"
     server = server_for(name, threads, address, env, site)
     proc = common.Running(server, tmp / f"{name}.log")
@@ -210,7 +215,9 @@ def render(results: dict[Key, list[Run]], args: argparse.Namespace) -> str:
               "server CPU ms/req", "PostgreSQL CPU ms/req"]  # fmt: skip
     rows = []
     order = {name: n for n, name in enumerate(SETUPS)}
-    keys = sorted(results, key=lambda k: (VIEWS.index(k[0]), k[1], order.get(k[2], 99)))
+    keys = sorted(
+        results, key=lambda k: (VIEWS.index(k[0]), k[1], order.get(_setup(k[2]), 99), k[2])
+    )
     for view, threads, name in keys:
         runs = results[view, threads, name]
         merged = common.median_result([r.wrk for r in runs])
@@ -223,7 +230,10 @@ def render(results: dict[Key, list[Run]], args: argparse.Namespace) -> str:
         ])  # fmt: skip
     out = [common.markdown_table(header, rows)]
     check = ["view", "threads", "req/s vs peer", "p99 vs peer", "req/s vs gunicorn", "target met"]
-    for ours, peer in (("sockactd", "uwsgi"), ("sockactd-nginx", "uwsgi-nginx")):
+    ours_all = [name for name in dict.fromkeys(k[2] for k in keys) if name.startswith("sockactd")]
+    pairs = [(name, "uwsgi-nginx" if _setup(name).endswith("-nginx") else "uwsgi")
+             for name in ours_all]  # fmt: skip
+    for ours, peer in pairs:
         table = verdicts(results, ours, peer, "gunicorn")
         if table:
             out.append(
@@ -232,6 +242,31 @@ def render(results: dict[Key, list[Run]], args: argparse.Namespace) -> str:
             )
             out.append(common.markdown_table(check, table))
     return "\n".join(out)
+
+
+def _setup(name: str) -> str:
+    """The setup a (pinned) name runs: sockactd@1234abc -> sockactd, sockactd-nginx@... ->
+    sockactd-nginx."""
+    return name.split("@", 1)[0]
+
+
+def pin_refs(refs: Sequence[str], names: Sequence[str], tmp: Path) -> list[str]:
+    """Pin sockactd at each ref; `names` with each sockactd setup once per ref."""
+    commits = []
+    for number, ref in enumerate(refs):
+        where = tmp / f"pin-{number}"
+        where.mkdir()
+        commits.append(common.pin_sockactd(where, ref))
+        for name in names:
+            if name.startswith("sockactd"):
+                PINS[f"{name}@{commits[-1]}"] = common.pinned()
+    out: list[str] = []
+    for name in names:
+        if name.startswith("sockactd"):
+            out += [f"{name}@{commit}" for commit in commits]
+        else:
+            out.append(name)
+    return out
 
 
 # ---------------------------------------------------------------- main
@@ -292,8 +327,11 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(SETUPS))
     parser.add_argument("--views", default=",".join(VIEWS))
     parser.add_argument("--profile", help="VIEW:THREADS: py-spy one sockactd worker instead")
+    parser.add_argument("--refs", help="comma-separated git refs: sockactd at each, interleaved")
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
+    if args.refs and args.profile:
+        parser.error("--profile samples the working tree's sockactd; drop --refs")
     settings = [int(n) for n in args.threads.split(",")]
     names, views = args.only.split(","), args.views.split(",")
     site = common._python_paths(common.PYTHON)[1]
@@ -302,7 +340,10 @@ def main() -> None:
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sockactd-django-") as tmp_name:
         tmp = Path(tmp_name)
-        common.pin_sockactd(tmp)
+        if args.refs:
+            names = pin_refs([r for r in args.refs.split(",") if r], names, tmp)
+        else:
+            common.pin_sockactd(tmp)
         with Postgres(tmp / "pg", tmp / "postgres.log") as db:
             seed(db, args.rows)
             if args.profile:
@@ -323,6 +364,10 @@ def main() -> None:
                                 results.setdefault((view, threads, name), []).append(run)
                                 commands["wrk"] = shlex.join(wrk)
         summary = common.machine_summary()
+        if PINS:
+            summary += (
+                "; sockactd runs: " + ", ".join(PINS) + " (the summary names the last pinned)"
+            )
     minutes = (time.monotonic() - began) / 60
     text = (
         f"{summary}; PostgreSQL {Postgres.version()}\n\n"
