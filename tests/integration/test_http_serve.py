@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -296,6 +297,42 @@ def test_keep_alive_clients_do_not_starve_a_third() -> None:
         finally:
             for holder in holders:
                 holder.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_keep_alive_clients_that_never_pause_do_not_starve_a_third(threads: int) -> None:
+    """As many clients as threads send each next request the moment the last is answered,
+    so some thread always has a keep-alive request ready: a third client is still answered
+    at once (no thread keeps serving one connection while another waits)."""
+    with serving(hello.app, threads=threads, keepalive_timeout=30.0) as served:
+        stop = threading.Event()
+        answered = [0] * threads
+
+        def hammer(number: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+            try:
+                while not stop.is_set():
+                    conn.request("GET", "/")
+                    assert conn.getresponse().read() == b"Hello, world!\n"
+                    answered[number] += 1
+            finally:
+                conn.close()
+
+        hammers = [threading.Thread(target=hammer, args=(n,)) for n in range(threads)]
+        for thread in hammers:
+            thread.start()
+        try:
+            wait_until(lambda: min(answered) >= 50, 10, "the hammering clients to be served")
+            before = list(answered)
+            for _ in range(20):
+                started = time.monotonic()
+                assert get(served.port)[0] == 200
+                assert time.monotonic() - started < 1.0
+        finally:
+            stop.set()
+            for thread in hammers:
+                thread.join(10)
+        assert all(now > then for now, then in zip(answered, before, strict=True))  # them too
 
 
 def test_idle_keep_alive_connection_is_closed_after_the_timeout() -> None:
