@@ -52,6 +52,16 @@ def raw_stats(path: Path) -> dict[str, object]:
     return result
 
 
+def unix_listening(path: Path) -> bool:
+    """Whether a socket bound at `path` is listening yet (the file exists from bind() on)."""
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        # Flags 00010000: __SO_ACCEPTCON, set by listen()
+        if len(fields) == 8 and fields[7] == str(path) and int(fields[3], 16) & 0x10000:
+            return True
+    return False
+
+
 def monitored(tmp: Path, *args: str) -> tuple[list[str], int, Path]:
     port, metrics = free_port(), free_port()
     stats = tmp / "stats.sock"
@@ -238,7 +248,7 @@ def test_a_monitoring_socket_file_from_systemd_outlives_the_server(tmp_path: Pat
     with open(tmp_path / "log", "wb") as log:
         process = subprocess.Popen(argv, env=child_environ(), stdout=log, stderr=log)
     try:
-        wait_until(stats.exists, 10, "systemd-socket-activate listening")
+        wait_until(lambda: unix_listening(stats), 10, "systemd-socket-activate listening")
         assert "workers" in raw_stats(stats)  # this connection starts sockactd
         notify.wait_for("READY", "1", 20)
     finally:
