@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import deque
 
 from sockactd.log import get_logger
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
+    from collections import deque  # typeshed knows it only as collections'
     from collections.abc import Callable, Mapping
     from typing import Final
 
     from sockactd.worker.connection import ConnectionHandler as Handler
+else:
+    from _collections import deque  # the same class, without collections' own imports
 
 __all__ = ["EXHAUSTED", "LOG_INTERVAL", "AcceptPause", "RoomOrder"]
 

@@ -71,7 +71,6 @@ import _thread
 import os
 import select
 import time
-from collections import deque
 
 from sockactd.log import get_logger
 from sockactd.osapi import csignal
@@ -85,6 +84,7 @@ from sockactd.worker.lobby import movable
 # worker/threads.py (queue, threading) only with --threads > 1; worker/watcher.py only with a lobby.
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
+    from collections import deque  # typeshed knows it only as collections'
     from collections.abc import Callable, Sequence
     from typing import Any, Final
 
@@ -96,6 +96,8 @@ if TYPE_CHECKING:
     from sockactd.worker.lobby import Lobby
     from sockactd.worker.threads import HandlerThreads
     from sockactd.worker.watcher import Watcher
+else:
+    from _collections import deque  # the same class, without collections' own imports
 
 __all__ = ["Links", "serve"]
 

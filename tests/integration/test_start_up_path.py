@@ -51,6 +51,7 @@ HEAVY = [
     "traceback",  # only to format an error
     "urllib.parse",  # only for a path with %-escapes
     "enum",  # plus functools; sockactd's closed sets are sockactd.symbol.Symbol
+    "collections",  # plus operator, keyword, reprlib: deque comes from _collections
     "socket",  # its constants become enums (plus selectors): sockactd uses _socket
     "selectors",
     "signal",  # the same: sockactd uses _signal
@@ -106,8 +107,9 @@ class Activated:
 
 
 def dependency_modules() -> set[str]:
-    """What importing the request path's dependencies loads by itself (httptools >= 0.6
-    imports typing, for one): sockactd cannot avoid those, so they are not counted."""
+    """What importing the request path's dependencies loads by itself (httptools >= 0.6.3
+    imports typing from its compiled parser, for one): sockactd cannot avoid those, so
+    they are not counted (bench/patches/httptools-0.9.0-no-typing.diff)."""
     probe = "import sys, httptools; print(chr(10).join(sys.modules))"
     done = run_python(probe, "-S", env={"PYTHONPATH": sysconfig.get_path("purelib")})
     return set(done.stdout.split())
