@@ -92,8 +92,9 @@ def test_a_flood_past_the_fd_limit_neither_crashes_nor_spins(
         srv.stop()
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 def test_a_client_it_holds_keeps_being_served_past_the_fd_limit(
-    tmp_path: Path, many_fds: None
+    tmp_path: Path, many_fds: None, threads: int
 ) -> None:
     """The flood costs the flood: an active keep-alive client keeps its connection and answers.
 
@@ -106,7 +107,7 @@ def test_a_client_it_holds_keeps_being_served_past_the_fd_limit(
     """
     port = free_port()
     srv = Server(tmp_path, ["--http-socket", f"127.0.0.1:{port}", "--header-timeout", "60",
-                            "--processes", "1", APP])  # fmt: skip
+                            "--processes", "1", "--threads", str(threads), APP])  # fmt: skip
     srv.fd_limit = (LIMIT, LIMIT)
     srv.start()
     client = socket.create_connection(("127.0.0.1", port), timeout=10)
