@@ -277,10 +277,14 @@ class _Server:
         if self.threads > 1:
             from sockactd.worker.threads import HandlerThreads
 
-            self.pool = HandlerThreads(self.threads, step, self._after_step)
+            adopt = self._adopt_on_thread if lobby is not None else None
+            self.pool = HandlerThreads(
+                self.threads, step, self._after_step, adopt, _HAND_OVER_DELAY
+            )
         self.lobby = lobby
         self.lobby_fd = -1
         self.lobby_polled = False
+        self.lobby_ready: select.poll | None = None  # --threads: is a connection in the lobby?
         # threads == 1 with a lobby: held by this thread except inside a connection's turn
         # (watcher.py); `stepping` is the connection in that turn, never handed over
         self.serving: _thread.LockType | None = None
@@ -289,6 +293,9 @@ class _Server:
         if self.lobby is not None:
             self.lobby_fd = self.lobby.inbox.fileno()
             self._poll_lobby(True)
+            if self.pool is not None:
+                self.lobby_ready = select.poll()
+                self.lobby_ready.register(self.lobby_fd, select.POLLIN)
 
     def start_watching(self) -> None:
         if self.lobby is None or self.pool is not None:
@@ -384,14 +391,18 @@ class _Server:
 
     def _take(self, port: _Port, sock: _socket.socket, address: Any) -> bool:
         """Serve a new connection's request or park it (True: it stays parked here)."""
-        channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
-        handler = port.factory(self.ctx, channel, port.base)
+        handler = self._handler(port, sock, address)
+        channel = handler.channel
         if self.pool is not None:
             self.conns[channel.fd] = handler
             self.epoll.register(channel.fd, _ONESHOT)
             self.room.parked_new(handler)
             return True
         return self._step_inline(handler, registered=False)
+
+    def _handler(self, port: _Port, sock: _socket.socket, address: Any) -> Handler:
+        channel = Channel(sock, address, self.ctx.config.socket_timeout, port.tcp)
+        return port.factory(self.ctx, channel, port.base)
 
     def _to_the_back(self, fd: int) -> None:
         """Register a listener (or the lobby) again: its next wake-up goes to another worker."""
@@ -450,7 +461,12 @@ class _Server:
     def _after_step(self, handler: Handler, outcome: Next) -> None:
         """--threads: park a connection again after a thread's turn, or close it (lock held)."""
         if outcome is _PARK and not (self.stopping and handler.between_requests()):
-            self.epoll.modify(handler.channel.fd, _ONESHOT)
+            fd = handler.channel.fd
+            if fd in self.conns:
+                self.epoll.modify(fd, _ONESHOT)
+            else:  # taken from the lobby by a thread (`_adopt_on_thread`): parked here first now
+                self.conns[fd] = handler
+                self.epoll.register(fd, _ONESHOT)
         else:
             self.close_conn(handler)
 
@@ -506,10 +522,35 @@ class _Server:
         taken = self.lobby.receive_nowait()
         if taken is None:
             return False
-        fd, index = taken
+        received = self._received(*taken)
+        if received is not None and self._take(*received) and not self.stopping:
+            self._to_the_back(self.lobby_fd)
+        return True
+
+    def _adopt_on_thread(self) -> Handler | None:
+        """--threads: the lobby's oldest connection, for a handler thread to serve next
+        instead of this worker's line (threads.py has why); None when the lobby is empty.
+
+        Runs on that thread under the handler threads' lock. The connection enters `conns`
+        and the epoll when its turn parks it (`_after_step`); until then only `busy` has
+        it, so a full table (`worker-connections`) is at most one per thread over.
+        """
+        if len(self.conns) >= self.cap or self.pause.resume_at or self.ctx.closing:
+            return None
+        assert self.lobby is not None and self.lobby_ready is not None
+        if not self.lobby_ready.poll(0):  # cheaper than a receive that fails
+            return None
+        taken = self.lobby.receive_nowait()
+        if taken is None:
+            return None
+        received = self._received(*taken)
+        return None if received is None else self._handler(*received)
+
+    def _received(self, fd: int, index: int) -> tuple[_Port, _socket.socket, Any] | None:
+        """A connection that came from the lobby: its listener, socket and peer."""
         if index >= len(self.port_list):
             os.close(fd)  # cannot come from a worker of this generation
-            return True
+            return None
         port = self.port_list[index]
         if len(self.conns) >= self.cap:
             self._room_at_the_cap()  # ours already: it parks here even when none may go
@@ -518,9 +559,7 @@ class _Server:
             address = sock.getpeername()
         except OSError:
             address = ""  # the peer reset it in transit: the first read says so
-        if self._take(port, sock, address) and not self.stopping:
-            self._to_the_back(self.lobby_fd)
-        return True
+        return port, sock, address
 
     def _poll_lobby(self, wanted: bool) -> None:
         if wanted == self.lobby_polled:

@@ -7,6 +7,17 @@ so the loop knows which ready connections have waited, and for how long. One tha
 waited a hand-over delay, with nothing read from it since its last response, goes to the
 lobby (`hand_over_late`, called by the loop thread), where an idle worker takes it.
 
+Oldest first across the generation: a connection in the lobby has waited a hand-over
+delay in some worker's line before it went there, longer than any in this line that has
+not waited as long. So a thread that finishes a turn while this line is not empty takes
+the lobby's oldest connection first (`from_lobby`), and this line's head only when the
+lobby is empty or the head has waited the delay too (it could not go: something was read
+from it, or the lobby was full). Without that, under overload no thread of any worker is
+ever idle, the lobby is read only in rare idle moments, and what went there waits for
+seconds while the connections that stayed in the lines cycle (issue 17: 176 of 200
+clients unanswered). With an empty line the thread goes idle instead, and the loop polls
+the lobby for it (serve.py), so a worker that keeps up pays nothing for this.
+
 A lock orders park, close, dispatch and hand-over: a connection is in exactly one of
 the loop's epoll (parked, EPOLLONESHOT), the queue, `waiting`, or a thread's hands.
 Imported only with --threads > 1 (queue and threading stay off the start-up path).
@@ -37,6 +48,8 @@ class HandlerThreads:
         count: int,
         step: Callable[[Handler], Next],
         after_step: Callable[[Handler, Next], None],
+        from_lobby: Callable[[], Handler | None] | None = None,
+        delay: float = 0.0,
     ) -> None:
         self.busy: set[int] = set()  # fds submitted and not parked again yet
         self.lock = threading.Lock()
@@ -44,6 +57,8 @@ class HandlerThreads:
         self.waiting: deque[tuple[float, Handler]] = deque()  # (since, handler), oldest first
         self._step = step
         self._after_step = after_step  # park or close; called under the lock
+        self._from_lobby = from_lobby  # the lobby's oldest connection, or None; under the lock
+        self._delay = delay  # the hand-over delay: what has waited this long is in the lobby
         self._queue: queue.SimpleQueue[Handler | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._work, name=f"sockactd-handler-{n}", daemon=True)
@@ -101,11 +116,25 @@ class HandlerThreads:
             with self.lock:
                 self.busy.discard(handler.channel.fd)
                 self._after_step(handler, outcome)
-                if self.waiting:
-                    handler = self.waiting.popleft()[1]
+                following = self._next_nowait()
+                if following is not None:
+                    handler = following
                     continue
                 self.idle += 1
             handler = self._queue.get()
+
+    def _next_nowait(self) -> Handler | None:
+        """The connection a thread serves after its turn, oldest first (lock held); None
+        when this line is empty (the thread goes idle)."""
+        waiting = self.waiting
+        if not waiting:
+            return None
+        if self._from_lobby is not None and time.monotonic() - waiting[0][0] < self._delay:
+            adopted = self._from_lobby()
+            if adopted is not None:
+                self.busy.add(adopted.channel.fd)
+                return adopted
+        return waiting.popleft()[1]
 
     def shutdown(self) -> None:
         for _ in self._threads:
