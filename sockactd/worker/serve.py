@@ -467,6 +467,7 @@ class _Server:
             else:  # taken from the lobby by a thread (`_adopt_on_thread`): parked here first now
                 self.conns[fd] = handler
                 self.epoll.register(fd, _ONESHOT)
+                self.room.parked_new(handler)
         else:
             self.close_conn(handler)
 
@@ -523,7 +524,11 @@ class _Server:
         if taken is None:
             return False
         received = self._received(*taken)
-        if received is not None and self._take(*received) and not self.stopping:
+        if received is None:
+            return True
+        if len(self.conns) >= self.cap:
+            self._room_at_the_cap()  # ours already: it parks here even when none may go
+        if self._take(*received) and not self.stopping:
             self._to_the_back(self.lobby_fd)
         return True
 
@@ -533,7 +538,8 @@ class _Server:
 
         Runs on that thread under the handler threads' lock. The connection enters `conns`
         and the epoll when its turn parks it (`_after_step`); until then only `busy` has
-        it, so a full table (`worker-connections`) is at most one per thread over.
+        it, so a full table (`worker-connections`) is at most one per thread over. Making
+        room takes this lock, so at the cap the thread takes nothing: the loop's `_adopt` may.
         """
         if len(self.conns) >= self.cap or self.pause.resume_at or self.ctx.closing:
             return None
@@ -552,8 +558,6 @@ class _Server:
             os.close(fd)  # cannot come from a worker of this generation
             return None
         port = self.port_list[index]
-        if len(self.conns) >= self.cap:
-            self._room_at_the_cap()  # ours already: it parks here even when none may go
         sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
         try:
             address = sock.getpeername()

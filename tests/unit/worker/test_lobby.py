@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -267,3 +268,34 @@ def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order
     assert given == [old]
     assert [handler for _, handler in pool.waiting] == [half, full, young]
     assert pool.busy == {1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("head_waited", "in_lobby", "served_next"),
+    [
+        (0.01, True, "lobby"),  # the lobby's connection waited a delay already: older
+        (0.01, False, "head"),  # nothing in the lobby
+        (0.05, True, "head"),  # the head waited a delay too (could not go): it goes first
+        (None, True, None),  # an empty line: the thread goes idle, the loop polls the lobby
+    ],
+)
+def test_a_thread_that_frees_up_serves_the_lobby_before_its_own_line(
+    head_waited: float | None, in_lobby: bool, served_next: str | None
+) -> None:
+    head, lobbied = _handler([]), _handler([])
+    head.channel.fd, lobbied.channel.fd = 1, 2  # type: ignore[misc]
+    asked: list[bool] = []
+
+    def from_lobby() -> Any:
+        asked.append(True)
+        return lobbied if in_lobby else None
+
+    pool = HandlerThreads(0, lambda h: None, lambda h, o: None, from_lobby, 0.05)  # type: ignore[arg-type,return-value]
+    if head_waited is not None:
+        pool.busy.add(1)
+        pool.waiting.append((time.monotonic() - head_waited, head))
+    chosen = pool._next_nowait()
+    assert chosen is {"lobby": lobbied, "head": head, None: None}[served_next]
+    if served_next == "lobby":
+        assert pool.busy == {1, 2} and len(pool.waiting) == 1  # the head keeps its place
+    assert asked == ([True] if head_waited == 0.01 else [])  # no look at the lobby otherwise
