@@ -89,13 +89,16 @@ class FakeHost:
         self.execs += 1
 
 
+# Boards the fake pools made (each holds a memfd): conftest.py closes them after each test.
+BOARDS: list[Board] = []
+
+
 def make_pool(size: int = 2) -> tuple[WorkerPool, FakeKernel]:
     kernel = FakeKernel()
-    boards: list[Board] = []
 
     def spawner(generation: int) -> tuple[int, int, Board]:
         board = Board.create()
-        boards.append(board)
+        BOARDS.append(board)
         return kernel.fork(), -1, board
 
     pool = WorkerPool(kernel, spawner, size=size, ready_timeout=10.0)
