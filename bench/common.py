@@ -354,6 +354,23 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_counters(pids: list[int]) -> tuple[int, int, int]:
+    """(ns on CPU, voluntary switches, involuntary switches) of every thread of `pids`."""
+    ns = voluntary = involuntary = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                    ns += int(stat.read().split()[0])
+                with open(f"/proc/{pid}/task/{task}/status") as status:
+                    for line in status:
+                        if line.startswith("voluntary_ctxt_switches"):
+                            voluntary += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches"):
+                            involuntary += int(line.split()[1])
+    return ns, voluntary, involuntary
+
+
 def pss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/smaps_rollup") as rollup:
         for line in rollup:

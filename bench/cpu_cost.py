@@ -15,8 +15,6 @@ Prints a markdown table: microseconds per request, median (min-max) over the rou
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -26,17 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common
 
 MODES = ("close", "keepalive")
-
-
-def cpu_ns(pids: list[int]) -> int:
-    """Nanoseconds on CPU of every thread of `pids`, as far as they still run."""
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                    total += int(stat.read().split()[0])
-    return total
 
 
 def one_round(tmp: Path, args: argparse.Namespace) -> dict[str, float]:
@@ -50,9 +37,9 @@ def one_round(tmp: Path, args: argparse.Namespace) -> dict[str, float]:
         pids = common.descendants(proc.pid)
         for mode in MODES:
             argv = common.wrk_argv(url, args.duration, args.connections, 1, mode == "close")
-            before = cpu_ns(pids)
+            before = common.cpu_counters(pids)[0]
             result = common.run_wrk(argv, args.duration)
-            cost[mode] = (cpu_ns(pids) - before) / 1000 / max(1, result.requests)
+            cost[mode] = (common.cpu_counters(pids)[0] - before) / 1000 / max(1, result.requests)
         if not proc.alive():
             raise RuntimeError(f"sockactd died under load:\n{proc.log_tail()}")
     return cost

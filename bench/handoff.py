@@ -16,8 +16,6 @@ one line per ref and setting with every round.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,23 +23,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
-
-
-def counters(pids: list[int]) -> tuple[int, int, int]:
-    """(ns on CPU, voluntary switches, involuntary switches) of every thread of `pids`."""
-    ns = voluntary = involuntary = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                    ns += int(stat.read().split()[0])
-                with open(f"/proc/{pid}/task/{task}/status") as status:
-                    for line in status:
-                        if line.startswith("voluntary_ctxt_switches"):
-                            voluntary += int(line.split()[1])
-                        elif line.startswith("nonvoluntary_ctxt_switches"):
-                            involuntary += int(line.split()[1])
-    return ns, voluntary, involuntary
 
 
 def one_run(threads: int, args: argparse.Namespace, log: Path) -> str:
@@ -52,10 +33,10 @@ def one_run(threads: int, args: argparse.Namespace, log: Path) -> str:
     with common.running(server, log, port) as proc:
         common.run_wrk(common.wrk_argv(url, 1, args.connections, 2, False), 1)
         pids = common.descendants(proc.pid)
-        before = counters(pids)
+        before = common.cpu_counters(pids)
         found = common.run_wrk(common.wrk_argv(url, args.duration, args.connections, 2, False),
                                args.duration)  # fmt: skip
-        after = counters(pids)
+        after = common.cpu_counters(pids)
     n = max(1, found.requests)
     cpu, vol, invol = ((a - b) / n for a, b in zip(after, before, strict=True))
     return (f"{found.requests_per_s:,.0f}/s p99 {found.p99_ms:.1f} ms, cpu {cpu / 1000:.0f} us, "
