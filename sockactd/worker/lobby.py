@@ -5,8 +5,9 @@ that generation's first fork (`lobby_for`) and inherited by each of its workers.
 worker sends on one end and polls the other, EPOLLEXCLUSIVE, so one idle worker takes
 each message: one byte (the listener's index in the generation's listener list) and the
 connection's fd as SCM_RIGHTS. What moves is only a connection with nothing read since
-its last response (`movable`): its pending bytes are still in the kernel, so no parser
-state crosses processes, and the receiver adopts it as a freshly accepted connection.
+its last response (each handler's `movable()` says when): its pending bytes are still in
+the kernel, so no parser state crosses processes, and the receiver adopts it as a freshly
+accepted connection.
 
 Rules, and where each is kept:
 - A full lobby (`send_nowait` says False) means the connection stays where it is.
@@ -33,9 +34,7 @@ TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 
-    from sockactd.worker.connection import ConnectionHandler as Handler
-
-__all__ = ["Lobby", "lobby_for", "movable"]
+__all__ = ["Lobby", "lobby_for"]
 
 _SPACE: Final = _socket.CMSG_SPACE(4)
 _SOL: Final = _socket.SOL_SOCKET
@@ -101,16 +100,6 @@ class Lobby:
     def close(self) -> None:
         self.outbox.close()
         self.inbox.close()
-
-
-def movable(handler: Handler) -> bool:
-    """True when nothing was read from this connection since its last response (or ever).
-
-    Its next request, if any, is still wholly in the kernel: another worker can take
-    the socket and parse from the first byte. Each protocol's handler says when that is
-    (`ConnectionHandler.movable`); the lobby names no protocol.
-    """
-    return handler.movable()
 
 
 _kept: dict[int, Lobby] = {}  # the master's: generation -> its lobby, the newest two

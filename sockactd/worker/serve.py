@@ -79,7 +79,6 @@ from sockactd.worker.admission import EXHAUSTED, AcceptPause, RoomOrder
 from sockactd.worker.channel import Channel
 from sockactd.worker.connection import Context, Next
 from sockactd.worker.handlers import handler_for
-from sockactd.worker.lobby import movable
 
 # worker/threads.py (queue, threading) only with --threads > 1; worker/watcher.py only with a lobby.
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
@@ -490,7 +489,7 @@ class _Server:
         conns = self.conns
         for fd, _ in self.epoll.poll(0):  # level-triggered: this consumes nothing
             handler = conns.get(fd)
-            if handler is None or handler is self.stepping or not movable(handler):
+            if handler is None or handler is self.stepping or not handler.movable():
                 continue
             if not self._give_away(handler):
                 return  # the lobby is full: the rest stay here

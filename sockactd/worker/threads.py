@@ -30,8 +30,6 @@ import threading
 import time
 from collections import deque
 
-from sockactd.worker.lobby import movable
-
 TYPE_CHECKING = False  # mypy only
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -101,7 +99,7 @@ class HandlerThreads:
             full = False
             for since, handler in self.waiting:
                 fd = handler.channel.fd
-                if not full and since <= older_than and movable(handler):
+                if not full and since <= older_than and handler.movable():
                     if give_away(handler):
                         self.busy.discard(fd)
                         continue

@@ -23,7 +23,7 @@ from sockactd.sockets import Listener
 from sockactd.worker.board import Board
 from sockactd.worker.connection import Context
 from sockactd.worker.http_handler import HttpHandler
-from sockactd.worker.lobby import Lobby, movable
+from sockactd.worker.lobby import Lobby
 from sockactd.worker.serve import Links, _Server
 from sockactd.worker.threads import HandlerThreads
 from sockactd.worker.uwsgi_handler import UwsgiHandler
@@ -192,7 +192,7 @@ def test_movable_means_nothing_read_since_the_last_response(
     assert isinstance(channel, ScriptedChannel)
     if channel.deliver():
         handler.on_readable()
-    assert movable(handler) is expected
+    assert handler.movable() is expected
 
 
 @pytest.mark.parametrize(
@@ -210,7 +210,7 @@ def test_a_uwsgi_connection_is_movable_only_before_its_first_read(
     handler = UwsgiHandler(ctx, channel, {})  # type: ignore[arg-type]
     if channel.deliver():
         handler.on_readable()
-    assert movable(handler) is expected
+    assert handler.movable() is expected
 
 
 class _FakeBoard:
