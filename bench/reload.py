@@ -171,6 +171,7 @@ def analyse(
     new = None if case.app == "broken" else loadgen.time_to_new(outcomes, fired.at, "2")
     window = max(1.0, new or 0.0, fired.seconds or 0.0)
     reload_to = min(fired.at + window, load.until)
+    waited = None if fired.seconds is None or new is None else fired.at + fired.seconds
     steady = loadgen.rate(outcomes, steady_from, fired.at)
     lowest = loadgen.lowest_window_rate(outcomes, steady_from, load.until)
     gap_begin, gap_end = loadgen.gap_span(outcomes, steady_from, load.until)
@@ -179,6 +180,7 @@ def analyse(
         "failed": loadgen.failures(outcomes),
         "to_new": new,
         "served_new": sum(1 for o in outcomes if o.version == "2"),
+        "old_after_wait": None if waited is None else _old_answers_after(outcomes, waited),
         "steady_rps": steady,
         "lowest_rps": lowest,
         "gap": gap_end - gap_begin,
@@ -188,6 +190,13 @@ def analyse(
         "p99_reload": loadgen.p99(outcomes, fired.at, reload_to),
         "window": reload_to - fired.at,
     }
+
+
+def _old_answers_after(outcomes: list[loadgen.Outcome], waited: float) -> int:
+    """Answers from old code to requests started after `reload --wait` returned (01e6141: 0)."""
+    return sum(
+        1 for o in outcomes if o.kind is loadgen.Kind.OK and o.version != "2" and o.start > waited
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -258,7 +267,12 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
         "that stretch began, in seconds from the trigger (negative: before it); `in "
         "reload` = the longest such stretch inside [trigger, trigger + max(1 s, to new, "
         "sockactctl time)]; mode `none` is the control, the same load and no reload. "
-        "Failed requests summed over the runs; `to new` and `ctl` medians.\n"
+        "Failed requests summed over the runs; `to new` and `ctl` medians; `ctl after "
+        "old` = how long `sockactctl reload --wait` returned after the last response from "
+        "old code (`ctl` minus `to new`), i.e. what the reload waited for once the new "
+        "generation served everything (negative: a request an old worker had accepted "
+        "before it stopped accepting ended after that); `old after ctl` = responses from "
+        "old code to requests started after `--wait` returned, summed (0 is the contract).\n"
     )
     by_case: dict[Case, list[dict[str, object]]] = {}
     for row in rows:
@@ -276,6 +290,8 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
         "failed",
         "to new s",
         "ctl exits (s)",
+        "ctl after old ms, every run",
+        "old after ctl",
         "load avg",
     ]
     table = [_repeated_row(case, runs) for case, runs in by_case.items()]
@@ -313,6 +329,12 @@ def _repeated_row(case: Case, runs: list[dict[str, object]]) -> list[object]:
         ",".join(str(f.exit_code) for f in exits)
         + f" ({statistics.median(f.seconds or 0.0 for f in exits):.2f})"
     )  # fmt: skip
+    after_old = [
+        f"{1000 * (f.seconds - s['to_new']):.0f}"
+        for f, s in zip(fired, summaries, strict=True)
+        if isinstance(f, Trigger) and f.seconds is not None and s["to_new"] is not None
+    ]
+    late = [s["old_after_wait"] for s in summaries if s["old_after_wait"] is not None]
     dead = sum(1 for run in runs if not run["alive"])
     loads = [float(str(run["load"])) for run in runs]
     median = statistics.median(gaps)
@@ -328,6 +350,8 @@ def _repeated_row(case: Case, runs: list[dict[str, object]]) -> list[object]:
         f"{failed}" + (f", **{dead} died**" if dead else ""),
         to_new,
         ctl,
+        " / ".join(after_old) or "-",
+        (f"**{sum(late)}**" if sum(late) else "0") if late else "-",
         f"{min(loads):.1f}-{max(loads):.1f}",
     ]
 
