@@ -676,8 +676,7 @@ class _Server:
     def _master_gone(self) -> None:
         self.epoll.unregister(self.master_fd)
         self.master_fd = -1
-        if not self.stopping:
-            self._begin_stop("its master is gone")
+        self._begin_stop("its master is gone")
         for port in self.ports.values():
             port.sock.close()  # only this process's reference: free the address for a restart
 
@@ -688,6 +687,9 @@ class _Server:
             pass
 
     def _begin_stop(self, why: str) -> None:
+        """Stop accepting and tell the master, once, whatever asks first."""
+        if self.stopping:
+            return  # SIGTERM is seen twice: by the handler (`ctx.closing`) and on `stop_fd`
         self.stopping = True
         self.ctx.closing = True
         log.info("worker %d stopping (%s) after %d requests", os.getpid(), why, self.ctx.served)
