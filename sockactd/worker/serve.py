@@ -26,8 +26,10 @@ connections are registered EPOLLONESHOT so the loop never sees one that a
 thread is serving, and the thread re-arms it when it parks it again.
 
 Stop: `stop_fd` readable (SIGTERM) or reload-on-rss reached: stop
-accepting (and say why through `on_draining`, so the master knows every new
-connection now goes to other workers and whether to replace us), close
+accepting, once, after taking what waits in the accept queue (as many as it
+serves at once: it may be the only worker told of them, `_take_waiting`), and
+say why through `on_draining` (so the master knows every new connection now
+goes to other workers and whether to replace us), close
 keep-alive connections still idle after a short grace (a request sent on one
 meanwhile is served with `Connection: close` rather than reset), serve every
 connection that was accepted but has not sent its request yet (it is owed an
@@ -323,7 +325,8 @@ class _Server:
                 timeout = self._before_poll_threaded(pool, timeout)
             events = poll(timeout)
             if len(events) > 1:
-                # A stop must win over an accept that arrived in the same wake-up.
+                # A stop goes first: it takes what waits on the listeners itself, so the
+                # master hears that this worker stopped accepting before the app runs again.
                 events.sort(key=lambda event: event[0] != self.stop_fd)
             for fd, _ in events:
                 handler = conns.get(fd)
@@ -687,17 +690,56 @@ class _Server:
             pass
 
     def _begin_stop(self, why: str) -> None:
-        """Stop accepting and tell the master, once, whatever asks first."""
+        """Stop accepting (once, whatever asks first), take what waits, then tell the master."""
         if self.stopping:
             return  # SIGTERM is seen twice: by the handler (`ctx.closing`) and on `stop_fd`
         self.stopping = True
         self.ctx.closing = True
         log.info("worker %d stopping (%s) after %d requests", os.getpid(), why, self.ctx.served)
         self._unregister_listeners()
+        self._take_waiting()
         if self.on_draining is not None:
             self.on_draining(why)
         grace = min(_IDLE_GRACE, self.ctx.config.keepalive_timeout)
         self._close_idle_at = time.monotonic() + grace
+
+    def _take_waiting(self) -> None:
+        """Accept what waits on each listener, as many as this worker serves at once; park it.
+
+        A new connection puts the listener on the ready list of each worker not waiting in
+        epoll_wait and wakes the first one that is (EPOLLEXCLUSIVE). So this worker may have
+        been told of a connection that the others hear of only when they are done with
+        their requests -- or, where the kernel woke only this one, when the next connection
+        comes: left in the queue, it would wait that long. At most `threads` per listener:
+        a stopping worker that took a whole queue under load would serve it alone, slower
+        than the workers that stay, and past worker-reload-mercy be killed with it. Parked,
+        not served yet: the master hears `on_draining` without waiting for the app. After
+        the listeners are unregistered, so a connection that comes later wakes another
+        worker. Not while accepts pause (worker-connections, the fd limit): the listeners
+        were not polled then, and the pause's reason holds. Not when it stops on its own
+        (reload-on-rss): past its limit it serves nothing more, and the replacement the
+        master starts finds what waits as it registers the listeners.
+        """
+        if self.pause.resume_at or self.ctx.stop_reason:
+            return
+        for port in self.port_list:
+            for _ in range(self.threads):
+                if len(self.conns) >= self.cap:
+                    return
+                try:
+                    fd, address = port.sock._accept()  # type: ignore[attr-defined]
+                except BlockingIOError:
+                    break
+                except OSError as exc:
+                    if exc.errno in EXHAUSTED:
+                        return
+                    log.debug("accept failed: %s", exc)  # one client's (ECONNABORTED)
+                    continue
+                sock = _socket.socket(port.sock.family, _STREAM, 0, fd)
+                handler = self._handler(port, sock, address)
+                self.conns[fd] = handler
+                self.epoll.register(fd, _IN if self.pool is None else _ONESHOT)
+                self.room.parked_new(handler)
 
     def _close_idle(self) -> None:
         """Close keep-alive connections idle since the stop (fresh ones are still owed)."""

@@ -1,12 +1,13 @@
 """Records the order requests start in, and holds each until the test opens its gate.
 
 ?id=NAME appends NAME and a newline to ?log=PATH when the request starts, then
-touches PATH.NAME (a mark the test can wait for); ?gate=PATH then waits until PATH
-exists (at most 30 s) before answering NAME.
+writes the worker's PID to PATH.NAME (a mark the test can wait for); ?gate=PATH then
+waits until PATH exists (at most 30 s) before answering NAME.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,7 +23,7 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if "log" in query:
         with open(query["log"], "a") as log:
             log.write(name + "\n")
-        Path(f"{query['log']}.{name}").touch()
+        Path(f"{query['log']}.{name}").write_text(str(os.getpid()))
     if "gate" in query:
         gate = Path(query["gate"])
         deadline = time.monotonic() + 30

@@ -1,15 +1,25 @@
 """How a worker stops: once, and without leaving a connection it was told of unanswered.
 
-serve() in forked children (tests/integration/serve_child.py) or a real master, real
-clients on loopback.
+serve() in forked children on a real listening socket (tests/integration/serve_child.py)
+or a real master, real clients on loopback. The listener is polled EPOLLEXCLUSIVE: a new
+connection puts it on the ready list of every worker not waiting in epoll_wait and wakes
+the first one that is. With both workers of one thread in a request, a connection is
+announced to both and waits in the accept queue; when one of them then stops and
+declines it, it waits for the other one's request, however long that runs (and where
+the kernel woke only the stopping worker, for the next connection to wake another one).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 from pathlib import Path
 
+import pytest
+
+from tests.apps import gated
+from tests.integration.serve_child import serving
 from tests.integration.server import running
 from tests.support import free_port, wait_until
 from tests.unit.protocols.test_uwsgi import packet
@@ -31,6 +41,45 @@ def _head_and_body(sock: socket.socket) -> tuple[bytes, bytes]:
         data += chunk
     head, _, body = bytes(data).partition(b"\r\n\r\n")
     return head, body
+
+
+@pytest.mark.parametrize("protocol", ["http", "uwsgi"])
+def test_a_connection_waiting_when_a_worker_stops_is_answered_by_it(
+    tmp_path: Path, protocol: str
+) -> None:
+    log = tmp_path / "log"
+
+    def started(name: str) -> int:
+        mark = Path(f"{log}.{name}")
+        wait_until(lambda: mark.exists() and mark.read_text(), 10, f"request {name} to start")
+        return int(mark.read_text())
+
+    def held(name: str) -> str:
+        return f"id={name}&log={log}&gate={tmp_path / ('open-' + name)}"
+
+    with (
+        serving(gated.app, workers=2, protocol=protocol) as served,
+        socket.create_connection(("127.0.0.1", served.port), timeout=30) as a,
+    ):
+        a.sendall(_request(protocol, held("a")))
+        stopping = started("a")
+        with socket.create_connection(("127.0.0.1", served.port), timeout=30) as b:
+            # the idle worker takes it (it closes after answering, as the stopping one does)
+            b.sendall(_request(protocol, held("b"), close="Connection: close\r\n"))
+            assert {stopping, started("b")} == set(served.pids)
+            with socket.create_connection(("127.0.0.1", served.port), timeout=30) as c:
+                c.sendall(_request(protocol, f"id=c&log={log}"))
+                os.kill(stopping, signal.SIGTERM)
+                (tmp_path / "open-a").touch()
+                assert _head_and_body(a)[1] == b"a"
+                c.settimeout(5)  # b's request holds the other worker for 30 s
+                head, body = _head_and_body(c)
+            assert head.startswith(b"HTTP/1.1 200 ") and body == b"c", (head, body)
+            if protocol == "http":
+                assert b"\r\nConnection: close" in head, head
+            assert started("c") == stopping
+            (tmp_path / "open-b").touch()
+            assert _head_and_body(b)[1] == b"b"
 
 
 def test_a_worker_stopped_during_a_request_stops_once(tmp_path: Path) -> None:
