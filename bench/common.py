@@ -517,6 +517,22 @@ def publish(report: str, section: str, title: str, write: bool) -> None:
         write_section(section, f"## {title}\n\n{report}")
 
 
+def report_head(description: str) -> list[str]:
+    """A report's first lines: the machine (when, what, how loaded), then what each run did."""
+    return [f"Machine: {machine_summary()}\n", description]
+
+
+def shown_argv(argv: Sequence[str]) -> str:
+    """A command line as RESULTS.md quotes it: paths inside the checkout relative to it."""
+    return shlex.join(argv).replace(str(ROOT) + "/", "")
+
+
+def commands_section(items: Sequence[str]) -> list[str]:
+    """A report's closing `Commands` list: one line per item, then this script's own command."""
+    heading = "\nCommands (ports and temporary paths vary per run):\n"
+    return [heading, *items, f"- this table: `{shlex.join(sys.argv)}`\n"]
+
+
 def machine_summary() -> str:
     cpu = "unknown"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:

@@ -118,8 +118,7 @@ def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
 
 
 def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
-    out = [f"Machine: {common.machine_summary()}\n"]
-    out.append(
+    out = common.report_head(
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency` "
         f"(keep-alive) to nginx-light (1 worker process), {args.rounds} runs each, "
         "interleaved across upstreams (a fresh server and nginx per run): req/s median "
@@ -158,20 +157,18 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         )
     header = ["upstream", "nginx", "to upstream", "req/s", "p50 ms", "p99 ms", "errors", "x uWSGI"]
     out.append(common.markdown_table(header, table))
-    out.append("\nCommands (ports and temporary paths vary per run):\n")
+    commands = []
     for row in rows:
         server = row["server"]
         assert isinstance(server, common.Server)
-        text = shlex.join(server.argv).replace(str(common.ROOT) + "/", "")
-        out.append(
-            f"- {row['name']} ({row['transport']}): `{text}`; "
+        commands.append(
+            f"- {row['name']} ({row['transport']}): `{common.shown_argv(server.argv)}`; "
             f"nginx `location /`: `{row['location']}`"
         )
     wrk = rows[0]["wrk"]
     assert isinstance(wrk, list)
-    out.append(f"- wrk: `{shlex.join(wrk)}`")
-    out.append(f"- this table: `{shlex.join(sys.argv)}`\n")
-    return "\n".join(out)
+    commands.append(f"- wrk: `{shlex.join(wrk)}`")
+    return "\n".join(out + common.commands_section(commands))
 
 
 def main() -> None:

@@ -6,10 +6,10 @@
                                      [--sockactd-log-level warning] [--write]
 
 For each case, 2 workers on 127.0.0.1, `--clients` load processes sending one request
-per new connection for --duration seconds (bench/loadgen.py). At --reload-at seconds the
-app file (a copy of bench/apps/<app>.py in a temporary directory) is rewritten to
-VERSION 2 -- or, for `broken`, to code that raises at import -- and the reload is
-triggered:
+per new connection for --duration seconds (bench/loadgen.py). The app is a copy of
+bench/apps/versioned.py in a temporary directory; `slow_import` adds a 1 s sleep to its
+import. At --reload-at seconds that copy is rewritten to VERSION 2 -- or, for `broken`, to
+code that raises at import -- and the reload is triggered:
   sockactd  `sockactctl --control-socket PATH reload --mode MODE --wait` (exit code kept);
             standard without --lazy-apps, workers and chain with it
   uWSGI     standard: SIGHUP (no --lazy-apps); workers / chain: --lazy-apps and the
@@ -51,6 +51,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common, loadgen
 
 MODULE = "benchapp:app"
+# What an app adds to bench/apps/versioned.py after its `import os`: `slow_import` an import
+# that takes one second (a large framework, a cold cache), `broken` (at the reload) code
+# that raises at import.
+SLOW_IMPORT = "import time\n\ntime.sleep(1.0)\n"
 BROKEN_LINE = 'raise RuntimeError("broken on purpose by bench/reload.py")\n'
 
 
@@ -59,10 +63,6 @@ class Case:
     server: str  # sockactd, uwsgi, gunicorn
     mode: str  # standard, workers, chain (gunicorn: HUP)
     app: str  # versioned, slow_import, broken (= versioned, then broken code)
-
-    @property
-    def template(self) -> Path:
-        return common.APPS / ("slow_import.py" if self.app == "slow_import" else "versioned.py")
 
 
 @dataclasses.dataclass
@@ -103,9 +103,15 @@ def server_for(case: Case, port: int, appdir: Path, log_level: str) -> common.Se
 
 
 def write_app(case: Case, appdir: Path, version: str, broken: bool = False) -> None:
-    text = case.template.read_text().replace('VERSION = "1"', f'VERSION = "{version}"')
-    if broken:
-        text = text.replace("\nimport os\n", "\nimport os\n\n" + BROKEN_LINE, 1)
+    """bench/apps/versioned.py at `version` as appdir/benchapp.py, with what case.app adds."""
+    text = (common.APPS / "versioned.py").read_text()
+    text = text.replace('VERSION = "1"', f'VERSION = "{version}"')
+    added = (SLOW_IMPORT if case.app == "slow_import" else "") + (BROKEN_LINE if broken else "")
+    if added:
+        head, found, tail = text.partition("\nimport os\n")
+        if not found:
+            raise RuntimeError("bench/apps/versioned.py has no `import os` line to add after")
+        text = f"{head}\nimport os\n\n{added}{tail}"
     target = appdir / "benchapp.py"
     temporary = appdir / "benchapp.py.new"
     temporary.write_text(text)
@@ -203,8 +209,8 @@ def _old_answers_after(outcomes: list[loadgen.Outcome], waited: float) -> int:
 
 
 def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
-    out = [f"Machine: {common.machine_summary()}\n"]
-    out.append(
+    """One line per run."""
+    description = (
         f"{args.duration:g} s of load per case, reload triggered at t={args.reload_at:g} s, "
         f"{args.clients} client processes, one request per new connection, 2 workers. "
         "`to new` = trigger to the end of the last response from old code; `lowest 1 s` = "
@@ -229,16 +235,19 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         "alive after",
         "load avg",
     ]
-    table = [_row(row) for row in rows]
-    out.append(common.markdown_table(header, table))
-    out += _commands(rows)
+    return _report(description, common.markdown_table(header, [_row(row) for row in rows]), rows)
+
+
+def _report(description: str, table: str, rows: list[dict[str, object]]) -> str:
+    """The machine, `description`, `table`, the commands, then sockactctl's failures."""
+    out = [*common.report_head(description), table, *_commands(rows)]
     messages = [_message(row) for row in rows]
     out += [m for m in messages if m]
     return "\n".join(out) + "\n"
 
 
 def _commands(rows: list[dict[str, object]]) -> list[str]:
-    out = ["\nCommands (ports and temporary paths vary per run):\n"]
+    out = []
     seen = set()
     for row in rows:
         case, fired = row["case"], row["trigger"]
@@ -249,17 +258,14 @@ def _commands(rows: list[dict[str, object]]) -> list[str]:
         seen.add(key)
         argv = row["argv"]
         assert isinstance(argv, tuple)
-        text = shlex.join(argv).replace(str(common.ROOT) + "/", "")
-        text = re.sub(r"/tmp/sockactd-reload-[^/]+/[^/ ]+", "$DIR", text)
+        text = re.sub(r"/tmp/sockactd-reload-[^/]+/[^/ ]+", "$DIR", common.shown_argv(argv))
         out.append(f"- {case.server} {case.mode}: `{text}`; reload: `{fired.how}`")
-    out.append(f"- this table: `{shlex.join(sys.argv)}`\n")
-    return out
+    return common.commands_section(out)
 
 
 def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     """One line per case: the stall's median and every run, in the order they ran."""
-    out = [f"Machine: {common.machine_summary()}\n"]
-    out.append(
+    description = (
         f"{args.repeat} runs per case in interleaved rounds; each run: {args.duration:g} s of "
         f"load, reload triggered at t={args.reload_at:g} s, {args.clients} client processes, "
         "one request per new connection, 2 workers. `stall` = longest time with no "
@@ -295,11 +301,7 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
         "load avg",
     ]
     table = [_repeated_row(case, runs) for case, runs in by_case.items()]
-    out.append(common.markdown_table(header, table))
-    out += _commands(rows)
-    messages = [_message(row) for row in rows]
-    out += [m for m in messages if m]
-    return "\n".join(out) + "\n"
+    return _report(description, common.markdown_table(header, table), rows)
 
 
 def _summary(run: dict[str, object]) -> dict[str, Any]:

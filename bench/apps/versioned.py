@@ -2,8 +2,9 @@
 
 bench/reload.py copies this file into a temporary directory and rewrites the
 `VERSION = ...` line before each reload, so every server (sockactd, uWSGI,
-gunicorn) shows the same way whether a response came from new code. Standard
-library only: Debian's uWSGI imports it with the system Python.
+gunicorn) shows the same way whether a response came from new code; its
+`slow_import` and `broken` apps are this file with lines added after `import os`.
+Standard library only: Debian's uWSGI imports it with the system Python.
 """
 
 import os
