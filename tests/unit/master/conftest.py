@@ -6,12 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.master.fakes import BOARDS
+from tests.unit.master.fakes import BOARDS, LOOPS
 
 
 @pytest.fixture(autouse=True)
-def _close_boards() -> Iterator[None]:
+def _close_what_the_fakes_opened() -> Iterator[None]:
     yield
+    while LOOPS:
+        LOOPS.pop().close()
     while BOARDS:
         board = BOARDS.pop()
         if not board._map.closed:  # the pool closes the boards of workers it forgot

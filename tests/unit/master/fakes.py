@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from sockactd.master.loop import Loop
 from sockactd.pool import Worker, WorkerPool
 from sockactd.worker.board import Board
 
@@ -89,17 +90,29 @@ class FakeHost:
         self.execs += 1
 
 
-# Boards the fake pools made (each holds a memfd): conftest.py closes them after each test.
+# What the fakes opened -- boards of the fake pools (a memfd each), loops (an epoll each):
+# conftest.py closes them after each test.
 BOARDS: list[Board] = []
+LOOPS: list[Loop] = []
+
+
+def make_board() -> Board:
+    board = Board.create()
+    BOARDS.append(board)
+    return board
+
+
+def make_loop() -> Loop:
+    loop = Loop()
+    LOOPS.append(loop)
+    return loop
 
 
 def make_pool(size: int = 2) -> tuple[WorkerPool, FakeKernel]:
     kernel = FakeKernel()
 
     def spawner(generation: int) -> tuple[int, int, Board]:
-        board = Board.create()
-        BOARDS.append(board)
-        return kernel.fork(), -1, board
+        return kernel.fork(), -1, make_board()
 
     pool = WorkerPool(kernel, spawner, size=size, ready_timeout=10.0)
     return pool, kernel

@@ -17,15 +17,20 @@ from sockactd.config.load import load_config
 from sockactd.config.model import Config
 from sockactd.master.handover import Handover, WorkerRecord
 from sockactd.master.health import Health
-from sockactd.master.loop import Loop
 from sockactd.master.phase import AllReady, Phase, PhaseTracker, StopRequested
 from sockactd.master.reconfig import Reconfigure
 from sockactd.master.reloads import ReloadResult, Reloads, Verdict
 from sockactd.master.tally import Tally
 from sockactd.modes import ReloadMode
 from sockactd.pool import Worker, WorkerPool, WorkerState
-from sockactd.worker.board import Board
-from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
+from tests.unit.master.fakes import (
+    FakeKernel,
+    exit_worker,
+    make_board,
+    make_loop,
+    make_pool,
+    signals_to,
+)
 
 LAZY = ["--lazy-apps", "app:application"]
 
@@ -73,7 +78,7 @@ def wing(argv: list[str] = LAZY, size: int = 2) -> Wing:
         kernel,
         lambda: config,
         Reconfigure(argv, {}, os.getcwd(), installed.append),
-        Loop(),
+        make_loop(),
         lambda: "serving",
         execs.append,
         lambda: "",
@@ -164,7 +169,7 @@ def test_a_standard_reload_is_done_only_when_the_workers_it_adopted_stopped_acce
     w.pool.size = 2
     w.phase.current = Phase.STARTING  # a new image
     previous = [
-        Worker(pid=w.kernel.fork(), generation=1, status_fd=-1, board=Board.create(),
+        Worker(pid=w.kernel.fork(), generation=1, status_fd=-1, board=make_board(),
                started=w.kernel.now)
         for _ in range(2)
     ]  # fmt: skip

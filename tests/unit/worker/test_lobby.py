@@ -168,9 +168,17 @@ def test_the_fd_taken_from_the_lobby_is_the_same_connection() -> None:
         lobby.close()
 
 
-def _handler(chunks: list[bytes]) -> HttpHandler:
+@pytest.fixture
+def board() -> Iterator[Board]:
+    """The board of the worker the test's handlers belong to (one per worker, as in serve.py)."""
+    board = Board.create()
+    yield board
+    board.close()
+
+
+def _handler(board: Board, chunks: list[bytes]) -> HttpHandler:
     channel = ScriptedChannel(chunks)
-    ctx = Context(hello, Config(), Board.create())
+    ctx = Context(hello, Config(), board)
     return HttpHandler(ctx, channel, {})  # type: ignore[arg-type]
 
 
@@ -185,9 +193,9 @@ def _handler(chunks: list[bytes]) -> HttpHandler:
     ],
 )
 def test_movable_means_nothing_read_since_the_last_response(
-    arrived: list[bytes], expected: bool
+    board: Board, arrived: list[bytes], expected: bool
 ) -> None:
-    handler = _handler(arrived)
+    handler = _handler(board, arrived)
     channel = handler.channel
     assert isinstance(channel, ScriptedChannel)
     if channel.deliver():
@@ -203,10 +211,10 @@ def test_movable_means_nothing_read_since_the_last_response(
     ],
 )
 def test_a_uwsgi_connection_is_movable_only_before_its_first_read(
-    arrived: list[bytes], expected: bool
+    board: Board, arrived: list[bytes], expected: bool
 ) -> None:
     channel = ScriptedChannel(arrived)
-    ctx = Context(hello, Config(), Board.create())
+    ctx = Context(hello, Config(), board)
     handler = UwsgiHandler(ctx, channel, {})  # type: ignore[arg-type]
     if channel.deliver():
         handler.on_readable()
@@ -248,9 +256,11 @@ def test_the_watcher_hands_over_only_inside_a_slow_request(
     assert serving.locked() is not serving_free  # released again
 
 
-def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order() -> None:
+def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order(
+    board: Board,
+) -> None:
     pool = HandlerThreads(0, lambda handler: None, lambda handler, outcome: None)  # type: ignore[arg-type,return-value]
-    old, half, young, full = (_handler([]) for _ in range(4))
+    old, half, young, full = (_handler(board, []) for _ in range(4))
     half.parser.feed(b"GET / HTTP/1.1\r\n")
     for n, handler in enumerate((old, half, full, young)):
         handler.channel.fd = n  # type: ignore[misc]
@@ -280,9 +290,9 @@ def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order
     ],
 )
 def test_a_thread_that_frees_up_serves_the_lobby_before_its_own_line(
-    head_waited: float | None, in_lobby: bool, served_next: str | None
+    board: Board, head_waited: float | None, in_lobby: bool, served_next: str | None
 ) -> None:
-    head, lobbied = _handler([]), _handler([])
+    head, lobbied = _handler(board, []), _handler(board, [])
     head.channel.fd, lobbied.channel.fd = 1, 2  # type: ignore[misc]
     asked: list[bool] = []
 
