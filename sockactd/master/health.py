@@ -5,7 +5,9 @@ Rule 1: a missing worker is replaced; respawn.py says when: workers that
         was serving is replaced at once (a crashing request), both bounded.
 Rule 2: every deadline is enforced here, never by a sleep: a worker that
         does not report ready in `ready-timeout`, a retired worker past its
-        mercy, a request past `harakiri` -- each gets SIGKILL.
+        mercy, a request past `harakiri` -- each gets SIGKILL. The line that
+        says so says what the worker was doing, as its board tells: in requests,
+        idle with its loop running, idle with its loop silent, or still starting.
 Recycling (max-requests, lifetime, memory) is recycle.py's.
 While a reload runs, respawning pauses if the reload itself brings the new
 generation up (`reload_pauses_respawn`), and no surplus worker is retired.
@@ -20,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sockactd.log import get_logger
+from sockactd.master.liveness import LIVENESS_TIMEOUT
 from sockactd.master.respawn import SERVING_RESPAWNS_PER_SECOND, RespawnPolicy
 from sockactd.pool import ExitReason, Worker, WorkerPool, WorkerState
 
@@ -97,7 +100,7 @@ class Health:
                 worker.ready_deadline = None
                 pool.kill(worker)
             elif worker.kill_deadline is not None and now >= worker.kill_deadline:
-                log.warning("worker %d still busy after its mercy; killing it", worker.pid)
+                log.warning("%s; killing it", _past_its_mercy(worker, now))
                 worker.kill_deadline = None
                 pool.kill(worker)
 
@@ -121,3 +124,22 @@ class Health:
         pool = self.pool
         pool.size = max(1, pool.size + delta)
         log.info("workers: %d", pool.size)
+
+
+def _past_its_mercy(worker: Worker, now: float) -> str:
+    """What a retired worker still there at its kill deadline is doing, from its board."""
+    _, started, busy = worker.board.read()
+    if busy:
+        plural = "request" if busy == 1 else "requests"
+        what = worker.board.described()  # only with harakiri
+        return (
+            f"worker {worker.pid} still busy after its mercy: {busy} {plural} in progress, "
+            f"the oldest for {now - started:.1f}s" + (f" (last started: {what})" if what else "")
+        )
+    head = f"worker {worker.pid} did not exit within its mercy, in no request"
+    last = max(worker.board.last_beat(), worker.ready_at or 0.0)
+    if not last:
+        return f"{head}: it has not reported ready (still starting, or hung in its start)"
+    if now - last > LIVENESS_TIMEOUT:
+        return f"{head}: its loop has not run for {now - last:.0f}s (stopped, or stuck)"
+    return f"{head}: its loop still runs (last seen {now - last:.1f}s ago)"

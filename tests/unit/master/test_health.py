@@ -8,14 +8,19 @@ recycle.py's (test_recycle.py); here, that Health leaves its replacement alone.
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 import time
+from collections.abc import Callable
+
+import pytest
 
 from sockactd.config.model import Config
 from sockactd.master.health import Health
 from sockactd.master.phase import AllReady, PhaseTracker, StopRequested
 from sockactd.master.recycle import Recycler
-from sockactd.pool import ExitReason, WorkerPool, WorkerState
+from sockactd.pool import ExitReason, Worker, WorkerPool, WorkerState
 from tests.unit.master.fakes import FakeKernel, exit_worker, make_pool, signals_to
 
 
@@ -104,6 +109,69 @@ def test_a_retired_worker_past_its_mercy_is_killed() -> None:
     kernel.now += 1.0
     checks.check_deadlines(kernel.now)
     assert signals_to(kernel, old) == [signal.SIGTERM, signal.SIGKILL]
+
+
+def _killed_past_its_mercy(
+    caplog: pytest.LogCaptureFixture,
+    doing: Callable[[Worker, FakeKernel], None],
+    ready: bool = True,
+) -> str:
+    """`doing(worker, kernel)` writes a worker's board (and may set the clock); the worker is
+    retired with 30 s of mercy and outlives it: what the warning with its SIGKILL says."""
+    checks, pool, kernel, _ = health()
+    worker = pool.serving()[0] if ready else pool.spawn()
+    doing(worker, kernel)
+    pool.retire(worker, mercy=30.0)
+    kernel.now += 30.0
+    with caplog.at_level(logging.WARNING):
+        checks.check_deadlines(kernel.now)
+    assert signals_to(kernel, worker) == [signal.SIGTERM, signal.SIGKILL]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"worker {worker.pid} ") and line.endswith("; killing it"), line
+    return line.split(" ", 2)[2].removesuffix("; killing it")
+
+
+def test_past_its_mercy_a_worker_in_requests_is_said_to_be_busy(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def in_two_requests(worker: Worker, kernel: FakeKernel) -> None:
+        board = worker.board
+        board.request_started()  # on the real monotonic clock, as a worker's are
+        kernel.now = board.read()[1] + 2.0  # retired 2 s into that request
+        board.describe("GET /report from 10.0.0.7")
+        second = threading.Thread(target=board.request_started)  # another handler thread
+        second.start()
+        second.join()
+
+    said = _killed_past_its_mercy(caplog, in_two_requests)
+    assert said == (
+        "still busy after its mercy: 2 requests in progress, the oldest for 32.0s"
+        " (last started: GET /report from 10.0.0.7)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("last_beat", "ready", "said"),
+    [
+        # its loop went round 0.4 s before the deadline: alive, but not done
+        (29.6, True, "its loop still runs (last seen 0.4s ago)"),
+        # SIGSTOP, or a loop stuck outside any request: no heartbeat since the retire
+        (0.0, True, "its loop has not run for 30s (stopped, or stuck)"),
+        # retired while it was still importing the app, and never got further
+        (None, False, "it has not reported ready (still starting, or hung in its start)"),
+    ],
+)
+def test_past_its_mercy_an_idle_worker_is_not_said_to_be_busy(
+    caplog: pytest.LogCaptureFixture, last_beat: float | None, ready: bool, said: str
+) -> None:
+    def idle(worker: Worker, kernel: FakeKernel) -> None:
+        if last_beat is not None:
+            worker.ready_at = kernel.now - 60.0
+            worker.board.beat(kernel.now + last_beat)  # seconds after its retire
+
+    assert _killed_past_its_mercy(caplog, idle, ready) == (
+        f"did not exit within its mercy, in no request: {said}"
+    )
 
 
 def test_harakiri_kills_a_worker_whose_request_runs_too_long() -> None:
