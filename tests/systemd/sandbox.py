@@ -47,6 +47,7 @@ checks; tests/systemd/conftest.py turns it into the `sandbox` and `host` fixture
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -421,12 +422,22 @@ class Sandbox:
         )
 
     def host_pids(self, unit: str) -> list[int]:
-        """Host PIDs of every process in the unit's cgroup (empty when it has none)."""
+        """Host PIDs of every process in the unit's cgroup (empty when it has none).
+
+        systemd removes a unit's cgroup once it is empty -- after a kill -9 of its main
+        process, while a test polls this. os.walk skips a folder that went away between
+        its parent's listing and its own; Path.rglob raised FileNotFoundError there.
+        """
         assert self._cgroup is not None
         pids: list[int] = []
-        for procs in self._cgroup.rglob(f"{unit}/cgroup.procs"):
-            with contextlib.suppress(FileNotFoundError):  # the unit's cgroup went away meanwhile
-                pids += [int(pid) for pid in procs.read_text().split()]
+        for folder, _dirs, files in os.walk(self._cgroup):
+            if os.path.basename(folder) != unit or "cgroup.procs" not in files:
+                continue
+            try:
+                pids += [int(pid) for pid in Path(folder, "cgroup.procs").read_text().split()]
+            except OSError as exc:  # gone meanwhile: ENOENT, or ENODEV once open
+                if exc.errno not in (errno.ENOENT, errno.ENODEV):
+                    raise
         return sorted(pids)
 
     # --- teardown -----------------------------------------------------------------------------
