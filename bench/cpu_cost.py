@@ -5,7 +5,8 @@
 Requests/s on a shared 2-core machine drifts by +-10% from round to round (throughput.py
 --refs), which hides a cost of a few percent. What a change adds to the request path shows
 more steadily as the CPU time the server's processes spend per request: for each ref, in
-interleaved rounds, sockactd (2 workers, app bench/apps/hello.py) serves wrk for --duration
+interleaved rounds, sockactd (one worker per usable CPU, common.machine_workers(); app
+bench/apps/hello.py) serves wrk (common.wrk_threads() threads) for --duration
 seconds with a new connection per request and with keep-alive, and the nanoseconds on CPU of
 every thread of the master and its workers (/proc/PID/task/TID/schedstat) are divided by the
 requests wrk counted. Other load on the machine still moves it (caches, frequency), less so.
@@ -29,14 +30,16 @@ MODES = ("close", "keepalive")
 def one_round(tmp: Path, args: argparse.Namespace) -> dict[str, float]:
     """Microseconds of server CPU per request in each mode, sockactd as pinned in tmp."""
     port = common.free_port()
-    server = common.sockactd("hello:app", http=f"127.0.0.1:{port}", control=tmp / "control.sock")
+    server = common.sockactd("hello:app", http=f"127.0.0.1:{port}", control=tmp / "control.sock",
+                             processes=common.machine_workers())  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
     cost: dict[str, float] = {}
+    threads = common.wrk_threads()
     with common.running(server, tmp / "sockactd.log", port) as proc:
-        common.run_wrk(common.wrk_argv(url, 1, args.connections, 1, close=False), 1)
+        common.run_wrk(common.wrk_argv(url, 1, args.connections, threads, close=False), 1)
         pids = common.descendants(proc.pid)
         for mode in MODES:
-            argv = common.wrk_argv(url, args.duration, args.connections, 1, mode == "close")
+            argv = common.wrk_argv(url, args.duration, args.connections, threads, mode == "close")
             before = common.cpu_counters(pids)[0]
             result = common.run_wrk(argv, args.duration)
             cost[mode] = (common.cpu_counters(pids)[0] - before) / 1000 / max(1, result.requests)

@@ -3,9 +3,10 @@
     .venv/bin/python bench/floor.py ADDRESS [--busy-us N]   (HOST:PORT or a UNIX socket path)
 
 bench/nginx.py runs it next to sockactd and uWSGI, behind the same nginx, with the
-same app and 2 forked workers. Per request it does only what no uwsgi server can
-skip: accept, one blocking read, sockactd's own vars parser (protocols/uwsgi.py), call
-the app, send the status line, the headers and the body in one write, close.
+same app and as many forked workers (common.machine_workers(): one per usable CPU). Per
+request it does only what no uwsgi server can skip: accept, one blocking read,
+sockactd's own vars parser (protocols/uwsgi.py), call the app, send the status line, the
+headers and the body in one write, close.
 
 It checks nothing -- no header validation, no limits, no timeouts, no error
 handling, no request body, no parking of slow clients, no scoreboard, no graceful
@@ -29,13 +30,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+# the checkout last: sockactd comes from the interpreter's own path, bench.common from here
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 
 from hello import app  # type: ignore[import-not-found]  # bench/apps: through sys.path
 
+from bench.common import machine_workers
 from sockactd.errors import ProtocolError
 from sockactd.protocols.uwsgi import parse_packet
 
-WORKERS = 2
+WORKERS = machine_workers()
 BUSY_S = float(sys.argv[3]) / 1e6 if sys.argv[2:3] == ["--busy-us"] else 0.0
 BASE: dict[str, Any] = {
     "wsgi.version": (1, 0),

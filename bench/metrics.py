@@ -3,7 +3,8 @@
     .venv/bin/python bench/metrics.py [--rounds 3] [--duration 10] [--base REF]
                                       [--cold-runs 7] [--write]
 
-In one run, 2 workers, app bench/apps/hello.py, the commit under test pinned (common.py):
+In one run, one worker per usable CPU (common.machine_workers()) and wrk with
+common.wrk_threads() threads, app bench/apps/hello.py, the commit under test pinned:
   * throughput, rounds interleaved off/scraped/prometheus/off/...: wrk for --duration
     seconds with a new connection per request and with keep-alive; "scraped" runs with
     --metrics-socket and a plain scraper in this process (one GET /metrics per second):
@@ -98,8 +99,9 @@ def load_round(arm: str, args: argparse.Namespace, tmp: Path) -> dict[str, float
     port, metrics_port = common.free_port(), common.free_port()
     extra = ["--metrics-socket", f"127.0.0.1:{metrics_port}"] if arm != "off" else []
     server = common.sockactd(MODULE, http=f"127.0.0.1:{port}", control=tmp / "c.sock",
-                             extra=extra)  # fmt: skip
+                             processes=common.machine_workers(), extra=extra)  # fmt: skip
     url = f"http://127.0.0.1:{port}/"
+    threads = common.wrk_threads()
     scraper: subprocess.Popen[bytes] | None = None
     plain: PlainScraper | None = None
     result: dict[str, float] = {}
@@ -109,12 +111,12 @@ def load_round(arm: str, args: argparse.Namespace, tmp: Path) -> dict[str, float
         elif arm == "scraped":
             plain = PlainScraper(metrics_port)
         try:
-            common.run_wrk(common.wrk_argv(url, 2, args.connections, 1, close=False), 2)
+            common.run_wrk(common.wrk_argv(url, 2, args.connections, threads, close=False), 2)
             members = [proc.pid, *common.descendants(proc.pid)]
             for close in (True, False):
                 time.sleep(1)
                 kind = "close" if close else "keepalive"
-                argv = common.wrk_argv(url, args.duration, args.connections, 1, close)
+                argv = common.wrk_argv(url, args.duration, args.connections, threads, close)
                 before = cpu_seconds(members)
                 master_before = cpu_seconds([proc.pid])
                 prom_before = cpu_seconds([scraper.pid]) if scraper else 0.0
@@ -164,10 +166,11 @@ def board_cost() -> dict[str, float]:
 
 def pss_once(tmp: Path) -> float:
     port = common.free_port()
-    server = common.sockactd(MODULE, http=f"127.0.0.1:{port}", control=tmp / "c.sock")
+    server = common.sockactd(MODULE, http=f"127.0.0.1:{port}", control=tmp / "c.sock",
+                             processes=common.machine_workers())  # fmt: skip
     with common.running(server, tmp / "pss.log", port) as proc:
         url = f"http://127.0.0.1:{port}/"
-        common.run_wrk(common.wrk_argv(url, 2, 50, 1, close=False), 2)
+        common.run_wrk(common.wrk_argv(url, 2, 50, common.wrk_threads(), close=False), 2)
         return sum(common.pss_kib(pid) for pid in common.descendants(proc.pid)) / 1024
 
 
@@ -240,11 +243,13 @@ def main() -> None:
     report = (
         f"Machine: {common.machine_summary()}. **Shared** with other engineers' test runs "
         "while measured: spreads are wide; compare medians of interleaved rounds only.\n\n"
-        f"Commit {commit}; 2 workers, `bench/apps/hello.py`; wrk `-t1 -c{args.connections} "
+        f"Commit {commit}; {common.machine_workers()} workers, `bench/apps/hello.py`; "
+        f"wrk `-t{common.wrk_threads()} -c{args.connections} "
         f"-d{args.duration:g}s`, {args.rounds} rounds interleaved off/scraped/prometheus; "
         "median (min-max) and change against off. *scraped*: `--metrics-socket` with a plain "
         "scraper in the bench (one GET /metrics per second): sockactd's own cost. "
-        "*prometheus*: Debian's prometheus scraping every 1 s on the same two cores: "
+        f"*prometheus*: Debian's prometheus scraping every 1 s on the same "
+        f"{common.usable_cpus()} CPUs: "
         "sockactd's cost plus what Prometheus's own CPU takes from the server (Prometheus "
         f"used {_spread([c * 100 for c in prom_cpu], '{:.1f}') if prom_cpu else '-'}% of a core "
         "during the wrk runs). CPU per request: the master's and workers' user+system time "

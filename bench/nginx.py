@@ -4,7 +4,8 @@
                                     [--transport tcp|unix|both] [--write]
 
 One server at a time, rounds interleaved across servers (each round starts the server
-and its nginx afresh), 2 workers each, app bench/apps/hello.py, each behind its own
+and its nginx afresh), one worker per usable CPU each (common.machine_workers()), app
+bench/apps/hello.py, each behind its own
 nginx (tests/integration/nginx.py's NginxProcess: own prefix, pid file and logs in a
 temporary directory, 127.0.0.1 only, 1 worker process). wrk talks keep-alive to nginx;
 nginx opens a new upstream connection per request for uwsgi_pass (the protocol has
@@ -43,19 +44,23 @@ KEEPALIVE = 64
 
 def upstream_server(name: str, address: str, tmp: Path) -> tuple[common.Server, Mode]:
     """`address`: HOST:PORT or a UNIX socket path."""
+    workers = common.machine_workers()
+    control = tmp / "control.sock"
     if name == "sockactd":
-        return common.sockactd(MODULE, uwsgi=address, control=tmp / "control.sock"), Mode.UWSGI
+        return common.sockactd(
+            MODULE, uwsgi=address, processes=workers, control=control
+        ), Mode.UWSGI
     if name == "uwsgi":
-        return common.uwsgi(MODULE, uwsgi_socket=address), Mode.UWSGI
+        return common.uwsgi(MODULE, uwsgi_socket=address, processes=workers), Mode.UWSGI
     if name == "sockactd-http":
-        return common.sockactd(MODULE, http=address, control=tmp / "control.sock"), Mode.HTTP
+        return common.sockactd(MODULE, http=address, processes=workers, control=control), Mode.HTTP
     if name == "uwsgi-http":
-        return common.uwsgi(MODULE, http11=address), Mode.HTTP
+        return common.uwsgi(MODULE, http11=address, processes=workers), Mode.HTTP
     if name == "floor":  # a reference point, not a server: see bench/floor.py
-        floor = str(common.ROOT / "bench" / "floor.py")
+        floor = str(common.ROOT / "bench" / "floor.py")  # as many workers: machine_workers()
         return common.Server("floor", (common.PYTHON, floor, address)), Mode.UWSGI
     bind = address if ":" in address else f"unix:{address}"
-    return common.gunicorn(MODULE, bind=bind), Mode.HTTP
+    return common.gunicorn(MODULE, bind=bind, workers=workers), Mode.HTTP
 
 
 def wait_listening(proc: common.Running, address: str, timeout: float = 20.0) -> None:
@@ -122,7 +127,8 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency` "
         f"(keep-alive) to nginx-light (1 worker process), {args.rounds} runs each, "
         "interleaved across upstreams (a fresh server and nginx per run): req/s median "
-        "(min-max), latencies median, errors summed; 2 app workers each, app "
+        f"(min-max), latencies median, errors summed; {common.machine_workers()} app workers "
+        "each, app "
         "`bench/apps/hello.py`.\n"
     )
     table = []
@@ -175,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=common.wrk_threads(), help="wrk's")
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per upstream")
     parser.add_argument("--only", default=",".join(SETUPS))
     parser.add_argument("--transport", choices=("tcp", "unix", "both"), default="tcp")

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/profile.py [--duration 10] [--keepalive] [--top 20] [--write]
 
-Starts sockactd (2 workers, bench/apps/hello.py), drives it with wrk (a new connection
+Starts sockactd (one worker per usable CPU, common.machine_workers(); app
+bench/apps/hello.py), drives it with wrk (common.wrk_threads() threads, a new connection
 per request unless --keepalive), and samples the first worker with `py-spy record
 --format raw` (py-spy from PyPI, in .venv; it needs ptrace, so root or
 CAP_SYS_PTRACE). Prints the top functions by own time (the sampled frame itself)
@@ -59,10 +60,12 @@ def _short_path(frame: str) -> str:
 
 def profile(args: argparse.Namespace, tmp: Path) -> tuple[str, list[str]]:
     port = common.free_port()
-    server = common.sockactd("hello:app", http=f"127.0.0.1:{port}", control=tmp / "c.sock")
+    server = common.sockactd("hello:app", http=f"127.0.0.1:{port}", control=tmp / "c.sock",
+                             processes=common.machine_workers())  # fmt: skip
     out = tmp / "profile.raw"
     url = f"http://127.0.0.1:{port}/"
-    wrk_argv = common.wrk_argv(url, args.duration + 2, 50, 1, close=not args.keepalive)
+    threads = common.wrk_threads()
+    wrk_argv = common.wrk_argv(url, args.duration + 2, 50, threads, close=not args.keepalive)
     spy_argv = [PY_SPY, "record", "--format", "raw", "--rate", "250", "--nonblocking"]
     with common.running(server, tmp / "sockactd.log", port) as proc:
         worker = common.descendants(proc.pid)[1]

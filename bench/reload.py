@@ -51,6 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import common, loadgen
 
 MODULE = "benchapp:app"
+# Not the machine's size: a chain reload replaces workers one 1 s import at a time, and the
+# default --duration and --reload-at leave room for two (uWSGI and gunicorn get as many).
+WORKERS = 2
 # What an app adds to bench/apps/versioned.py after its `import os`: `slow_import` an import
 # that takes one second (a large framework, a cold cache), `broken` (at the reload) code
 # that raises at import.
@@ -92,14 +95,18 @@ def server_for(case: Case, port: int, appdir: Path, log_level: str) -> common.Se
         return common.sockactd(
             MODULE,
             http=bind,
+            processes=WORKERS,
             lazy=lazy,
             control=appdir / "control.sock",
             pythonpath=appdir,
             extra=extra,
         )
     if case.server == "uwsgi":
-        return common.uwsgi(MODULE, http=bind, lazy=lazy, pythonpath=appdir, fifo=appdir / "fifo")
-    return common.gunicorn(MODULE, bind=bind, chdir=appdir)
+        fifo = appdir / "fifo"
+        return common.uwsgi(
+            MODULE, http=bind, processes=WORKERS, lazy=lazy, pythonpath=appdir, fifo=fifo
+        )
+    return common.gunicorn(MODULE, bind=bind, workers=WORKERS, chdir=appdir)
 
 
 def write_app(case: Case, appdir: Path, version: str, broken: bool = False) -> None:
@@ -212,7 +219,7 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     """One line per run."""
     description = (
         f"{args.duration:g} s of load per case, reload triggered at t={args.reload_at:g} s, "
-        f"{args.clients} client processes, one request per new connection, 2 workers. "
+        f"{args.clients} client processes, one request per new connection, {WORKERS} workers. "
         "`to new` = trigger to the end of the last response from old code; `lowest 1 s` = "
         "fewest successful responses in any one-second window after the first second; "
         "`gap` = longest time with no successful response; p99 `reload` = requests started "
@@ -268,7 +275,7 @@ def render_repeated(rows: list[dict[str, object]], args: argparse.Namespace) -> 
     description = (
         f"{args.repeat} runs per case in interleaved rounds; each run: {args.duration:g} s of "
         f"load, reload triggered at t={args.reload_at:g} s, {args.clients} client processes, "
-        "one request per new connection, 2 workers. `stall` = longest time with no "
+        f"one request per new connection, {WORKERS} workers. `stall` = longest time with no "
         "successful response anywhere in the run after its first second; `at` = where "
         "that stretch began, in seconds from the trigger (negative: before it); `in "
         "reload` = the longest such stretch inside [trigger, trigger + max(1 s, to new, "

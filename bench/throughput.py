@@ -4,7 +4,8 @@
                                          [--only sockactd,gunicorn,uwsgi] [--write]
     .venv/bin/python bench/throughput.py --refs main,HEAD [--rounds 5] [--duration 5]
 
-In one run, on one machine, one server at a time, 2 workers each, app bench/apps/hello.py:
+In one run, on one machine, one server at a time, one worker per usable CPU each
+(common.machine_workers(): 2 on the 2-CPU VM of RESULTS.md), app bench/apps/hello.py:
   * wrk for --duration seconds with a new connection per request (`Connection: close`)
     and with keep-alive: requests/s, p99 (wrk --latency);
   * cold start: under `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http`, the time
@@ -39,12 +40,13 @@ MODULE = "hello:app"
 def server_for(name: str, port: int | None, tmp: Path) -> common.Server:
     """The server's command line; `port=None` means the socket comes from systemd."""
     bind = None if port is None else f"127.0.0.1:{port}"
+    workers = common.machine_workers()
     if name == "sockactd":
-        return common.sockactd(MODULE, http=bind, control=tmp / "control.sock")
+        return common.sockactd(MODULE, http=bind, processes=workers, control=tmp / "control.sock")
     if name == "gunicorn":
-        return common.gunicorn(MODULE, bind=bind)
+        return common.gunicorn(MODULE, bind=bind, workers=workers)
     if name == "uwsgi":
-        return common.uwsgi(MODULE, http=bind, activated=port is None)
+        return common.uwsgi(MODULE, http=bind, processes=workers, activated=port is None)
     raise ValueError(name)
 
 
@@ -177,7 +179,8 @@ def render(
     out.append(
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency`, "
         f"{args.rounds} runs per server and kind: req/s median (min-max), p99 median, "
-        "errors summed; 2 workers each, app `bench/apps/hello.py`. Cold start: median of "
+        f"errors summed; {common.machine_workers()} workers each, app `bench/apps/hello.py`. "
+        "Cold start: median of "
         f"{args.cold_runs} runs. PSS: master + workers after a 2 s keep-alive warm-up.\n"
     )
     gunicorn_close = _rps(rows, "gunicorn", "close")
@@ -262,7 +265,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=common.wrk_threads(), help="wrk's")
     parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per server and kind")
     parser.add_argument("--only", default=",".join(SERVERS))
