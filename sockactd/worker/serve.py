@@ -333,6 +333,8 @@ class _Server:
                 if handler is not None:
                     self._ready(handler)
                 elif fd in ports:
+                    # `stopping`, not `ctx.closing` (set by the SIGTERM handler at once): a
+                    # wake-up the kernel gave this worker alone is still this worker's
                     if not self.stopping:
                         self._accept(ports[fd])
                 elif fd == self.lobby_fd:
