@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from sockactd.config.model import Config
     from sockactd.sockets import Listener
     from sockactd.worker.lobby import Lobby
+    from sockactd.worker.module_report import ModuleReporter
 
 __all__ = ["WorkerSpec", "fork_worker", "run_worker"]
 
@@ -128,6 +129,7 @@ def _run(spec: WorkerSpec) -> int:
         | (spec.lobby.fds() if spec.lobby is not None else set())
     )
     app = spec.app
+    reporter: ModuleReporter | None = None
     if spec.config.autoreload_seconds:
         # A .pyc records its source's mtime in whole seconds: one written now could be
         # taken for a file saved again within the same second.
@@ -139,7 +141,7 @@ def _run(spec: WorkerSpec) -> int:
             write_frame(spec.status_fd, FrameKind.BOOT_FAILED, exc.details)
             return ExitCode.APP_IMPORT_FAILED
     if spec.config.autoreload_seconds:
-        app = _report_modules(app, spec.status_fd)
+        app, reporter = _report_modules(app, spec.status_fd)
     try:
         write_frame(spec.status_fd, FrameKind.READY)
     except BrokenPipeError:
@@ -147,7 +149,7 @@ def _run(spec: WorkerSpec) -> int:
         return ExitCode.FAILURE
     links = Links(
         stop_fd,
-        on_draining=lambda why: _tell_draining(spec.status_fd, why),
+        on_draining=lambda why: _tell_draining(spec.status_fd, why, reporter),
         after_first_wakeup=lambda: after_first_wakeup(spec.master_pid, master_fd),
         master_fd=master_fd,
         lobby=spec.lobby if spec.config.processes > 1 else None,  # no one else to hand to
@@ -156,20 +158,26 @@ def _run(spec: WorkerSpec) -> int:
     return ExitCode.OK
 
 
-def _report_modules(app: WSGIApp, status_fd: int) -> WSGIApp:
+def _report_modules(app: WSGIApp, status_fd: int) -> tuple[WSGIApp, ModuleReporter]:
     """py-autoreload: tell the master what this worker imported, now and after requests."""
     from sockactd.worker.module_report import ModuleReporter, reporting
 
     reporter = ModuleReporter(status_fd)
     reporter.report_new()
-    return reporting(app, reporter)
+    return reporting(app, reporter), reporter
 
 
-def _tell_draining(status_fd: int, why: str) -> None:
-    """Tell the master this worker no longer accepts, and why; bound the drain by our clock."""
+def _tell_draining(status_fd: int, why: str, reporter: ModuleReporter | None) -> None:
+    """Tell the master this worker no longer accepts, and why; bound the drain by our clock.
+
+    With py-autoreload, through the `reporter`: a handler thread may be writing a report.
+    """
     csignal.alarm(_drain_limit)  # the master that would kill a late drain may be gone
     try:
-        write_frame(status_fd, FrameKind.DRAINING, why)
+        if reporter is None:
+            write_frame(status_fd, FrameKind.DRAINING, why)
+        else:
+            reporter.send(FrameKind.DRAINING, why)
     except BrokenPipeError:
         pass  # the master is gone: serve() said so and drains all the same
 

@@ -5,8 +5,10 @@ of modules that appeared in `sys.modules` since its last call, and costs one
 len() when none did. `reporting(app, reporter)` wraps the WSGI app so it is
 called before each request (what the previous response's iteration imported)
 and after the app returns (what this request imported). With --threads > 1 a
-lock keeps reports apart, and CHUNK keeps each frame one atomic write. Imported
-by the worker only when py-autoreload is on.
+lock keeps reports apart, and every other frame written while serving (the drain
+confirmation) goes through `send`, under the same lock: a write of more than
+PIPE_BUF bytes is not atomic, and a frame is that long when one path is (CHUNK
+keeps the others within it). Imported by the worker only when py-autoreload is on.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK", "ModuleReporter", "reporting"]
 
 # Bytes of paths per frame: with its 5-byte header a frame stays within PIPE_BUF (4096),
-# so one write() puts it in the pipe whole, never interleaved with a frame another
-# thread writes (a D frame while a handler thread reports, with --threads > 1).
+# so one write() puts it in the pipe whole, when the master is slow to read too.
 CHUNK = 4_000
 
 
@@ -54,6 +55,11 @@ class ModuleReporter:
                     write_frame(self._fd, FrameKind.MODULES, chunk)
             except OSError:
                 pass  # the master is gone; serve() notices and drains
+
+    def send(self, kind: FrameKind, text: str = "") -> None:
+        """Write a frame of another kind, never inside a report's (it waits for one)."""
+        with self._lock:
+            write_frame(self._fd, kind, text)
 
 
 def chunks(paths: list[str], limit: int = CHUNK) -> list[str]:

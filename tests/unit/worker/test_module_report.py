@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import array
+import contextlib
+import fcntl
 import os
 import select
 import sys
+import termios
+import threading
 import types
 from collections.abc import Iterator
 
 import pytest
 
 from sockactd.worker.module_report import ModuleReporter, chunks, reporting
-from sockactd.worker.status import FrameKind, FrameReader
+from sockactd.worker.status import FrameKind, FrameReader, write_frame
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -81,3 +87,53 @@ def test_every_frame_is_one_atomic_pipe_write() -> None:
     paths = [f"/srv/app/{'deep/' * 20}module_{n:04d}.py" for n in range(300)]
     for text in chunks(paths):
         assert 5 + len(text.encode()) <= select.PIPE_BUF  # kind byte and length, then paths
+
+
+def test_the_drain_confirmation_never_lands_inside_a_report(pipe: tuple[int, int]) -> None:
+    """A report longer than PIPE_BUF (one path that long) is not one atomic write.
+
+    The pipe is full, as when the master is slow to read: the report's first bytes merge
+    into the last page and the rest waits for room. A DRAINING frame written then (the
+    loop thread's, while a handler thread reports) must wait for the report's end; written
+    straight to the pipe, it merged into the same page, inside the report's frame.
+    """
+    read_fd, write_fd = pipe
+    reporter = ModuleReporter(write_fd)
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 1 << 20)  # room for what is imported already
+    reporter.report_new()
+    reported(read_fd)
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 2 * 4096)  # two pages
+    write_frame(write_fd, FrameKind.MODULES, "x" * (4096 - 5))  # the first page, full
+    write_frame(write_fd, FrameKind.READY)  # both pages used, room left in the last one
+    module = types.ModuleType("sockactd_test_deep")
+    module.__file__ = "/" + "d" * 4094  # a path of PATH_MAX - 1 bytes
+    sys.modules[module.__name__] = module
+    report = threading.Thread(target=reporter.report_new)
+    drain = threading.Thread(target=reporter.send, args=(FrameKind.DRAINING, "SIGTERM"))
+    try:
+        report.start()
+        wait_until(lambda: _unread(read_fd) > 4096 + 5, 5, "the report to wait for room")
+        drain.start()
+        drain.join(0.5)  # straight to the pipe it was done at once; through the reporter not
+        data = bytearray()
+        while report.is_alive() or drain.is_alive() or _unread(read_fd):
+            select.select([read_fd], [], [], 0.1)
+            with contextlib.suppress(BlockingIOError):
+                data += os.read(read_fd, 65536)
+    finally:
+        report.join(5)
+        drain.join(5)
+        del sys.modules[module.__name__]
+    frames = [(frame.kind, frame.text) for frame in FrameReader().feed(bytes(data))]
+    assert frames == [
+        (FrameKind.MODULES, "x" * 4091),
+        (FrameKind.READY, ""),
+        (FrameKind.MODULES, module.__file__),
+        (FrameKind.DRAINING, "SIGTERM"),
+    ]
+
+
+def _unread(fd: int) -> int:
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
