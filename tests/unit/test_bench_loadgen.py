@@ -1,10 +1,9 @@
-"""bench/loadgen.py analysis and bench/common.py parsing: pure functions, table tests."""
+"""bench/loadgen.py analysis: pure functions, table tests."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.common import WrkResult, merge_section, parse_wrk
 from bench.loadgen import (
     Kind,
     Outcome,
@@ -106,58 +105,3 @@ def test_p99_uses_requests_started_in_the_window_failures_included() -> None:
     assert p99([*fast, slow], 1.0, 2.0) == pytest.approx(2.0)
     assert p99(fast, 1.0, 2.0) == pytest.approx(0.001)
     assert p99(fast, 5.0, 6.0) is None
-
-
-WRK_OUTPUT = """\
-Running 3s test @ http://127.0.0.1:1/
-  1 threads and 50 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency     1.59ms    1.19ms  13.64ms   84.67%
-  Latency Distribution
-     50%  850.00us
-     75%    1.91ms
-     90%    2.62ms
-     99%    1.20s
-  23836 requests in 2.02s, 1.77MB read
-  Socket errors: connect 1, read 23834, write 0, timeout 2
-  Non-2xx or 3xx responses: 7
-Requests/sec:  11826.12
-Transfer/sec:      0.88MB
-"""
-
-
-def test_parse_wrk() -> None:
-    result = parse_wrk(WRK_OUTPUT)
-    assert result == WrkResult(11826.12, 0.85, 1200.0, 23836, (1, 23834, 0, 2), 7)
-    assert result.errors_text() == "1 connect, 23834 read, 2 timeout, 7 non-2xx"
-
-
-def test_parse_wrk_without_errors_and_garbage() -> None:
-    clean = "\n".join(line for line in WRK_OUTPUT.splitlines() if "errors" not in line)
-    assert parse_wrk(clean).errors_text() == "7 non-2xx"
-    with pytest.raises(ValueError, match="cannot parse"):
-        parse_wrk("wrk: connection refused")
-
-
-@pytest.mark.parametrize(
-    ("document", "expected"),
-    [
-        ("", "<!-- bench:x -->\nnew\n<!-- /bench:x -->\n"),
-        ("# T\n", "# T\n\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\n"),
-        (
-            "# T\n\n<!-- bench:x -->\nold\n<!-- /bench:x -->\n\ntail\n",
-            "# T\n\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\n\ntail\n",
-        ),
-        (
-            "<!-- bench:y -->\ny\n<!-- /bench:y -->\n",
-            "<!-- bench:y -->\ny\n<!-- /bench:y -->\n\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\n",
-        ),
-    ],
-)
-def test_merge_section(document: str, expected: str) -> None:
-    assert merge_section(document, "x", "new\n") == expected
-
-
-def test_merge_section_refuses_an_unclosed_block() -> None:
-    with pytest.raises(ValueError, match="no end marker"):
-        merge_section("<!-- bench:x -->\nold\n", "x", "new")
