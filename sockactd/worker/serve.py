@@ -118,11 +118,18 @@ _SLICE: Final = 0.001
 # timeout): a request the client sends on it meanwhile is served with `Connection: close`,
 # instead of racing our close and getting a reset (clients and nginx retry, but need not).
 _IDLE_GRACE: Final = 1.0
-# A ready connection whose worker has been busy this long in one request (threads == 1), or
-# that waited this long for a handler thread, goes to the lobby (lobby.py); the watcher
-# looks every _WATCH_PERIOD. Worst case from its request to an idle worker: about the sum.
+# A ready connection whose worker has been busy this long in one request (threads == 1) goes
+# to the lobby (lobby.py); the watcher looks every _WATCH_PERIOD. Worst case from its request
+# to an idle worker: about the sum.
 _HAND_OVER_DELAY: Final = 0.05
 _WATCH_PERIOD: Final = 0.025
+# With threads, one that waited this long in the line for a handler thread goes to the lobby,
+# where the generation's next free thread takes it (threads.py): what waits longer than this
+# waits in one line for the whole generation, as uWSGI's clients do in its accept queue,
+# not behind whichever worker happened to accept it. Short, but far above what a hand-over
+# costs (tens of microseconds) and what a line of fast requests waits (hello world:
+# under 1 ms).
+_LINE_DELAY: Final = 0.010
 
 
 class Links:
@@ -279,9 +286,7 @@ class _Server:
             from sockactd.worker.threads import HandlerThreads
 
             adopt = self._adopt_on_thread if lobby is not None else None
-            self.pool = HandlerThreads(
-                self.threads, step, self._after_step, adopt, _HAND_OVER_DELAY
-            )
+            self.pool = HandlerThreads(self.threads, step, self._after_step, adopt, _LINE_DELAY)
         self.lobby = lobby
         self.lobby_fd = -1
         self.lobby_polled = False
@@ -584,11 +589,11 @@ class _Server:
         oldest = pool.oldest_wait()
         if oldest is not None:
             now = time.monotonic()
-            if not self.ctx.closing and now - oldest >= _HAND_OVER_DELAY:
-                pool.hand_over_late(now - _HAND_OVER_DELAY, self._give_away)
+            if not self.ctx.closing and now - oldest >= _LINE_DELAY:
+                pool.hand_over_late(now - _LINE_DELAY, self._give_away)
                 oldest = pool.oldest_wait()
             if oldest is not None and not self.ctx.closing:
-                timeout = min(timeout, max(0.0, oldest + _HAND_OVER_DELAY - now))
+                timeout = min(timeout, max(0.0, oldest + _LINE_DELAY - now))
         free = pool.idle > 0
         self._poll_lobby(free)
         # no thread free: nothing wakes this loop when one frees up, so look again soon

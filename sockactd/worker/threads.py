@@ -5,18 +5,27 @@ is idle the connection goes to it through a FIFO queue at once; when all are bus
 waits in `waiting`, oldest first, and the next thread to finish takes it from there --
 so the loop knows which ready connections have waited, and for how long. One that has
 waited a hand-over delay, with nothing read from it since its last response, goes to the
-lobby (`hand_over_late`, called by the loop thread), where an idle worker takes it.
+lobby (`hand_over_late`, called by the loop thread), where the generation's next free
+thread takes it. The delay is short (serve.py's `_LINE_DELAY`, 10 ms): under keep-alive a
+worker holds the clients it happened to accept, and a worker that holds more of them than
+another (12 and 4, say) would make its clients wait three times as long; what waits longer
+than the delay waits in one line for the whole generation instead, as a new connection
+per request does in the kernel's accept queue.
 
 Oldest first across the generation: a connection in the lobby has waited a hand-over
 delay in some worker's line before it went there, longer than any in this line that has
-not waited as long. So a thread that finishes a turn while this line is not empty takes
-the lobby's oldest connection first (`from_lobby`), and this line's head only when the
-lobby is empty or the head has waited the delay too (it could not go: something was read
-from it, or the lobby was full). Without that, under overload no thread of any worker is
-ever idle, the lobby is read only in rare idle moments, and what went there waits for
-seconds while the connections that stayed in the lines cycle (issue 17: 176 of 200
-clients unanswered). With an empty line the thread goes idle instead, and the loop polls
-the lobby for it (serve.py), so a worker that keeps up pays nothing for this.
+not waited as long. So a thread that finishes a turn takes the lobby's oldest connection
+first (`from_lobby`), and this line's head only when the lobby is empty or the head has
+waited the delay too (it could not go: something was read from it, or the lobby was
+full). Without that, under overload no thread of any worker is ever idle, the lobby is
+read only in rare idle moments, and what went there waits for seconds while the
+connections that stayed in the lines cycle (issue 17: 176 of 200 clients unanswered).
+A thread whose line is empty looks in the lobby too before it goes idle: the loop polls
+the lobby for idle threads only between its own wake-ups, and meanwhile the next
+connection to become readable here would take the idle thread ahead of everything in the
+lobby (with a 5 ms delay and no such look, some of 200 clients went unanswered for 4 s
+while others cycled). That look is one poll(0) per turn that ends with an empty line,
+only with threads and more than one process.
 
 A lock orders park, close, dispatch and hand-over: a connection is in exactly one of
 the loop's epoll (parked, EPOLLONESHOT), the queue, `waiting`, or a thread's hands.
@@ -123,16 +132,16 @@ class HandlerThreads:
 
     def _next_nowait(self) -> Handler | None:
         """The connection a thread serves after its turn, oldest first (lock held); None
-        when this line is empty (the thread goes idle)."""
+        when this line and the lobby are empty (the thread goes idle)."""
         waiting = self.waiting
-        if not waiting:
-            return None
-        if self._from_lobby is not None and time.monotonic() - waiting[0][0] < self._delay:
+        if self._from_lobby is not None and (
+            not waiting or time.monotonic() - waiting[0][0] < self._delay
+        ):
             adopted = self._from_lobby()
             if adopted is not None:
                 self.busy.add(adopted.channel.fd)
                 return adopted
-        return waiting.popleft()[1]
+        return waiting.popleft()[1] if waiting else None
 
     def shutdown(self) -> None:
         for _ in self._threads:

@@ -286,7 +286,8 @@ def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order
         (0.01, True, "lobby"),  # the lobby's connection waited a delay already: older
         (0.01, False, "head"),  # nothing in the lobby
         (0.05, True, "head"),  # the head waited a delay too (could not go): it goes first
-        (None, True, None),  # an empty line: the thread goes idle, the loop polls the lobby
+        (None, True, "lobby"),  # an empty line: the lobby's, before going idle
+        (None, False, None),  # an empty line and lobby: the thread goes idle
     ],
 )
 def test_a_thread_that_frees_up_serves_the_lobby_before_its_own_line(
@@ -306,6 +307,58 @@ def test_a_thread_that_frees_up_serves_the_lobby_before_its_own_line(
         pool.waiting.append((time.monotonic() - head_waited, head))
     chosen = pool._next_nowait()
     assert chosen is {"lobby": lobbied, "head": head, None: None}[served_next]
-    if served_next == "lobby":
+    if served_next == "lobby" and head_waited is not None:
         assert pool.busy == {1, 2} and len(pool.waiting) == 1  # the head keeps its place
-    assert asked == ([True] if head_waited == 0.01 else [])  # no look at the lobby otherwise
+    assert asked == ([] if head_waited == 0.05 else [True])  # no look at the lobby otherwise
+
+
+@contextmanager
+def _two_threaded_workers() -> Iterator[tuple[_Server, _Server, socket.socket]]:
+    """Two _Servers with 2 handler threads each, sharing a listener and a lobby; a client
+    parked on the first, whose threads are all taken (as under overload)."""
+    with ExitStack() as stack:
+        sock = stack.enter_context(listening_socket())
+        lobby = Lobby.create()
+        stack.callback(lobby.close)
+        listeners = [Listener(sock, "http", str(sock.getsockname()), inherited=False)]
+        config = Config().replace(processes=2, threads=2)
+        servers = []
+        for _ in range(2):
+            board = Board.create()
+            stack.callback(board.close)
+            read_fd, write_fd = os.pipe()
+            stack.callback(os.close, read_fd)
+            stack.callback(os.close, write_fd)
+            server = _Server(listeners, Context(hello, config, board), Links(read_fd, lobby=lobby))
+            stack.callback(server.close)
+            servers.append(server)
+        client = stack.enter_context(socket.create_connection(sock.getsockname(), timeout=5))
+        first, second = servers
+        first._accept(first.ports[sock.fileno()])
+        assert first.pool is not None and len(first.conns) == 1
+        with first.pool.lock:
+            first.pool.idle = 0  # both threads in a request
+        yield first, second, client
+
+
+@pytest.mark.parametrize(("waited", "handed_over"), [(0.0, False), (0.01, True)])
+def test_with_threads_a_connection_that_waited_10_ms_in_the_line_goes_to_the_lobby(
+    waited: float, handed_over: bool
+) -> None:
+    """Under overload every thread of every worker is busy, and a worker holds the clients
+    it happened to accept: a line of 10 ms for a thread is a line that other workers'
+    threads may free up for first (it was 50 ms, the one-thread watcher's delay: at
+    Django's 4 threads, no request ever waited that long, and the longer lines stayed)."""
+    with _two_threaded_workers() as (first, second, client):
+        pool = first.pool
+        assert pool is not None
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        _poll_once(first)  # no thread free: it waits in the line
+        ((_, handler),) = pool.waiting
+        pool.waiting[0] = (time.monotonic() - waited, handler)
+        first._before_poll_threaded(pool, 1.0)
+        assert (not pool.waiting, not first.conns) == (handed_over, handed_over)
+        assert second._adopt() is handed_over
+        if handed_over:
+            _poll_once(second)  # parked on `second` now, readable: to a free thread of it
+            assert _received(client).count(b"HTTP/1.1 200 OK") == 1
