@@ -167,6 +167,15 @@ def test_exit_code_is_documented(name: str) -> None:
         assert re.search(rf"^{code}$", section(page, "EXIT STATUS"), re.M), page
 
 
+@pytest.mark.parametrize("program", ["sockactd", "sockactctl"])
+def test_every_status_a_page_lists_is_its_programs(program: str) -> None:
+    # The reverse of the test above, hand-written entries after the generated ones included
+    # (sockactctl.8 listed "2: Usage error" beside the generated 64 until this test).
+    listed = re.findall(r"^\.TP\n(?:\.B )?(\d+)$", section(f"{program}.8", "EXIT STATUS"), re.M)
+    own = {code for code, (who, _) in GEN_MAN.EXIT_DOCS.items() if who in ("both", program)}
+    assert sorted(int(code) for code in listed) == sorted(own)
+
+
 @pytest.mark.parametrize("mode", ["standard", "workers", "chain"])
 def test_reload_mode_is_explained(mode: str) -> None:
     assert mode in ReloadMode.names()
