@@ -1,13 +1,16 @@
 """Through nginx: uwsgi_pass and proxy_pass to sockactd and uWSGI, proxy_pass to gunicorn.
 
     .venv/bin/python bench/nginx.py [--duration 10] [--connections 50] [--rounds 3]
-                                    [--transport tcp|unix|both] [--write]
+                                    [--transport tcp|unix|both] [--nginx-workers N] [--write]
 
 One server at a time, rounds interleaved across servers (each round starts the server
 and its nginx afresh), one worker per usable CPU each (common.machine_workers()), app
 bench/apps/hello.py, each behind its own
 nginx (tests/integration/nginx.py's NginxProcess: own prefix, pid file and logs in a
-temporary directory, 127.0.0.1 only, 1 worker process). wrk talks keep-alive to nginx;
+temporary directory, 127.0.0.1 only) running one worker process per usable CPU
+(common.usable_cpus()), so that nginx is not the bottleneck on a bigger machine; the
+nginx tables in RESULTS.md written before --nginx-workers existed ran 1 (their text says
+so), which `--nginx-workers 1` repeats. wrk talks keep-alive to nginx;
 nginx opens a new upstream connection per request for uwsgi_pass (the protocol has
 no keep-alive) and keeps up to KEEPALIVE (64) idle ones for proxy_pass, to sockactd's
 and uWSGI's HTTP/1.1 sockets and to gunicorn. Reports requests/s and p99, each
@@ -97,7 +100,10 @@ def measure_round(
     try:
         wait_listening(proc, address)
         prefix = tmp / f"nginx-{name}-{transport}-{round_no}"
-        with NginxProcess(prefix, upstream, mode, keepalive=KEEPALIVE) as nginx:
+        nginx = NginxProcess(
+            prefix, upstream, mode, keepalive=KEEPALIVE, workers=args.nginx_workers
+        )
+        with nginx:
             if not common.http_ok(nginx.port):
                 raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
             url = f"http://127.0.0.1:{nginx.port}/"
@@ -125,7 +131,8 @@ def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
 def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     out = common.report_head(
         f"wrk `-t{args.threads} -c{args.connections} -d{args.duration:g}s --latency` "
-        f"(keep-alive) to nginx-light (1 worker process), {args.rounds} runs each, "
+        f"(keep-alive) to nginx-light ({_processes(args.nginx_workers)}), "
+        f"{args.rounds} runs each, "
         "interleaved across upstreams (a fresh server and nginx per run): req/s median "
         f"(min-max), latencies median, errors summed; {common.machine_workers()} app workers "
         "each, app "
@@ -177,6 +184,10 @@ def render(rows: list[dict[str, object]], args: argparse.Namespace) -> str:
     return "\n".join(out + common.commands_section(commands))
 
 
+def _processes(count: int) -> str:
+    return f"{count} worker process" + ("" if count == 1 else "es")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
@@ -185,6 +196,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="wrk runs per upstream")
     parser.add_argument("--only", default=",".join(SETUPS))
     parser.add_argument("--transport", choices=("tcp", "unix", "both"), default="tcp")
+    parser.add_argument(
+        "--nginx-workers", type=int, default=common.usable_cpus(), help="nginx's worker_processes"
+    )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     names = args.only.split(",")

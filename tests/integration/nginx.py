@@ -4,7 +4,10 @@ Each NginxProcess gets its own prefix directory inside the test's tmp_path: conf
 our own `uwsgi_params`, pid file, error and access logs, and every temp path live
 there, and nginx is started as `nginx -p PREFIX -c CONF -e ERRLOG` with
 `daemon off; master_process on;`, so it never touches /etc/nginx, /var/log/nginx,
-/var/lib/nginx or /run. It listens on 127.0.0.1 only, on a free port.
+/var/lib/nginx or /run. It listens on 127.0.0.1 only, on a free port. It runs one
+worker process unless asked for more (`workers`): tests count on one (requests sent
+one after another share one worker's upstream keep-alive pool, test_nginx.py); the
+benches ask for one per usable CPU, so nginx is not their bottleneck on a bigger machine.
 
 Two modes, one upstream (TCP "127.0.0.1:PORT" or "unix:/path"):
   uwsgi -- `uwsgi_pass`, the standard uwsgi params written out here;
@@ -83,7 +86,7 @@ def require_nginx() -> None:
 
 
 class NginxProcess:
-    """One nginx master (+1 worker) in front of `upstream`; use as a context manager."""
+    """One nginx master (+`workers` workers) in front of `upstream`; use as a context manager."""
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class NginxProcess:
         read_timeout: float = 60.0,
         extra_server: str = "",
         keepalive: int = 16,
+        workers: int = 1,
     ) -> None:
         self.prefix = tmp_path
         self.upstream = upstream
@@ -102,6 +106,7 @@ class NginxProcess:
         self.read_timeout = read_timeout
         self.extra_server = extra_server  # more directives for the server block (tests)
         self.keepalive = keepalive  # idle upstream connections nginx keeps (proxy_pass)
+        self.workers = workers  # nginx's worker_processes
         self.conf_dir = tmp_path / "conf"
         self.conf_path = self.conf_dir / "nginx.conf"
         self.error_log = tmp_path / "logs" / "error.log"
@@ -207,7 +212,7 @@ class NginxProcess:
         return f"""\
 {user}daemon off;
 master_process on;
-worker_processes 1;
+worker_processes {self.workers};
 pid {self.pid_file};
 error_log {self.error_log} info;
 events {{ worker_connections 1024; }}

@@ -23,6 +23,7 @@ import pytest
 
 from sockactd.protocols.uwsgi import UwsgiRequestParser, environ_from_vars
 from tests.integration.nginx import Mode, NginxProcess, nginx_starter, render_uwsgi_params
+from tests.support import wait_until
 
 pytestmark = pytest.mark.nginx
 
@@ -243,6 +244,28 @@ def test_stop_leaves_no_process_and_keeps_files_in_prefix(
     assert nginx.access_lines()[-1].startswith("200 200 GET / ")
     for path in ("/var/", "/run/", "/etc/nginx"):
         assert path not in nginx.conf_path.read_text()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            found += [int(child) for child in children.read().split()]
+    return found
+
+
+@pytest.mark.parametrize("workers", [None, 3])
+def test_nginx_runs_one_worker_unless_asked_for_more(
+    uwsgi_tcp_upstream: str, tmp_path: Path, workers: int | None
+) -> None:
+    asked = {} if workers is None else {"workers": workers}
+    expected = workers or 1
+    with NginxProcess(tmp_path / "n", uwsgi_tcp_upstream, "uwsgi", **asked) as nginx:
+        pid = nginx.pid
+        assert pid is not None
+        wait_until(lambda: len(_children(pid)) >= expected, 10, f"{expected} nginx workers")
+        assert send(nginx, "GET", "/")[0] == 200
+        assert len(_children(pid)) == expected
 
 
 def test_uwsgi_params_cover_what_the_parser_needs() -> None:
