@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import collections
 import re
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -77,12 +76,7 @@ def profile(args: argparse.Namespace, tmp: Path) -> tuple[str, list[str]]:
             subprocess.run(spy_argv, check=True, timeout=args.duration + 30)
         finally:
             wrk.wait(args.duration + 30)
-    return out.read_text(), [shlex_join(server.argv), shlex_join(wrk_argv), shlex_join(spy_argv)]
-
-
-def shlex_join(argv: object) -> str:
-    assert isinstance(argv, tuple | list)
-    return shlex.join(str(a) for a in argv).replace(str(common.ROOT) + "/", "")
+    return out.read_text(), [common.shown_argv(argv) for argv in (server.argv, wrk_argv, spy_argv)]
 
 
 def render(raw: str, commands: list[str], args: argparse.Namespace) -> str:
@@ -111,7 +105,7 @@ def render(raw: str, commands: list[str], args: argparse.Namespace) -> str:
     lines.append(common.markdown_table(["function", "inclusive"], rows))
     lines.append("\nCommands:\n")
     lines += [f"- `{command}`" for command in commands]
-    lines.append(f"- this table: `{shlex_join(sys.argv)}`\n")
+    lines.append(f"- this table: `{common.shown_argv(sys.argv)}`\n")
     return "\n".join(lines)
 
 

@@ -120,11 +120,11 @@ def cold_only(names: list[str], args: argparse.Namespace) -> None:
         for _ in range(args.cold_runs):
             for name in names:
                 cold[name].append(cold_start_once(name, tmp))
-        rows = [[name, _cold(sorted(times)), _short(server_for(name, None, tmp).argv)]
+        rows = [[name, _cold(sorted(times)), common.shown_argv(server_for(name, None, tmp).argv)]
                 for name, times in cold.items()]  # fmt: skip
     print(f"Machine: {common.machine_summary()}\n")
     print(common.markdown_table(["server", "cold start ms (median, min-max)", "argv"], rows))
-    print(f"\n- this table: `{_short(sys.argv)}`")
+    print(f"\n- this table: `{common.shown_argv(sys.argv)}`")
 
 
 def refs_only(refs: list[str], args: argparse.Namespace) -> None:
@@ -150,7 +150,7 @@ def refs_only(refs: list[str], args: argparse.Namespace) -> None:
         "rounds interleaved across refs: req/s median (min-max)\n"
     )
     print(common.markdown_table(header, rows))
-    print(f"\n- this table: `{_short(sys.argv)}`")
+    print(f"\n- this table: `{common.shown_argv(sys.argv)}`")
 
 
 def activation_argv(port: int, argv: Sequence[str], env: Sequence[str] = ()) -> list[str]:
@@ -223,15 +223,16 @@ def render(
     for row in rows:
         argv = row["argv"]
         assert isinstance(argv, tuple)
-        out.append(f"- {row['server']}: `{_short(argv)}`")
-    first = rows[0]
-    out.append(f"- wrk, new connection per request: `{_short(first['wrk_close'])}`")
-    out.append(f"- wrk, keep-alive: `{_short(first['wrk_keepalive'])}`")
+        out.append(f"- {row['server']}: `{common.shown_argv(argv)}`")
+    close, keepalive = rows[0]["wrk_close"], rows[0]["wrk_keepalive"]
+    assert isinstance(close, list) and isinstance(keepalive, list)
+    out.append(f"- wrk, new connection per request: `{common.shown_argv(close)}`")
+    out.append(f"- wrk, keep-alive: `{common.shown_argv(keepalive)}`")
     out.append(
         "- cold start: `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http <server argv "
         "without its bind address>` (uWSGI: `--protocol http` instead of `--http-socket`)"
     )
-    out.append(f"- this table: `{_short(sys.argv)}`\n")
+    out.append(f"- this table: `{common.shown_argv(sys.argv)}`\n")
     return "\n".join(out)
 
 
@@ -253,12 +254,6 @@ def _cold(times: list[float]) -> str:
         return "-"
     ms = [t * 1000 for t in times]
     return f"{statistics.median(ms):.1f} ({ms[0]:.1f}-{ms[-1]:.1f})"
-
-
-def _short(argv: object) -> str:
-    assert isinstance(argv, tuple | list)
-    text = shlex.join(str(a) for a in argv)
-    return text.replace(str(common.ROOT) + "/", "")
 
 
 def main() -> None:
