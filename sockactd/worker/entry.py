@@ -21,10 +21,12 @@ from sockactd.osapi import MASTER_SIGNALS, csignal
 from sockactd.systemd.activation import HANDOVER_ENV
 from sockactd.worker.board import Board
 from sockactd.worker.follow import after_first_wakeup, load_app_following, open_master_pidfd
+from sockactd.worker.handlers import handler_for
 from sockactd.worker.lobby import lobby_for
 
 # Imported here, in the master, so the request path is loaded once and shared
-# copy-on-write by every worker instead of imported again after each fork.
+# copy-on-write by every worker instead of imported again after each fork (and so
+# are the handlers of the listeners' protocols, by `fork_worker`).
 from sockactd.worker.serve import Links, serve
 from sockactd.worker.status import FrameKind, write_frame
 
@@ -85,6 +87,8 @@ def fork_worker(
     close_in_child: Callable[[], None],
 ) -> tuple[int, int, Board]:
     """Fork one worker; in the parent return (pid, status pipe read end, board)."""
+    for listener in listeners:
+        handler_for(listener.protocol)  # its protocol's modules, loaded before the fork
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     board = Board.create()
     lobby = lobby_for(generation)

@@ -50,9 +50,10 @@ its handler threads are, would otherwise take them all).
 Hand-over: a ready connection parked on a worker that stays busy goes to the
 generation's lobby, where an idle worker takes it (lobby.py has the rules; watcher.py
 decides when with one thread, threads.py with several). With one thread and a lobby,
-the serving thread holds the `serving` lock except inside a connection's turn
-(`_step_inline`), so the watcher touches this module's tables only while that thread
-is in the app.
+the watcher starts when the worker first parks a connection (it hands over only parked
+ones), and from then on the serving thread holds the `serving` lock except inside a
+connection's turn (`_step_inline`), so the watcher touches this module's tables only
+while that thread is in the app.
 
 This module never parses bytes (handlers.py, protocols/) and never raises for
 anything a client does.
@@ -82,7 +83,8 @@ from sockactd.worker.channel import Channel
 from sockactd.worker.connection import Context, Next
 from sockactd.worker.handlers import handler_for
 
-# worker/threads.py (queue, threading) only with --threads > 1; worker/watcher.py only with a lobby.
+# worker/threads.py (queue, threading) only with --threads > 1; worker/watcher.py only with a
+# lobby, once a connection parks.
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from collections import deque  # typeshed knows it only as collections'
@@ -178,7 +180,6 @@ def serve(
     server = _Server(listeners, ctx, links)
     restore = _flag_on_sigterm(ctx)
     try:
-        server.start_watching()
         server.run()
     finally:
         restore()
@@ -296,6 +297,7 @@ class _Server:
         self.serving: _thread.LockType | None = None
         self.stepping: Handler | None = None
         self.watcher: Watcher | None = None
+        self.watcher_due = lobby is not None and self.pool is None  # at the first park
         if self.lobby is not None:
             self.lobby_fd = self.lobby.inbox.fileno()
             self._poll_lobby(True)
@@ -303,11 +305,14 @@ class _Server:
                 self.lobby_ready = select.poll()
                 self.lobby_ready.register(self.lobby_fd, select.POLLIN)
 
-    def start_watching(self) -> None:
-        if self.lobby is None or self.pool is not None:
-            return
+    def _start_watcher(self) -> None:
+        """threads == 1 with a lobby: start the watcher, when this worker first parks a
+        connection. Not before: it only ever hands over parked connections, so until one is,
+        it would have nothing to do, and importing it and starting its thread would delay
+        the first answer of a cold start (docs/ARCHITECTURE.md, "Start-up order")."""
         from sockactd.worker.watcher import Watcher
 
+        self.watcher_due = False
         self.serving = _thread.allocate_lock()
         self.serving.acquire()
         self.watcher = Watcher(
@@ -463,6 +468,8 @@ class _Server:
                 self.conns[fd] = handler
                 self.epoll.register(fd, _IN)
                 self.room.parked_new(handler)
+                if self.watcher_due:
+                    self._start_watcher()
             return True
         self.close_conn(handler, registered)
         return False

@@ -15,9 +15,11 @@ install's import finder) are not counted against sockactd.
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -70,19 +72,26 @@ NEVER_SERVING = ["sockactd.migrate", "sockactd.migrate.rules", "sockactd.migrate
 # py-autoreload's machinery, worker and master side: loaded only when it is on.
 AUTORELOAD = ["sockactd.autoreload", "sockactd.worker.module_report", "sockactd.autoreload.watch",
               "sockactd.autoreload.scan", "sockactd.autoreload.inotify", "pyinotify"]  # fmt: skip
+# Each protocol's own modules: loaded only by a server with a listener that speaks it.
+PROTOCOL_ONLY = {
+    "http": ["sockactd.worker.http_handler", "sockactd.protocols.http", "httptools"],
+    "uwsgi": ["sockactd.worker.uwsgi_handler", "sockactd.protocols.uwsgi"],
+}
+# The lobby's watcher (one thread per worker): started when a worker first parks a connection.
+WATCHER = "sockactd.worker.watcher"
 
 
 class Activated:
     """sockactd under the real systemd-socket-activate, started by its first connection."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, fdname: str = "http") -> None:
         tool = shutil.which("systemd-socket-activate")
         require(tool is not None, "needs systemd-socket-activate (Debian package systemd)")
         assert tool is not None
         self.port = free_port()
         self.log = tmp / "log"
         pythonpath = f"{ROOT}:{sysconfig.get_path('purelib')}"
-        argv = [tool, "-l", f"127.0.0.1:{self.port}", "--fdname=http",
+        argv = [tool, "-l", f"127.0.0.1:{self.port}", f"--fdname={fdname}",
                 "-E", f"PYTHONPATH={pythonpath}", sys.executable, "-S", str(LAUNCHER),
                 "--control-socket", str(tmp / "ctl.sock"), *args,
                 "tests.apps.modules_app:app"]  # fmt: skip
@@ -96,14 +105,54 @@ class Activated:
         """(pid, loaded modules) of the worker that answers a request."""
         status, body = http_get(self.port)
         assert status == 200, self.log.read_text()
-        pid, collector, *modules = body.decode().split("\n")
-        # sockactd pauses the garbage collector for its own start-up imports only
-        assert collector == "gc:True"
-        return int(pid.removeprefix("pid:")), set(modules)
+        return _probed(body)
+
+    def uwsgi_worker(self) -> tuple[int, set[str]]:
+        """The same, asked over the uwsgi protocol (a listener named `uwsgi`)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
+            conn.sendall(_uwsgi_get())
+            conn.shutdown(socket.SHUT_WR)
+            answer = b"".join(iter(lambda: conn.recv(65536), b""))
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), (answer[:200], self.log.read_text())
+        return _probed(body)
+
+    def keep_alive_workers(self) -> list[tuple[int, set[str]]]:
+        """Two requests on one keep-alive connection: what its worker had loaded at each."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            found = []
+            for _ in range(2):
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                assert response.status == 200, self.log.read_text()
+                found.append(_probed(response.read()))
+            return found
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         self.process.terminate()  # systemd-socket-activate exec()s: this is sockactd's master
         self.process.wait(15)
+
+
+def _probed(body: bytes) -> tuple[int, set[str]]:
+    pid, collector, *modules = body.decode().split("\n")
+    # sockactd pauses the garbage collector for its own start-up imports only
+    assert collector == "gc:True"
+    return int(pid.removeprefix("pid:")), set(modules)
+
+
+def _uwsgi_get() -> bytes:
+    pairs = {
+        "REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "x",
+        "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+    }  # fmt: skip
+    block = b"".join(
+        len(k).to_bytes(2, "little") + k + len(v).to_bytes(2, "little") + v
+        for k, v in ((key.encode(), value.encode()) for key, value in pairs.items())
+    )
+    return bytes([0]) + len(block).to_bytes(2, "little") + bytes([0]) + block
 
 
 def dependency_modules() -> set[str]:
@@ -127,6 +176,36 @@ def test_first_workers_import_nothing_heavy(tmp_path: Path, mode: list[str]) -> 
     assert sorted(modules & set(MASTER_ONLY)) == []
     assert sorted(modules & set(NEVER_SERVING)) == []
     assert sorted(modules & set(AUTORELOAD)) == []
+    assert sorted(modules & set(PROTOCOL_ONLY["uwsgi"])) == []  # the listener speaks http
+    assert WATCHER not in modules  # this connection is the worker's first: none parked yet
+
+
+@pytest.mark.parametrize("protocol", ["uwsgi", "http"])
+def test_a_server_loads_only_the_protocols_its_listeners_speak(
+    tmp_path: Path, protocol: str
+) -> None:
+    server = Activated(tmp_path, fdname=protocol)
+    try:
+        _, modules = server.uwsgi_worker() if protocol == "uwsgi" else server.worker()
+    finally:
+        server.stop()
+    assert set(PROTOCOL_ONLY[protocol]) <= modules  # the probe sees the one it speaks
+    others = {name for other, names in PROTOCOL_ONLY.items() if other != protocol for name in names}
+    assert sorted(modules & others) == []
+
+
+def test_the_watcher_starts_once_a_connection_is_parked(tmp_path: Path) -> None:
+    # With a lobby (2 processes) and one thread, the watcher is what hands a busy worker's
+    # parked connections over; the first answer does not wait for it, and once this
+    # keep-alive connection is parked, its worker has it.
+    server = Activated(tmp_path, "--processes", "2")
+    try:
+        (first_pid, first), (second_pid, second) = server.keep_alive_workers()
+    finally:
+        server.stop()
+    assert first_pid == second_pid  # one connection, one worker
+    assert WATCHER not in first
+    assert WATCHER in second
 
 
 def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> None:
