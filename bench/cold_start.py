@@ -3,6 +3,7 @@
     .venv/bin/python bench/cold_start.py [--runs 21] [--deb FILE] [--write]
     .venv/bin/python bench/cold_start.py --build-deb FILE      # build HEAD's .deb, then exit
     .venv/bin/python bench/cold_start.py --httptools LABEL=DIR  # one more venv row, below
+    .venv/bin/python bench/cold_start.py --deb-also LABEL=FILE  # one more .deb row (before/after)
 
 Issue 17's target: both install layouts start at or below uWSGI on an idle machine.
 One run: `systemd-socket-activate -l 127.0.0.1:PORT --fdname=http <server>`, then the
@@ -43,6 +44,8 @@ The layouts:
         Only where /usr/lib/python3/dist-packages/httptools exists.
   --httptools LABEL=DIR adds the same row for the httptools package in DIR/httptools
         (say, a patched build), labelled LABEL.
+  --deb-also LABEL=FILE adds a row for another .deb (say, the commit before a change),
+        unpacked and run as `deb` is: a before/after in the same turns.
 `--write` replaces the `cold-start` section of bench/RESULTS.md.
 """
 
@@ -136,6 +139,15 @@ def servers(launcher: Path, tmp: Path, httptools: dict[str, Path]) -> dict[str, 
     return chosen
 
 
+def _deb_server(name: str, launcher: Path, tmp: Path) -> common.Server:
+    """Another unpacked .deb, run as `servers` runs the first."""
+    common.use_sockactd_command([str(launcher)])
+    site = launcher.parent.parent / "lib" / "python3" / "dist-packages"
+    server = common.sockactd(MODULE, control=tmp / f"control-{name}.sock")
+    common.use_sockactd_command([])
+    return dataclasses.replace(server, name=name, env=(("PYTHONPATH", str(site)),))
+
+
 def measure(chosen: dict[str, common.Server], runs: int, tmp: Path) -> dict[str, list[float]]:
     """`runs` cold starts of each server, taking turns; milliseconds."""
     found: dict[str, list[float]] = {name: [] for name in chosen}
@@ -217,6 +229,13 @@ def main() -> None:
         metavar="LABEL=DIR",
         help="one more venv row, with the httptools package in DIR/httptools",
     )
+    parser.add_argument(
+        "--deb-also",
+        action="append",
+        default=[],
+        metavar="LABEL=FILE",
+        help="one more .deb row, for this .deb",
+    )
     parser.add_argument("--write", action="store_true", help="update bench/RESULTS.md")
     args = parser.parse_args()
     if args.build_deb:
@@ -235,6 +254,15 @@ def main() -> None:
         LABELS[name] = f"sockactd, virtualenv with httptools `{label}`"
         httptools[name] = package
         names.append(name)
+    more_debs: dict[str, Path] = {}
+    for extra in args.deb_also:
+        label, _, file = extra.partition("=")
+        name = f"deb-{label}"
+        if not label or name in LABELS or not Path(file).is_file():
+            parser.error(f"--deb-also {extra}: LABEL=FILE, a new label, FILE a .deb")
+        LABELS[name] = f"sockactd, the .deb `{label}`"
+        more_debs[name] = Path(file).resolve()
+        names.insert(names.index("deb") + 1 if "deb" in names else 0, name)
     with tempfile.TemporaryDirectory(prefix="sockactd-cold-") as tmp_name:
         tmp = Path(tmp_name)
         commit = common.pin_sockactd(tmp)
@@ -245,6 +273,9 @@ def main() -> None:
             deb_note = f"built from commit {commit} by this script (nocheck), unpacked"
         launcher = unpack_deb(deb, tmp / "root")
         every = servers(launcher, tmp, httptools)
+        for name, file in more_debs.items():
+            every[name] = _deb_server(name, unpack_deb(file, tmp / f"root-{name}"), tmp)
+            deb_note += f"; `{name.removeprefix('deb-')}`: `{file}`"
         chosen = {name: every[name] for name in names}
         found = measure(chosen, args.runs, tmp)
         report = render(found, chosen, httptools, deb_note, args.runs)
