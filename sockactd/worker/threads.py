@@ -20,12 +20,13 @@ waited the delay too (it could not go: something was read from it, or the lobby 
 full). Without that, under overload no thread of any worker is ever idle, the lobby is
 read only in rare idle moments, and what went there waits for seconds while the
 connections that stayed in the lines cycle (issue 17: 176 of 200 clients unanswered).
-A thread whose line is empty looks in the lobby too before it goes idle: the loop polls
-the lobby for idle threads only between its own wake-ups, and meanwhile the next
-connection to become readable here would take the idle thread ahead of everything in the
-lobby (with a 5 ms delay and no such look, some of 200 clients went unanswered for 4 s
-while others cycled). That look is one poll(0) per turn that ends with an empty line,
-only with threads and more than one process.
+A thread whose line is empty looks in the lobby too before it goes idle, when every
+other thread of its worker is busy: the loop polls the lobby for idle threads only
+between its own wake-ups, and meanwhile the next connection to become readable here
+would take the idle thread ahead of everything in the lobby (with a 5 ms delay and no
+such look, some of 200 clients went unanswered for 4 s while others cycled). With
+another thread idle already, this worker keeps up and the loop polls the lobby for it;
+the look is a poll(0), 7-9 us on this VM, too dear to pay on every hello-world request.
 
 A lock orders park, close, dispatch and hand-over: a connection is in exactly one of
 the loop's epoll (parked, EPOLLONESHOT), the queue, `waiting`, or a thread's hands.
@@ -132,11 +133,12 @@ class HandlerThreads:
 
     def _next_nowait(self) -> Handler | None:
         """The connection a thread serves after its turn, oldest first (lock held); None
-        when this line and the lobby are empty (the thread goes idle)."""
+        when this line is empty and so is the lobby, or another thread is idle already
+        (the thread goes idle)."""
         waiting = self.waiting
-        if self._from_lobby is not None and (
-            not waiting or time.monotonic() - waiting[0][0] < self._delay
-        ):
+        # an empty line with another thread idle: this worker is short of connections
+        look = time.monotonic() - waiting[0][0] < self._delay if waiting else not self.idle
+        if look and self._from_lobby is not None:
             adopted = self._from_lobby()
             if adopted is not None:
                 self.busy.add(adopted.channel.fd)

@@ -286,7 +286,7 @@ def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order
         (0.01, True, "lobby"),  # the lobby's connection waited a delay already: older
         (0.01, False, "head"),  # nothing in the lobby
         (0.05, True, "head"),  # the head waited a delay too (could not go): it goes first
-        (None, True, "lobby"),  # an empty line: the lobby's, before going idle
+        (None, True, "lobby"),  # an empty line, every other thread busy: the lobby's
         (None, False, None),  # an empty line and lobby: the thread goes idle
     ],
 )
@@ -302,6 +302,7 @@ def test_a_thread_that_frees_up_serves_the_lobby_before_its_own_line(
         return lobbied if in_lobby else None
 
     pool = HandlerThreads(0, lambda h: None, lambda h, o: None, from_lobby, 0.05)  # type: ignore[arg-type,return-value]
+    pool.idle = 0  # every other thread of the worker in a request
     if head_waited is not None:
         pool.busy.add(1)
         pool.waiting.append((time.monotonic() - head_waited, head))
@@ -362,3 +363,18 @@ def test_with_threads_a_connection_that_waited_10_ms_in_the_line_goes_to_the_lob
         if handed_over:
             _poll_once(second)  # parked on `second` now, readable: to a free thread of it
             assert _received(client).count(b"HTTP/1.1 200 OK") == 1
+
+
+def test_a_thread_whose_line_is_empty_does_not_look_in_the_lobby_while_another_is_idle() -> None:
+    """That worker keeps up: its loop polls the lobby for the idle thread, and a look
+    (a poll system call) per request would cost hello world several percent."""
+    asked: list[bool] = []
+
+    def from_lobby() -> Any:
+        asked.append(True)
+        return _handler([])
+
+    pool = HandlerThreads(0, lambda h: None, lambda h, o: None, from_lobby, 0.05)  # type: ignore[arg-type,return-value]
+    pool.idle = 1
+    assert pool._next_nowait() is None
+    assert asked == []
