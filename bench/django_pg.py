@@ -143,7 +143,9 @@ def serving(
             yield int(address.rsplit(":", 1)[1]), common.descendants(proc.pid), server
         else:
             wait_listening(proc, address, 60.0)
-            with NginxProcess(tmp / f"nginx-{tag}", f"unix:{address}", Mode.UWSGI) as nginx:
+            with NginxProcess(
+                tmp / f"nginx-{tag}", f"unix:{address}", Mode.UWSGI, workers=common.usable_cpus()
+            ) as nginx:
                 if not common.http_ok(nginx.port, timeout=30.0):
                     raise RuntimeError(f"no 200 through nginx to {name}:\n{nginx.logs()}")
                 assert nginx.pid is not None
@@ -157,7 +159,9 @@ def serving(
 
 def wrk_argv(url: str, seconds: float, connections: int, script: Path) -> list[str]:
     """wrk with keep-alive and `script`; wrk takes whole seconds."""
-    argv = common.wrk_argv(url, round(seconds), connections, min(2, connections), False)
+    argv = common.wrk_argv(
+        url, round(seconds), connections, min(common.usable_cpus(), connections), False
+    )
     return [*argv[:-1], "-s", str(script), argv[-1]]
 
 
