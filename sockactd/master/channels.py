@@ -7,6 +7,9 @@ Rule 1: a watch belongs to one `Worker` object and its callback names that
         instead of reading whatever the kernel gave that fd number next.
 Rule 2: nothing is read from a worker that is gone; before a worker is reaped,
         what it left in its pipe (a READY, a traceback) is read first.
+Rule 3: bytes that are not a frame (`FrameReader.error`) do not stop the master:
+        that worker is killed (it cannot tell the master anything any more) and its
+        exit is judged, and the worker replaced, as any other; the rest serve on.
 What a frame or an exit means is the caller's business (`on_frame`, `on_exit`).
 """
 
@@ -15,11 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from sockactd.log import get_logger
 from sockactd.master.loop import Loop, Watch
 from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.worker.status import Frame
 
 __all__ = ["WorkerChannels"]
+
+log = get_logger(__name__)
 
 OnFrame = Callable[[Worker, Frame], None]
 OnExit = Callable[[Worker, WorkerState, int], None]  # worker, state before exit, wait status
@@ -48,6 +54,8 @@ class WorkerChannels:
     def read_status(self, worker: Worker) -> None:
         if worker.state is WorkerState.GONE:
             return  # Rule 2 (its fds may already belong to someone else)
+        if worker.reader.error is not None:
+            return  # Rule 3: already broken, and killed
         try:
             data = os.read(worker.status_fd, 65536)
         except (BlockingIOError, InterruptedError):
@@ -61,6 +69,17 @@ class WorkerChannels:
             return
         for frame in worker.reader.feed(data):
             self._on_frame(worker, frame)
+        if worker.reader.error is not None:
+            self._kill_garbled(worker, worker.reader.error)
+
+    def _kill_garbled(self, worker: Worker, why: str) -> None:
+        """Rule 3: a worker whose pipe carries garbage is killed; its exit comes as any other."""
+        log.error("worker %d (generation %d) wrote garbage to its status pipe (%s); killing it",
+                  worker.pid, worker.generation, why)  # fmt: skip
+        watches = self._watches.get(worker, [])
+        if watches:
+            self._loop.cancel(watches[0])  # nothing more is read from it
+        self._pool.kill(worker)
 
     def reap(self, worker: Worker) -> None:
         if worker.state is WorkerState.GONE:

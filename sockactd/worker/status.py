@@ -12,7 +12,10 @@ one kind byte, a 4-byte big-endian length and a UTF-8 payload:
        not reported yet, one path a line; sent before R, and after a request that
        imported something new
 
-End of file without an R means the worker died while booting. Per-request
+End of file without an R means the worker died while booting. Bytes that are
+not a frame (an unknown kind byte, a length beyond the 60 000 bytes a worker
+ever writes) break the pipe for good: `FrameReader.error` says what was wrong,
+and the master kills that worker (master/channels.py, Rule 3). Per-request
 progress does not go through this pipe (see board.py): writing here on every
 request would cost a system call each.
 """
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Frame", "FrameKind", "FrameReader", "write_frame"]
 
 _HEADER = struct.Struct(">cI")
+_MAX_PAYLOAD = 60_000  # write_frame cuts longer texts
 
 
 class FrameKind(Symbol):
@@ -73,7 +77,7 @@ class Frame:
 
 def write_frame(fd: int, kind: FrameKind, text: str = "") -> None:
     """Write one frame (blocking). Called by the worker only."""
-    payload = text.encode("utf-8", "replace")[:60_000]
+    payload = text.encode("utf-8", "replace")[:_MAX_PAYLOAD]
     data = _HEADER.pack(kind.value, len(payload)) + payload
     while data:
         written = os.write(fd, data)
@@ -81,19 +85,35 @@ def write_frame(fd: int, kind: FrameKind, text: str = "") -> None:
 
 
 class FrameReader:
-    """Sans-IO reassembly of frames from whatever bytes the pipe gave."""
+    """Sans-IO reassembly of frames from whatever bytes the pipe gave.
+
+    At the first bytes that are not a frame, `error` says why and the reader
+    stops: `feed` returns the frames before them, then nothing ever again.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self.error: str | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
-        self._buffer += data
         frames: list[Frame] = []
+        if self.error is not None:
+            return frames
+        self._buffer += data
         while len(self._buffer) >= _HEADER.size:
-            kind, size = _HEADER.unpack_from(self._buffer)
+            kind_byte, size = _HEADER.unpack_from(self._buffer)
+            kind = _KINDS.get(kind_byte)
+            if kind is None or size > _MAX_PAYLOAD:
+                self.error = (
+                    f"unknown kind byte {kind_byte!r}"
+                    if kind is None
+                    else f"a {kind.name} frame of {size} bytes (at most {_MAX_PAYLOAD})"
+                )
+                self._buffer.clear()
+                break
             if len(self._buffer) < _HEADER.size + size:
                 break
             payload = bytes(self._buffer[_HEADER.size : _HEADER.size + size])
             del self._buffer[: _HEADER.size + size]
-            frames.append(Frame(_KINDS[kind], payload.decode("utf-8", "replace")))
+            frames.append(Frame(kind, payload.decode("utf-8", "replace")))
         return frames

@@ -50,3 +50,17 @@ def test_frames_survive_the_pipe_in_any_chunking(frames: list[Frame], chunk: int
 def test_frame_equality(left: Frame, right: Frame, equal: bool) -> None:
     assert (left == right) is equal
     assert (hash(left) == hash(right)) or not equal
+
+
+def test_garbage_stops_the_reader_for_good_after_the_frames_before_it() -> None:
+    reader = FrameReader()
+    assert reader.feed(b"R\x00\x00\x00\x00Z\x00\x00\x00\x00") == [Frame(FrameKind.READY)]
+    assert reader.error == "unknown kind byte b'Z'"
+    assert reader.feed(b"R\x00\x00\x00\x00") == []  # a frame after garbage is not trusted
+    assert reader.error == "unknown kind byte b'Z'"
+
+
+def test_a_length_no_worker_writes_is_garbage_before_its_bytes_arrive() -> None:
+    reader = FrameReader()
+    assert reader.feed(b"M\x00\x00\xea\x61") == []  # 60 001 bytes announced
+    assert reader.error == "a MODULES frame of 60001 bytes (at most 60000)"
