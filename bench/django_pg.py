@@ -215,8 +215,9 @@ def verdicts(results: dict[Key, list[Run]], ours: str, peer: str, base: str) -> 
 
 
 def render(results: dict[Key, list[Run]], args: argparse.Namespace) -> str:
-    header = ["view", "threads", "server", "req/s median (runs)", "p50 ms", "p99 ms", "errors",
-              "server CPU ms/req", "PostgreSQL CPU ms/req"]  # fmt: skip
+    header = ["view", "threads", "server", "req/s median (runs)", "p50 ms",
+              "p99 ms median (runs)", "errors", "server CPU ms/req",
+              "PostgreSQL CPU ms/req"]  # fmt: skip
     rows = []
     order = {name: n for n, name in enumerate(SETUPS)}
     keys = sorted(
@@ -226,9 +227,10 @@ def render(results: dict[Key, list[Run]], args: argparse.Namespace) -> str:
         runs = results[view, threads, name]
         merged = common.median_result([r.wrk for r in runs])
         each = " / ".join(f"{r.wrk.requests_per_s:,.0f}" for r in runs)
+        each_p99 = " / ".join(f"{r.wrk.p99_ms:.1f}" for r in runs)
         rows.append([
             view, threads, name, f"{merged.requests_per_s:,.0f} ({each})",
-            f"{merged.p50_ms:.1f}", f"{merged.p99_ms:.1f}", merged.errors_text(),
+            f"{merged.p50_ms:.1f}", f"{merged.p99_ms:.1f} ({each_p99})", merged.errors_text(),
             f"{statistics.median(r.server_cpu_ms for r in runs):.2f}",
             f"{statistics.median(r.db_cpu_ms for r in runs):.2f}",
         ])  # fmt: skip
