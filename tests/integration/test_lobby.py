@@ -188,9 +188,9 @@ def test_a_client_that_leaves_while_in_the_lobby_costs_nothing(tmp_path: Path) -
 
 
 def sleepy(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """A view that waits 20 ms on its database."""
+    """A view that waits 20 ms on its database, saying which worker answered in X-Pid."""
     time.sleep(0.02)
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    start_response("200 OK", [("Content-Length", "3"), ("X-Pid", str(os.getpid()))])
     return [b"ok\n"]
 
 
@@ -287,13 +287,6 @@ def test_no_client_starves_under_overload(threads: int, clients: int, keepalive:
     assert not starved, f"{len(starved)} of {clients} answered < 3 times: {sorted(answered)}"
 
 
-def sleepy_pid(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    """`sleepy`, saying which worker answered in X-Pid."""
-    time.sleep(0.02)
-    start_response("200 OK", [("Content-Length", "3"), ("X-Pid", str(os.getpid()))])
-    return [b"ok\n"]
-
-
 def test_clients_parked_unevenly_are_answered_about_as_often() -> None:
     """12 keep-alive clients parked on one worker, 4 on the other, each worker 4 threads,
     a 20 ms app: demand above capacity. With the line served where each client happened
@@ -302,7 +295,7 @@ def test_clients_parked_unevenly_are_answered_about_as_often() -> None:
     a busy worker's line goes to the lobby, and the generation's next free thread takes
     it: requests per client max/min <= 2, the issue's fairness target."""
     heavy, light = 12, 4
-    serves = serving(sleepy_pid, workers=2, processes=2, threads=4, keepalive_timeout=30.0)
+    serves = serving(sleepy, workers=2, processes=2, threads=4, keepalive_timeout=30.0)
     with serves as served, ExitStack() as stack:
         parked: dict[int, list[socket.socket]] = {pid: [] for pid in served.pids}
         first, second = served.pids

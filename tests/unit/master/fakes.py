@@ -108,6 +108,16 @@ def make_loop() -> Loop:
     return loop
 
 
+def fork_with_pipe(kernel: FakeKernel, writers: dict[int, int]) -> tuple[int, int]:
+    """A fake fork whose worker has a real status pipe, as fork_worker makes one: returns
+    (pid, the master's non-blocking read end); the worker's write end goes to writers[pid]."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    os.set_blocking(read_fd, False)
+    pid = kernel.fork()
+    writers[pid] = write_fd
+    return pid, read_fd
+
+
 def make_pool(size: int = 2) -> tuple[WorkerPool, FakeKernel]:
     kernel = FakeKernel()
 

@@ -19,7 +19,7 @@ from sockactd.master.channels import WorkerChannels
 from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.worker.board import Board
 from sockactd.worker.status import Frame, FrameKind, write_frame
-from tests.unit.master.fakes import FakeKernel, make_loop, signals_to
+from tests.unit.master.fakes import FakeKernel, fork_with_pipe, make_loop, signals_to
 
 
 class Pipes:
@@ -35,10 +35,7 @@ class Pipes:
         self.channels = WorkerChannels(self.loop, self.pool, self.on_frame, self.on_exit)
 
     def spawn(self, generation: int) -> tuple[int, int, Board]:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(read_fd, False)
-        pid = self.kernel.fork()
-        self.writers[pid] = write_fd
+        pid, read_fd = fork_with_pipe(self.kernel, self.writers)
         return pid, read_fd, Board.create()
 
     def on_frame(self, worker: Worker, frame: Frame) -> None:

@@ -30,7 +30,7 @@ from sockactd.reload.base import Outcome
 from sockactd.reload.chain import ChainReload
 from sockactd.worker.board import Board
 from sockactd.worker.status import Frame, FrameKind, write_frame
-from tests.unit.master.fakes import FakeHost, FakeKernel
+from tests.unit.master.fakes import FakeHost, FakeKernel, fork_with_pipe
 
 
 class ScriptedSelector(selectors.BaseSelector):
@@ -89,12 +89,9 @@ class World:
         self.channels = WorkerChannels(self.loop, self.pool, self.on_frame, self.on_exit)
 
     def spawn(self, generation: int) -> tuple[int, int, Board]:
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        os.set_blocking(read_fd, False)
-        pid = self.kernel.fork()
-        self.writers[pid] = write_fd
+        pid, read_fd = fork_with_pipe(self.kernel, self.writers)
         if self.boot_instantly:
-            write_frame(write_fd, FrameKind.READY)
+            write_frame(self.writers[pid], FrameKind.READY)
         return pid, read_fd, Board.create()
 
     def on_frame(self, worker: Worker, frame: Frame) -> None:

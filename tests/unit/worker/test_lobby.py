@@ -38,14 +38,14 @@ def hello(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
 
 
 @contextmanager
-def _two_workers() -> Iterator[tuple[_Server, _Server, socket.socket]]:
+def _two_workers(threads: int = 1) -> Iterator[tuple[_Server, _Server, socket.socket]]:
     """Two _Servers sharing a listener and a lobby, plus a client parked on the first."""
     with ExitStack() as stack:
         sock = stack.enter_context(listening_socket())
         lobby = Lobby.create()
         stack.callback(lobby.close)
         listeners = [Listener(sock, "http", str(sock.getsockname()), inherited=False)]
-        config = Config().replace(processes=2)
+        config = Config().replace(processes=2, threads=threads)
         servers = []
         for _ in range(2):
             board = Board.create()
@@ -317,26 +317,8 @@ def test_a_thread_that_frees_up_serves_the_lobby_before_its_own_line(
 def _two_threaded_workers() -> Iterator[tuple[_Server, _Server, socket.socket]]:
     """Two _Servers with 2 handler threads each, sharing a listener and a lobby; a client
     parked on the first, whose threads are all taken (as under overload)."""
-    with ExitStack() as stack:
-        sock = stack.enter_context(listening_socket())
-        lobby = Lobby.create()
-        stack.callback(lobby.close)
-        listeners = [Listener(sock, "http", str(sock.getsockname()), inherited=False)]
-        config = Config().replace(processes=2, threads=2)
-        servers = []
-        for _ in range(2):
-            board = Board.create()
-            stack.callback(board.close)
-            read_fd, write_fd = os.pipe()
-            stack.callback(os.close, read_fd)
-            stack.callback(os.close, write_fd)
-            server = _Server(listeners, Context(hello, config, board), Links(read_fd, lobby=lobby))
-            stack.callback(server.close)
-            servers.append(server)
-        client = stack.enter_context(socket.create_connection(sock.getsockname(), timeout=5))
-        first, second = servers
-        first._accept(first.ports[sock.fileno()])
-        assert first.pool is not None and len(first.conns) == 1
+    with _two_workers(threads=2) as (first, second, client):
+        assert first.pool is not None
         with first.pool.lock:
             first.pool.idle = 0  # both threads in a request
         yield first, second, client
