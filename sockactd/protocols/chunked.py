@@ -18,7 +18,7 @@ No sockets, no clocks.
 from __future__ import annotations
 
 from sockactd.errors import ProtocolError
-from sockactd.protocols.fields import is_token
+from sockactd.protocols.fields import HEXDIG, TOKEN, is_token
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChunkedDecoder"]
 
-_HEXDIG: Final = b"0123456789ABCDEFabcdef"
-_TOKEN_CHARS: Final = (
-    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-)
 _BWS: Final = b" \t"
 _MAX_SIZE_DIGITS: Final = 16  # a 64-bit size; longer is an attack, not a body
 # States (ints: this runs per body piece)
@@ -54,7 +50,7 @@ def _ext_value_end(ext: bytes, pos: int) -> int:
             pos += 1
         return -1
     end = pos
-    while end < len(ext) and ext[end] in _TOKEN_CHARS:
+    while end < len(ext) and ext[end] in TOKEN:
         end += 1
     return end if end > pos else -1
 
@@ -69,7 +65,7 @@ def _valid_extensions(ext: bytes) -> bool:
         while ext[pos : pos + 1] in (b" ", b"\t"):
             pos += 1
         start = pos
-        while pos < len(ext) and ext[pos] in _TOKEN_CHARS:
+        while pos < len(ext) and ext[pos] in TOKEN:
             pos += 1
         if pos == start:
             return False
@@ -93,14 +89,14 @@ def _valid_extensions(ext: bytes) -> bool:
 
 def chunk_size(line: bytes) -> int:
     """The size of a chunk-size line without its CRLF; ProtocolError if malformed."""
-    if line and not line.strip(_HEXDIG):
+    if line and not line.strip(HEXDIG):
         size = line
     else:
         size, semicolon, ext = line.partition(b";")
         size = size.rstrip(_BWS)  # BWS is allowed only before a ";"
         if not semicolon or not _valid_extensions(b";" + ext):
             raise ProtocolError(f"bad chunk size line {line[:40]!r}")
-    if not size or size.strip(_HEXDIG) or len(size.lstrip(b"0")) > _MAX_SIZE_DIGITS:
+    if not size or size.strip(HEXDIG) or len(size.lstrip(b"0")) > _MAX_SIZE_DIGITS:
         raise ProtocolError(f"bad chunk size line {line[:40]!r}")
     return int(size, 16)
 

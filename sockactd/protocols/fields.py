@@ -19,11 +19,12 @@ TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
 if TYPE_CHECKING:
     from typing import Final
 
-__all__ = ["TOKEN", "is_token", "origin_target", "split_authority", "valid_host"]
+__all__ = ["HEXDIG", "TOKEN", "is_token", "origin_target", "split_authority", "valid_host"]
 
 _DIGITS: Final = b"0123456789"
 _ALPHA: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_HEXDIG: Final = _DIGITS + b"ABCDEFabcdef"
+# RFC 5234 B.1: HEXDIG (ABNF's quoted letters match either case, RFC 5234 2.3)
+HEXDIG: Final = _DIGITS + b"ABCDEFabcdef"
 # RFC 9110 5.6.2: tchar
 TOKEN: Final = b"!#$%&'*+-.^_`|~" + _DIGITS + _ALPHA
 # RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ); IPv4 is a reg-name too
@@ -49,7 +50,7 @@ def _valid_pct(text: bytes) -> bool:
     start = text.find(b"%")
     while start >= 0:
         pair = text[start + 1 : start + 3]
-        if len(pair) != 2 or pair.strip(_HEXDIG):
+        if len(pair) != 2 or pair.strip(HEXDIG):
             return False
         start = text.find(b"%", start + 3)
     return True
@@ -60,8 +61,8 @@ def _valid_ip_literal(literal: bytes) -> bool:
     if literal[:1] in (b"v", b"V"):
         version, _, rest = literal[1:].partition(b".")
         allowed = _ALPHA + _DIGITS + b"-._~!$&'()*+,;=:"
-        return bool(version and rest) and not version.strip(_HEXDIG) and not rest.strip(allowed)
-    if not literal or literal.strip(_HEXDIG + b":."):
+        return bool(version and rest) and not version.strip(HEXDIG) and not rest.strip(allowed)
+    if not literal or literal.strip(HEXDIG + b":."):
         return False
     import ipaddress  # rare: only bracketed hosts come here
 
