@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sockactd.modes import ReloadMode
 from sockactd.pool import Worker, WorkerPool, WorkerState
 from sockactd.reload.base import Outcome, ReloadHost, abort_new_generation
 
@@ -23,7 +24,7 @@ __all__ = ["AllWorkersReload"]
 class AllWorkersReload:
     outcome: Outcome = Outcome.RUNNING
     reason: str = ""
-    label: str = "workers"
+    mode: ReloadMode = ReloadMode.WORKERS  # what progress() names: STANDARD for its second half
     _old: list[Worker] = field(default_factory=list)
     _new: list[Worker] = field(default_factory=list)
     _mercy: float = 60.0
@@ -62,6 +63,6 @@ class AllWorkersReload:
     def progress(self, pool: WorkerPool) -> str:
         ready = sum(1 for w in self._new if w.state is WorkerState.SERVING)
         return (
-            f"{self.label} reload: {ready}/{len(self._new)} workers ready "
+            f"{self.mode.value} reload: {ready}/{len(self._new)} workers ready "
             f"on generation {pool.spawn_generation}"
         )

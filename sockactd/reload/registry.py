@@ -56,4 +56,4 @@ def refused(reason: str) -> ReloadStrategy:
 
 def standard_second_half() -> ReloadStrategy:
     """What the new master image runs after a standard reload's execve: renew its workers."""
-    return AllWorkersReload(label=ReloadMode.STANDARD.value)
+    return AllWorkersReload(mode=ReloadMode.STANDARD)

@@ -15,6 +15,7 @@ from sockactd.reload.all_workers import AllWorkersReload
 from sockactd.reload.base import Outcome
 from sockactd.reload.chain import ChainReload
 from sockactd.reload.reexec import ReexecReload
+from sockactd.reload.registry import standard_second_half
 from tests.unit.master.fakes import FakeHost, exit_worker, make_pool, signals_to
 
 
@@ -101,6 +102,16 @@ def test_workers_reload_abort_takes_down_the_new_generation_only() -> None:
     assert signals_to(kernel, ready_new) == [signal.SIGTERM]  # drained, it may hold requests
     assert all(signals_to(kernel, w) == [] for w in old)
     assert pool.generation == 1 and pool.pending is None
+
+
+def test_a_workers_reload_progress_names_the_mode_it_runs_for() -> None:
+    # systemd's STATUS= line during the reload; a standard reload's second half (the new
+    # image renewing its workers) is this strategy too, and says "standard"
+    for reload, said in [(AllWorkersReload(), "workers"), (standard_second_half(), "standard")]:
+        pool, _ = serving_pool(2)
+        reload.begin(pool, FakeHost())
+        pool.mark_ready(pool.booting(generation=2)[0])
+        assert reload.progress(pool) == f"{said} reload: 1/2 workers ready on generation 2"
 
 
 def test_standard_reload_checks_before_exec() -> None:
