@@ -131,6 +131,18 @@ class Activated:
         finally:
             conn.close()
 
+    def wait_for_replacement(self, pid: int) -> set[str]:
+        """SIGKILL worker `pid`; the loaded modules of the worker the master forks instead."""
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: self._answering_pid() not in (None, pid), 20, "a replacement")
+        return self.worker()[1]
+
+    def _answering_pid(self) -> int | None:
+        try:
+            return self.worker()[0]
+        except OSError:
+            return None
+
     def stop(self) -> None:
         self.process.terminate()  # systemd-socket-activate exec()s: this is sockactd's master
         self.process.wait(15)
@@ -214,9 +226,7 @@ def test_a_worker_forked_later_carries_the_masters_modules(tmp_path: Path) -> No
     server = Activated(tmp_path, "--processes", "1")
     try:
         first, _ = server.worker()
-        os.kill(first, signal.SIGKILL)
-        wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")
-        _, modules = server.worker()
+        modules = server.wait_for_replacement(first)
     finally:
         server.stop()
     assert set(MASTER_ONLY) <= modules
@@ -233,19 +243,10 @@ def test_py_autoreload_loads_its_machinery_only_when_on(tmp_path: Path) -> None:
         first, modules = server.worker()
         assert "sockactd.worker.module_report" in modules
         assert "sockactd.autoreload.watch" not in modules  # forked before the master loaded it
-        os.kill(first, signal.SIGKILL)
-        wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")
-        _, modules = server.worker()
+        modules = server.wait_for_replacement(first)
     finally:
         server.stop()
     assert set(AUTORELOAD) <= modules
-
-
-def _answering_pid(server: Activated) -> int | None:
-    try:
-        return server.worker()[0]
-    except OSError:
-        return None
 
 
 @pytest.mark.parametrize("metrics", [False, True], ids=["without", "with-metrics-socket"])
@@ -257,9 +258,7 @@ def test_prometheus_client_is_loaded_only_with_a_metrics_socket(
     server = Activated(tmp_path, *args)
     try:
         first, first_modules = server.worker()
-        os.kill(first, signal.SIGKILL)
-        wait_until(lambda: _answering_pid(server) not in (None, first), 20, "a replacement")
-        _, modules = server.worker()
+        modules = server.wait_for_replacement(first)
     finally:
         server.stop()
     assert "prometheus_client" not in first_modules  # never before the first fork
