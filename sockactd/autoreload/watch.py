@@ -33,6 +33,7 @@ from sockactd.autoreload.scan import (
     snapshot,
 )
 from sockactd.triggers.base import Debouncer
+from sockactd.triggers.pyinotify_fd import Inotify
 
 if TYPE_CHECKING:
     from sockactd.config.model import Config
@@ -86,7 +87,7 @@ class CodeWatcher:
         self._next_scan: float | None = None
         self._now = 0.0
         self._mounts = mount_types() if engine == "auto" else {}
-        self._inotify = None if engine == "poll" else inotify.Inotify(self._on_event)
+        self._inotify = None if engine == "poll" else Inotify(self._on_event)
         for path in extra:
             if os.path.isdir(path):
                 self._add_tree(os.path.realpath(path))
@@ -107,7 +108,9 @@ class CodeWatcher:
     def on_readable(self, now: float) -> None:
         self._now = now
         if self._inotify is not None:
-            self._inotify.read()
+            error = self._inotify.read()
+            if error is not None:
+                log.warning("py-autoreload: cannot read inotify events: %s", error)
 
     def due(self, now: float) -> bool:
         """True once when a burst of changes is over (the reason is logged)."""
@@ -176,7 +179,7 @@ class CodeWatcher:
             return False
         if directory in self._names or directory in self._trees:
             return True
-        error = self._inotify.add(directory)
+        error = self._inotify.add(directory, inotify.MASK)
         if isinstance(error, str):
             log.warning("py-autoreload: cannot watch %s (%s); scanning it", directory, error)
             return False

@@ -1,4 +1,4 @@
-"""Trigger files watched in the master with inotify (pyinotify's fd-level API).
+"""Trigger files watched in the master with inotify (pyinotify's fd-level API, pyinotify_fd.py).
 
 Rule 1: watch each trigger file's DIRECTORY, not the file, so every way of
         "touching" it is seen: touch (IN_ATTRIB), a write (IN_CLOSE_WRITE), an
@@ -17,34 +17,25 @@ Rule 5: a trigger path is followed as the user wrote it, through symlinks
         symlinks (a deploy's `mv -T current.new current`) is a change of the trigger
         file, and the paths are resolved again: the watches move to where they lead now.
 
-pyinotify is imported only when this module is, i.e. only when triggers are set.
+This module, and with it pyinotify, is imported only when trigger files are set (opener.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import warnings
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from sockactd.errors import ConfigError
 from sockactd.modes import ReloadMode
 from sockactd.triggers.base import Debouncer, Rule
 from sockactd.triggers.paths import resolve
-
-with warnings.catch_warnings():
-    # pyinotify imports asyncore (deprecated in 3.11, pyasyncore from 3.12); we never use it.
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import pyinotify
+from sockactd.triggers.pyinotify_fd import Inotify, pyinotify
 
 __all__ = ["TriggerWatcher"]
 
 log = logging.getLogger(__name__)
-
-# pyinotify installs its own stderr handler; let its messages go through ours instead.
-for _handler in list(logging.getLogger("pyinotify").handlers):
-    logging.getLogger("pyinotify").removeHandler(_handler)
 
 RETRY_SECONDS: Final = 1.0
 CHANGE_MASK: Final[int] = (
@@ -76,11 +67,7 @@ class TriggerWatcher:
         self._lost: set[str] = set()
         self._retry_at: float | None = None
         self._now = 0.0
-        self._manager = pyinotify.WatchManager()
-        self._notifier = pyinotify.Notifier(self._manager, default_proc_fun=self._on_event)
-        self._closed = False
-        os.set_inheritable(self._manager.get_fd(), False)
-        os.set_blocking(self._manager.get_fd(), False)
+        self._inotify = Inotify(self._on_event)
         try:
             for directory in self._names:
                 self._watch_at_start(directory)
@@ -91,17 +78,14 @@ class TriggerWatcher:
     # --- the selector loop's interface -------------------------------------------------
 
     def fileno(self) -> int:
-        fd: int = self._manager.get_fd()
-        return fd
+        return self._inotify.fileno()
 
     def on_readable(self, now: float) -> None:
         self._now = now
-        try:
-            self._notifier.read_events()
-        except pyinotify.NotifierError as exc:
-            log.warning("cannot read trigger file events: %s", exc)
+        error = self._inotify.read()
+        if error is not None:
+            log.warning("cannot read trigger file events: %s", error)
             return
-        self._notifier.process_events()
         if self._follow_again:  # after processing: no watch changes under pyinotify's feet
             self._follow_again = False
             self._follow()
@@ -116,9 +100,7 @@ class TriggerWatcher:
         return min(deadlines, default=None)
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._notifier.stop()  # closes the inotify fd, which drops every watch
+        self._inotify.close()
 
     # --- watches -----------------------------------------------------------------------
 
@@ -135,11 +117,10 @@ class TriggerWatcher:
 
     def _add_watch(self, directory: str) -> str | None:
         """Watch `directory`; returns None, or why it failed."""
-        try:
-            added = self._manager.add_watch(directory, WATCH_MASK, quiet=False)
-        except pyinotify.WatchManagerError as exc:
-            return str(exc.args[0]) if exc.args else "inotify_add_watch failed"
-        self._wds[added[directory]] = directory
+        added = self._inotify.add(directory, WATCH_MASK)
+        if isinstance(added, str):
+            return added
+        self._wds[added] = directory
         return None
 
     def _retry_lost(self, now: float) -> None:
@@ -168,7 +149,7 @@ class TriggerWatcher:
             self._lost.discard(directory)
             for wd in [wd for wd, watched in self._wds.items() if watched == directory]:
                 del self._wds[wd]
-                self._manager.rm_watch(wd, quiet=True)
+                self._inotify.remove(wd)
         if before != set(names):
             log.info("trigger paths now lead to %s", ", ".join(sorted(names)))
 
@@ -177,7 +158,7 @@ class TriggerWatcher:
         if mask & pyinotify.IN_MOVE_SELF:
             # Moved away, still watched by the kernel: stop following it. (After a
             # delete or unmount the kernel drops the watch itself and sends IN_IGNORED.)
-            self._manager.rm_watch(wd, quiet=True)
+            self._inotify.remove(wd)
         self._lost.add(directory)
         self._retry_at = self._now + RETRY_SECONDS
         log.warning(
@@ -188,25 +169,24 @@ class TriggerWatcher:
 
     # --- events ------------------------------------------------------------------------
 
-    def _on_event(self, event: Any) -> None:
-        mask: int = event.mask
+    def _on_event(self, wd: int, mask: int, name: str) -> None:
         if mask & pyinotify.IN_Q_OVERFLOW:
             log.warning("inotify queue overflowed; treating every trigger file as changed")
             for configured in self._modes:
                 self._debouncer.note(configured, self._now)
             return
-        directory = self._wds.get(event.wd)
+        directory = self._wds.get(wd)
         if directory is None:
             return  # a watch already dropped (IN_IGNORED after removal)
         if mask & DIR_GONE_MASK:
-            self._on_directory_gone(event.wd, mask, directory)
+            self._on_directory_gone(wd, mask, directory)
             return
         if mask & pyinotify.IN_IGNORED:
-            self._wds.pop(event.wd, None)
+            self._wds.pop(wd, None)
             return
-        for mode in self._names.get(directory, {}).get(event.name, []):
+        for mode in self._names.get(directory, {}).get(name, []):
             self._debouncer.note(mode, self._now)
-        if (directory, event.name) in self._links:
+        if (directory, name) in self._links:
             self._follow_again = True
 
 

@@ -6,6 +6,7 @@ next_deadline(), on_readable() when readable, due() every turn.
 
 from __future__ import annotations
 
+import logging
 import selectors
 import time
 from pathlib import Path
@@ -105,3 +106,23 @@ def test_a_file_named_in_a_failed_import_is_watched(tmp_path: Path) -> None:
         assert reloads(watcher, 0.6) == 1
     finally:
         watcher.close()
+
+
+def test_a_deleted_directory_is_a_change_and_pyinotify_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The kernel drops a deleted directory's watch itself; removing it again made
+    # pyinotify log "rm_watch: cannot remove WD=1, Errno=Invalid argument" at ERROR,
+    # twice: through the stderr handler pyinotify installs and through sockactd's.
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "page.html").write_text("hi")
+    watcher = CodeWatcher(0.1, [str(templates)], engine="inotify", quiet=QUIET)
+    try:
+        (templates / "page.html").unlink()
+        templates.rmdir()
+        assert reloads(watcher, 0.6) == 1
+    finally:
+        watcher.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "pyinotify"] == []
+    assert logging.getLogger("pyinotify").handlers == []

@@ -71,7 +71,8 @@ MASTER_ONLY = [
 NEVER_SERVING = ["sockactd.migrate", "sockactd.migrate.rules", "sockactd.migrate.ini"]
 # py-autoreload's machinery, worker and master side: loaded only when it is on.
 AUTORELOAD = ["sockactd.autoreload", "sockactd.worker.module_report", "sockactd.autoreload.watch",
-              "sockactd.autoreload.scan", "sockactd.autoreload.inotify", "pyinotify"]  # fmt: skip
+              "sockactd.autoreload.scan", "sockactd.autoreload.inotify", "pyinotify",
+              "sockactd.triggers.pyinotify_fd"]  # fmt: skip
 # Each protocol's own modules: loaded only by a server with a listener that speaks it.
 PROTOCOL_ONLY = {
     "http": ["sockactd.worker.http_handler", "sockactd.protocols.http", "httptools"],
