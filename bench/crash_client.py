@@ -14,70 +14,26 @@ the order given (the machine is shared: compare within one run).
 from __future__ import annotations
 
 import argparse
-import http.client
-import itertools
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
+from tests.integration.test_worker_crashes import crash_while_serving
 
 SITE = common.ROOT / "tests" / "apps"
 MODULE = "site_app:app"
 
 
-def get(port: int, path: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
-
-
 def measure(port: int, window: float) -> dict[str, float]:
-    stop = threading.Event()
-    served: list[float] = []
-    crashes = [0]
-
-    def crasher() -> None:
-        while not stop.wait(0.1):
-            crashes[0] += 1
-            try:
-                get(port, "/crash")
-            except (OSError, http.client.HTTPException):
-                pass
-
-    def client() -> None:
-        while not stop.is_set():
-            try:
-                if get(port, "/") == 200:
-                    served.append(time.monotonic())
-            except (OSError, http.client.HTTPException):
-                pass
-
-    threads = [threading.Thread(target=f, daemon=True) for f in (crasher, client, client)]
-    start = time.monotonic()
-    for thread in threads:
-        thread.start()
-    stop.wait(window)
-    stop.set()
-    end = time.monotonic()
-    for thread in threads:
-        thread.join(10)
-    marks = [start, *sorted(t for t in served if t <= end), end]
-    slots = {int((t - start) * 10) for t in served} & set(range(int(window * 10)))
+    run = crash_while_serving(port, window)
     return {
-        "crashes": crashes[0],
-        "ok": len(served),
-        "longest": max(b - a for a, b in itertools.pairwise(marks)),
-        "without": (int(window * 10) - len(slots)) / 10,
+        "crashes": run.crashes,
+        "ok": len(run.served),
+        "longest": run.longest_gap(),
+        "without": run.seconds_without(),
     }
 
 
