@@ -5,9 +5,11 @@ Rule 1: a missing worker is replaced; respawn.py says when: workers that
         was serving is replaced at once (a crashing request), both bounded.
 Rule 2: every deadline is enforced here, never by a sleep: a worker that
         does not report ready in `ready-timeout`, a retired worker past its
-        mercy, a request past `harakiri` -- each gets SIGKILL. The line that
-        says so says what the worker was doing, as its board tells: in requests,
-        idle with its loop running, idle with its loop silent, or still starting.
+        mercy, a request past `harakiri`, a worker still there when the server's
+        stop runs out of time (the master keeps that deadline) -- each gets SIGKILL.
+        The line that says so says what the worker was doing, as its board tells:
+        in requests, idle with its loop running, idle with its loop silent, or
+        still starting.
 Recycling (max-requests, lifetime, memory) is recycle.py's.
 While a reload runs, respawning pauses if the reload itself brings the new
 generation up (`reload_pauses_respawn`), and no surplus worker is retired.
@@ -104,6 +106,15 @@ class Health:
                 worker.kill_deadline = None
                 pool.kill(worker)
 
+    def kill_at_stop(self, now: float, limit: str) -> None:
+        """The server's stop ran out of time (`limit` says which): SIGKILL every worker still
+        there, each with one line naming it, what its board shows, and the signal."""
+        for worker in self.pool:
+            _, doing = _doing(worker, now)
+            log.warning("worker %d (generation %d) did not exit within %s, %s; killing it "
+                        "(SIGKILL)", worker.pid, worker.generation, limit, doing)  # fmt: skip
+            self.pool.kill(worker)
+
     def check_boards(self, now: float) -> None:
         config, pool = self.settings(), self.pool
         if not config.harakiri:
@@ -128,18 +139,25 @@ class Health:
 
 def _past_its_mercy(worker: Worker, now: float) -> str:
     """What a retired worker still there at its kill deadline is doing, from its board."""
+    busy, doing = _doing(worker, now)
+    if busy:
+        return f"worker {worker.pid} still busy after its mercy: {doing}"
+    return f"worker {worker.pid} did not exit within its mercy, {doing}"
+
+
+def _doing(worker: Worker, now: float) -> tuple[bool, str]:
+    """Whether `worker` is in a request, and what it does, as its board tells."""
     _, started, busy = worker.board.read()
     if busy:
         plural = "request" if busy == 1 else "requests"
         what = worker.board.described()  # only with harakiri
-        return (
-            f"worker {worker.pid} still busy after its mercy: {busy} {plural} in progress, "
-            f"the oldest for {now - started:.1f}s" + (f" (last started: {what})" if what else "")
-        )
-    head = f"worker {worker.pid} did not exit within its mercy, in no request"
+        oldest = f"{busy} {plural} in progress, the oldest for {now - started:.1f}s"
+        return True, oldest + (f" (last started: {what})" if what else "")
     last = max(worker.board.last_beat(), worker.ready_at or 0.0)
     if not last:
-        return f"{head}: it has not reported ready (still starting, or hung in its start)"
-    if now - last > LIVENESS_TIMEOUT:
-        return f"{head}: its loop has not run for {now - last:.0f}s (stopped, or stuck)"
-    return f"{head}: its loop still runs (last seen {now - last:.1f}s ago)"
+        said = "it has not reported ready (still starting, or hung in its start)"
+    elif now - last > LIVENESS_TIMEOUT:
+        said = f"its loop has not run for {now - last:.0f}s (stopped, or stuck)"
+    else:
+        said = f"its loop still runs (last seen {now - last:.1f}s ago)"
+    return False, f"in no request: {said}"

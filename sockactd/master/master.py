@@ -145,6 +145,7 @@ class Master:
         self._boot_failures = 0
         self._logged_boot_error = ""
         self._stop_deadline: float | None = None
+        self._stop_limit = ""  # which stop set `_stop_deadline`, for the line at it
         self._next_extend = 0.0
         self._last_status = ""
         self._watchdog = watchdog_interval()
@@ -294,17 +295,17 @@ class Master:
                 self.reloads.request(mode)
         if self.autoreload is not None and self.autoreload.due(now):
             self.reloads.request(None)
+        if self._stop_deadline is not None and now >= self._stop_deadline:
+            # before the workers' own deadlines: a graceful stop's retire armed each one's
+            # for the same moment, and one SIGKILL gets one line
+            self._stop_deadline = None
+            self.health.kill_at_stop(now, self._stop_limit)
         self.health.check_deadlines(now)
         self.health.check_boards(now)
         self.recycler.check(now)
         if self.phase.is_serving() and self.reloads.strategy is None:
             replace_silent(self.pool, now)
         self.health.keep_capacity(now)
-        if self._stop_deadline is not None and now >= self._stop_deadline:
-            self._stop_deadline = None
-            for worker in self.pool:
-                log.warning("worker %d did not stop in time; killing it", worker.pid)
-                self.pool.kill(worker)
         self._ping(now)
         self._publish_status()
 
@@ -443,8 +444,15 @@ class Master:
             else:
                 self.pool.kill(worker, signal.SIGINT)
                 worker.state = WorkerState.DRAINING
-        deadline = now + (self.config.reload_mercy if graceful else FAST_STOP_GRACE)
-        self._stop_deadline = min(self._stop_deadline or deadline, deadline)
+        mercy = self.config.reload_mercy if graceful else FAST_STOP_GRACE
+        deadline = now + mercy
+        if self._stop_deadline is None or deadline < self._stop_deadline:
+            self._stop_deadline = deadline
+            self._stop_limit = (
+                f"reload-mercy ({mercy:g}s) of the graceful stop"
+                if graceful
+                else f"{mercy:g}s of the fast stop's SIGINT"
+            )
         self._next_extend = now
         if len(self.pool) == 0:
             self.phase.move(AllGone())

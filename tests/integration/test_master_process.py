@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -108,6 +109,57 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
         assert srv.wait() == 0
     finally:
         srv.stop()
+
+
+# tests/apps/gated.py, in a request that blocks SIGINT: deaf to a fast stop, as to a graceful one
+_DEAF_TO_SIGINT = """
+import signal
+from tests.apps.gated import app as gated
+
+def app(environ, start_response):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    return gated(environ, start_response)
+"""
+
+
+@pytest.mark.parametrize(
+    ("stop", "limit"),
+    [
+        (signal.SIGTERM, "reload-mercy (1s) of the graceful stop"),
+        (signal.SIGINT, "2s of the fast stop's SIGINT"),
+    ],
+)
+def test_a_worker_that_outlives_the_stop_is_killed_with_one_line_that_says_why(
+    tmp_path: Path, stop: signal.Signals, limit: str
+) -> None:
+    """One SIGKILL, one line: the worker, the deadline it missed, what it was doing.
+
+    A graceful stop used to log two lines for one kill: the retire's ("still busy after
+    its mercy") and the stop's own "worker N did not stop in time; killing it", which
+    named neither the deadline nor what the worker was doing.
+    """
+    (tmp_path / "deaf_app.py").write_text(_DEAF_TO_SIGINT)
+    port, mark = free_port(), tmp_path / "started"
+    with (
+        running(tmp_path, "--http-socket", f"127.0.0.1:{port}", "--processes", "2",
+                "--reload-mercy", "1", "--pythonpath", str(tmp_path), "deaf_app:app") as srv,
+        socket.create_connection(("127.0.0.1", port), timeout=30) as client,
+    ):  # fmt: skip
+        held = f"id=a&log={mark}&gate={tmp_path / 'never'}"
+        client.sendall(f"GET /?{held} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        started = Path(f"{mark}.a")
+        wait_until(lambda: started.exists() and started.read_text(), 10, "the request to start")
+        worker = int(started.read_text())
+        srv.signal(stop)
+        assert srv.wait(30) == 0, srv.log()
+        log = srv.log()
+    warnings = [line.split("] ", 1)[1] for line in log.splitlines() if " WARNING " in line]
+    said = (
+        rf"worker {worker} \(generation 1\) did not exit within {re.escape(limit)}, "
+        r"1 request in progress, the oldest for \d+\.\ds; killing it \(SIGKILL\)"
+    )
+    assert len(warnings) == 1 and re.fullmatch(said, warnings[0]), log
+    assert f"worker {worker} (generation 1) retired: killed by SIGKILL" in log, log
 
 
 def _busy_workers(srv: Server) -> int:

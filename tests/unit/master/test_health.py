@@ -174,6 +174,33 @@ def test_past_its_mercy_an_idle_worker_is_not_said_to_be_busy(
     )
 
 
+def test_at_the_stop_deadline_each_worker_left_gets_one_line_and_one_sigkill(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A graceful stop retires every worker with the stop's mercy and keeps a deadline of
+    its own for the same moment: each worker still there then is killed once, said once."""
+    checks, pool, kernel, _ = health()
+    busy, idle = pool.serving()
+    busy.board.request_started()  # on the real monotonic clock, as a worker's are
+    kernel.now = busy.board.read()[1]
+    for worker in (busy, idle):
+        pool.retire(worker, mercy=30.0)
+    kernel.now += 30.0
+    idle.ready_at = kernel.now - 60.0
+    idle.board.beat(kernel.now - 0.5)
+    limit = "reload-mercy (30s) of the graceful stop"  # the master names its deadline
+    with caplog.at_level(logging.WARNING):
+        checks.kill_at_stop(kernel.now, limit)
+        checks.check_deadlines(kernel.now)  # the retire's deadlines: a SIGKILL cleared them
+    assert [r.getMessage() for r in caplog.records] == [
+        f"worker {busy.pid} (generation 1) did not exit within {limit}, 1 request in progress, "
+        "the oldest for 30.0s; killing it (SIGKILL)",
+        f"worker {idle.pid} (generation 1) did not exit within {limit}, in no request: its "
+        "loop still runs (last seen 0.5s ago); killing it (SIGKILL)",
+    ]
+    assert signals_to(kernel, busy) == signals_to(kernel, idle) == [signal.SIGTERM, signal.SIGKILL]
+
+
 def test_harakiri_kills_a_worker_whose_request_runs_too_long() -> None:
     checks, pool, kernel, _ = health(harakiri=30)
     stuck, idle = pool.serving()
