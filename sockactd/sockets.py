@@ -304,10 +304,13 @@ def _remove_stale_unix_socket(path: str) -> None:
         raise FileExistsError(errno.EEXIST, "exists and is not a socket", path)
     probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
+        probe.settimeout(1.0)  # never wait on a live server: its backlog may be full
         probe.connect(path)
     except ConnectionRefusedError:
         os.unlink(path)  # left behind by a process that is gone
         return
+    except (BlockingIOError, TimeoutError):
+        pass  # EAGAIN: a live server whose backlog is full (control/bind.py decides the same)
     finally:
         probe.close()
     raise OSError(errno.EADDRINUSE, "another process is listening on it")

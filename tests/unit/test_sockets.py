@@ -6,6 +6,7 @@ test creates and detaches, exactly what systemd hands over (a bare listening fd)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -13,6 +14,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -271,6 +273,40 @@ def test_live_unix_socket_is_left_alone(short_dir: Path) -> None:
         assert caught.value.errno == errno.EADDRINUSE
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(str(path))  # still the live one's
+
+
+def test_live_unix_socket_with_a_full_backlog_is_left_alone_at_once(short_dir: Path) -> None:
+    # The probe that tells a stale socket file from a live one had no timeout: a live
+    # server whose backlog was full held open_listeners (the start-up) in connect().
+    path = short_dir / "app.sock"
+    with socket.socket(socket.AF_UNIX) as live, contextlib.ExitStack() as queued:
+        live.bind(str(path))
+        live.listen(0)
+        for _ in range(64):  # fill its accept queue (listen(0) holds one or two)
+            client = queued.enter_context(socket.socket(socket.AF_UNIX))
+            client.setblocking(False)
+            try:
+                client.connect(str(path))
+            except BlockingIOError:
+                break
+        else:
+            pytest.fail("the accept queue never filled")
+        raised: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                opened = open_listeners(Config(http_socket=[str(path)]), [])
+            except BaseException as exc:
+                raised.append(exc)
+            else:
+                close_listeners(opened, unlink=False)
+
+        thread = threading.Thread(target=start, daemon=True)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "open_listeners still waits on the live server"
+        assert [getattr(exc, "errno", exc) for exc in raised] == [errno.EADDRINUSE]
+        assert stat.S_ISSOCK(path.lstat().st_mode)  # still the live one's
 
 
 def test_regular_file_in_the_way_is_not_deleted(short_dir: Path) -> None:
