@@ -1,7 +1,8 @@
 """A Django app on a real PostgreSQL: sockactd, uWSGI (direct, behind nginx) and gunicorn.
 
     .venv/bin/python bench/django_pg.py [--threads 1,4,8] [--duration 5] [--warmup 1]
-        [--rounds 2] [--rows 10000] [--only sockactd,uwsgi,uwsgi-nginx,gunicorn,sockactd-nginx]
+        [--rounds 2] [--rows 10000]
+        [--only sockactd,uwsgi,uwsgi-nginx,gunicorn,sockactd-nginx,sockactd-close,uwsgi-http11]
         [--views list,detail,write] [--profile VIEW:THREADS] [--refs main,HEAD] [--write]
 
 Issue 17, benchmark 1. Debian's PostgreSQL is started as a child (bench/postgres.py: its
@@ -15,6 +16,14 @@ CONN_MAX_AGE=600: one PostgreSQL connection per worker thread). Setups:
   uwsgi-nginx     Debian's uWSGI --socket (UNIX) behind nginx `uwsgi_pass`
   gunicorn        --worker-class gthread --threads THREADS (keep-alive)
   sockactd-nginx  sockactd --socket (UNIX) behind nginx `uwsgi_pass` (same nginx as uwsgi-nginx)
+  sockactd-close  sockactd --http-socket --keepalive-timeout 0 (closes after every response,
+                  like uwsgi: every request waits in the one accept queue both workers share)
+  uwsgi-http11    Debian's uWSGI --http11-socket (keep-alive: a thread keeps its connection
+                  until the client closes it, so only 2 x THREADS of wrk's connections are
+                  served and the rest wait unanswered; wrk counts their requests as timeouts)
+
+sockactd-close and uwsgi-http11 are the like-for-like pairs: sockactd against uwsgi with
+both closing, and uwsgi-http11 against sockactd with both keeping connections.
 
 uWSGI's python3 plugin embeds Debian's /usr/bin/python3, the interpreter .venv is built
 on, so it imports Django and psycopg from .venv's site-packages (--pythonpath).
@@ -54,7 +63,17 @@ from bench.postgres import PORT, ROLE, Postgres
 
 MODULE: Final = "djangopg.wsgi:application"
 PROCESSES: Final = 2
-SETUPS: Final = ("sockactd", "uwsgi", "uwsgi-nginx", "gunicorn", "sockactd-nginx")
+SETUPS: Final = (
+    "sockactd", "uwsgi", "uwsgi-nginx", "gunicorn", "sockactd-nginx", "sockactd-close",
+    "uwsgi-http11",
+)  # fmt: skip
+# The target check's peers of each sockactd setup: the issue's (uwsgi, which closes), and the
+# like-for-like one where it differs (uwsgi-http11 keeps connections as sockactd does).
+PEERS: Final = {
+    "sockactd": ("uwsgi", "uwsgi-http11"),
+    "sockactd-close": ("uwsgi",),
+    "sockactd-nginx": ("uwsgi-nginx",),
+}
 VIEWS: Final = ("list", "detail", "write")
 PAGES: Final = 200  # the list view's pages drawn from (50 rows each)
 _TICK: Final = os.sysconf("SC_CLK_TCK")
@@ -111,11 +130,14 @@ def server_for(
         common.use_pinned(PINS[name])
     if name.startswith("sockactd"):
         extra = ["--threads", str(threads)]
+        if _setup(name) == "sockactd-close":
+            extra += ["--keepalive-timeout", "0"]
         server = common.sockactd(MODULE, http=http, uwsgi=socket, processes=PROCESSES, extra=extra)
     elif name.startswith("uwsgi"):
+        http11 = name == "uwsgi-http11"
         server = common.uwsgi(
-            MODULE, http=http, uwsgi_socket=socket, processes=PROCESSES,
-            threads=threads if threads > 1 else 0,
+            MODULE, http=None if http11 else http, http11=http if http11 else None,
+            uwsgi_socket=socket, processes=PROCESSES, threads=threads if threads > 1 else 0,
         )  # fmt: skip
         server = dataclasses.replace(server, argv=(*server.argv, "--pythonpath", site))
     elif name == "gunicorn":
@@ -237,8 +259,7 @@ def render(results: dict[Key, list[Run]], args: argparse.Namespace) -> str:
     out = [common.markdown_table(header, rows)]
     check = ["view", "threads", "req/s vs peer", "p99 vs peer", "req/s vs gunicorn", "target met"]
     ours_all = [name for name in dict.fromkeys(k[2] for k in keys) if name.startswith("sockactd")]
-    pairs = [(name, "uwsgi-nginx" if _setup(name).endswith("-nginx") else "uwsgi")
-             for name in ours_all]  # fmt: skip
+    pairs = [(name, peer) for name in ours_all for peer in PEERS[_setup(name)]]
     for ours, peer in pairs:
         table = verdicts(results, ours, peer, "gunicorn")
         if table:
@@ -381,9 +402,11 @@ def main() -> None:
         f"{args.rows:,} rows, 2 processes x THREADS threads, wrk keep-alive with "
         f"2 x 2 x THREADS connections, {args.warmup:g} s warm-up + {args.duration:g} s measured "
         f"per view and server start, {args.rounds} interleaved rounds (req/s and latencies: "
-        "medians of the rounds; errors summed). uWSGI's --http-socket closes the connection "
-        "after every response: wrk counts each such close as a `read` error and reconnects, so "
-        "on that row `read` counts connections, not failed requests.\n\n" + render(results, args)
+        "medians of the rounds; errors summed). uWSGI's --http-socket (uwsgi) closes the "
+        "connection after every response: wrk counts each such close as a "
+        "`read` error and reconnects, so on that row `read` counts connections, not failed "
+        "requests. uwsgi-http11 serves only 2 x THREADS connections (a thread keeps its own): "
+        "the other connections' requests are its `timeout` errors.\n\n" + render(results, args)
     )
     text += "\nCommands (ports and temporary paths vary):\n\n"
     for name, command in commands.items():

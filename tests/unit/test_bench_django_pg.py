@@ -1,12 +1,12 @@
-"""bench/django_pg.py's pure parts: the target check and the wrk scripts; bench/postgres.py's
-setpriv wrapper."""
+"""bench/django_pg.py's pure parts: the target check, the wrk scripts and the servers' command
+lines; bench/postgres.py's setpriv wrapper."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.common import WrkResult
-from bench.django_pg import Run, lua_script, verdicts
+from bench.django_pg import PEERS, SETUPS, Run, lua_script, server_for, verdicts
 from bench.postgres import as_user_argv
 
 
@@ -64,3 +64,26 @@ def test_postgres_commands_run_as_the_user_through_setpriv_or_as_they_are() -> N
     assert as_user_argv(["postgres"], "postgres") == [
         "setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", "postgres",
     ]  # fmt: skip
+
+
+def argv_of(name: str) -> tuple[str, ...]:
+    return server_for(name, 4, "127.0.0.1:8000", {}, "/site").argv
+
+
+def test_the_like_for_like_setups_differ_from_their_twins_only_in_keep_alive() -> None:
+    close, keep = argv_of("sockactd-close"), argv_of("sockactd")
+    assert close[close.index("--keepalive-timeout") + 1] == "0"
+    assert "--keepalive-timeout" not in keep
+    assert [a for a in close if a not in ("--keepalive-timeout", "0")] == list(keep)
+    http11, http = argv_of("uwsgi-http11"), argv_of("uwsgi")
+    assert http11[http11.index("--http11-socket") + 1] == "127.0.0.1:8000"
+    assert "--http-socket" not in http11
+    assert http[http.index("--http-socket") + 1] == "127.0.0.1:8000"
+    swapped = ["--http-socket" if a == "--http11-socket" else a for a in http11]
+    assert swapped == list(http)
+
+
+def test_every_sockactd_setup_has_its_peers_in_the_setups() -> None:
+    ours = {name for name in SETUPS if name.startswith("sockactd")}
+    assert set(PEERS) == ours
+    assert all(peer in SETUPS for peers in PEERS.values() for peer in peers)
