@@ -20,7 +20,8 @@ CONN_MAX_AGE=600: one PostgreSQL connection per worker thread). Setups:
                   like uwsgi: every request waits in the one accept queue both workers share)
   uwsgi-http11    Debian's uWSGI --http11-socket (keep-alive: a thread keeps its connection
                   until the client closes it, so only 2 x THREADS of wrk's connections are
-                  served and the rest wait unanswered; wrk counts their requests as timeouts)
+                  served and the rest wait unanswered; wrk counts a request never answered
+                  neither as a latency nor as an error)
 
 sockactd-close and uwsgi-http11 are the like-for-like pairs: sockactd against uwsgi with
 both closing, and uwsgi-http11 against sockactd with both keeping connections.
@@ -405,8 +406,9 @@ def main() -> None:
         "medians of the rounds; errors summed). uWSGI's --http-socket (uwsgi) closes the "
         "connection after every response: wrk counts each such close as a "
         "`read` error and reconnects, so on that row `read` counts connections, not failed "
-        "requests. uwsgi-http11 serves only 2 x THREADS connections (a thread keeps its own): "
-        "the other connections' requests are its `timeout` errors.\n\n" + render(results, args)
+        "requests. uwsgi-http11 serves only 2 x THREADS of the connections (a thread keeps its "
+        "own): the others' requests are never answered, which wrk does not count at all.\n\n"
+        + render(results, args)
     )
     text += "\nCommands (ports and temporary paths vary):\n\n"
     for name, command in commands.items():
