@@ -31,6 +31,7 @@ class ExitCode:
     CONTROL_FAILED = 65  # DATAERR: sockactctl: the server refused, or the reload aborted
     CONTROL_UNREACHABLE = 69  # UNAVAILABLE: sockactctl: nothing answers on the control socket
     APP_IMPORT_FAILED = 70  # SOFTWARE: a worker (or the master, preloading) could not import it
+    CANT_CREATE = 73  # CANTCREAT: migrate-uwsgi: an output file exists (nothing is overwritten)
     WORKER_BOOT_FAILED = 75  # TEMPFAIL: workers never became ready at start-up; a retry may work
     CONFIG_INVALID = 78  # CONFIG: bad setting, file or socket
 

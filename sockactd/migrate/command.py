@@ -28,9 +28,8 @@ from sockactd.migrate.ini import read_ini
 from sockactd.migrate.option import DEFAULT_SECTION
 from sockactd.migrate.rules import is_flag
 
-__all__ = ["CANT_CREATE", "main"]
+__all__ = ["main"]
 
-CANT_CREATE = 73  # EX_CANTCREAT from sysexits.h
 # The instance runs as user sockactd-NAME (units/sockactd@.service): a user name has at most
 # 31 characters and no "." or ":" (packaging/libexec/prepare-instance refuses the rest).
 _INSTANCE = re.compile(r"^[A-Za-z0-9_-]{1,22}$")
@@ -123,7 +122,7 @@ def _write(out: Path, outputs: Mapping[PurePosixPath, str], text: str) -> int:
     if existing:
         print(f"sockactd migrate-uwsgi: error: would overwrite {', '.join(existing)}",
               file=sys.stderr)  # fmt: skip
-        return CANT_CREATE
+        return ExitCode.CANT_CREATE
     for path, content in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content, encoding="utf-8")

@@ -42,6 +42,7 @@ README_CLAIMS = [
     ("`--wait` exits {} when the new generation serves everything", ExitCode.OK),  # sockactctl
     ("{} with the reason when the reload aborted", ExitCode.CONTROL_FAILED),  # said 5 once
     ("it exits {} when something could not be mapped", ExitCode.FAILURE),  # migrate-uwsgi
+    ("and {}, writing nothing, when an output file exists", ExitCode.CANT_CREATE),  # migrate
     ("made for the same Python, else exit {}", ExitCode.CONFIG_INVALID),  # sockactd, `home`
 ]
 # A status as README writes one: a number, then maybe its sysexits.h name ("65 (EX_DATAERR)").

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from sockactd.config.load import load_config
+from sockactd.errors import ExitCode
 from sockactd.migrate.command import main
 from sockactd.migrate.debian import SHIPPED_INHERITED, debian_site
 from tests.support import ROOT, child_environ, require
@@ -264,8 +265,13 @@ def test_existing_output_is_never_overwritten(tmp_path: Path) -> None:
     migrate(tmp_path, "module = a:b")
     toml = tmp_path / "out" / TOML
     toml.write_text("# edited by the operator\n")
-    ini = tmp_path / "app.ini"
-    assert main([str(ini), "--out", str(tmp_path / "out")]) == 73
+    ini, out = tmp_path / "app.ini", tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "sockactd", "migrate-uwsgi", str(ini), "--out", str(out)],
+        env=child_environ(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.CANT_CREATE == 73, result.stderr  # EX_CANTCREAT
+    assert f"would overwrite {toml}" in result.stderr
     assert toml.read_text() == "# edited by the operator\n"
 
 
