@@ -26,22 +26,25 @@ def test_reload_on_rss_keeps_every_worker_under_the_limit_plus_one_request(
                  "--reload-on-rss", str(limit_mib), LEAKY) as srv:  # fmt: skip
         with Load(port, threads=4, limit=60, keep_bodies=True) as load:
             wait_until(lambda: srv.log().count("reload-on-rss:") >= 6, 45, "6 recycles")
+        by_pid: dict[int, list[dict[str, int]]] = defaultdict(list)
+        for body in load.bodies:
+            by_pid[int(body["pid"])].append(body)  # type: ignore[arg-type,call-overload]
+        crossed = {pid for pid, bodies in by_pid.items() if any(b["rss"] > limit for b in bodies)}
+        # A worker checks its RSS after it answered (connection.py): the client may hold the
+        # answer that crossed the limit before the worker's line is written. Wait for it.
+        wait_until(lambda: crossed <= {int(pid) for pid, _ in _rss_lines(srv.log(), limit_mib)},
+                   10, "a line from every worker that crossed")  # fmt: skip
         log = srv.log()
         wait_until(lambda: len(srv.status()["workers"]) == 2, 10, "two workers again")  # type: ignore[arg-type]
     assert load.failures == {}
-    by_pid: dict[int, list[dict[str, int]]] = defaultdict(list)
-    for body in load.bodies:
-        by_pid[int(body["pid"])].append(body)  # type: ignore[arg-type,call-overload]
     # Every answer reports the worker's RSS after its leak: never past one request's growth.
     assert max(int(b["rss"]) for b in load.bodies) <= limit + LEAK + SLACK  # type: ignore[call-overload]
-    crossed = {pid for pid, bodies in by_pid.items() if any(b["rss"] > limit for b in bodies)}
     for pid in crossed:  # the request that crossed the limit was its last
         bodies = sorted(by_pid[pid], key=lambda b: b["count"])
         assert [b["rss"] > limit for b in bodies].count(True) == 1, bodies
         assert bodies[-1]["rss"] > limit
     # One log line per recycle, naming the worker, its RSS and the limit; as many as crossed.
-    lines = re.findall(r"worker (\d+) stopping \(reload-on-rss: RSS ([\d.]+) MiB over the "
-                       rf"{limit_mib} MiB limit\)", log)  # fmt: skip
+    lines = _rss_lines(log, limit_mib)
     assert {int(pid) for pid, _ in lines} == crossed
     assert len(lines) == len(crossed)
     # What the leak predicts: a worker lives ceil((limit - RSS after its first request) / leak)
@@ -52,6 +55,14 @@ def test_reload_on_rss_keeps_every_worker_under_the_limit_plus_one_request(
             continue  # its first answers went to a client we did not record (none here)
         predicted = 1 + -(-(limit - bodies[0]["rss"]) // LEAK)
         assert abs(bodies[-1]["count"] - predicted) <= 1, (bodies[-1], predicted)
+
+
+def _rss_lines(log: str, limit_mib: int) -> list[tuple[str, str]]:
+    """(pid, RSS in MiB) of each "worker N stopping (reload-on-rss: ...)" line in `log`."""
+    said = rf"worker (\d+) stopping \(reload-on-rss: RSS ([\d.]+) MiB over the {limit_mib} MiB"
+    said += r" limit\)"
+    found: list[tuple[str, str]] = re.findall(said, log)
+    return found
 
 
 def test_max_worker_lifetime_recycles_with_the_delta_and_no_request_fails(
