@@ -594,12 +594,13 @@ class _Server:
         """--threads with a lobby: hand over what waited too long; poll the lobby only
         with a thread free to serve what comes from it. Returns the poll's timeout."""
         oldest = pool.oldest_wait()
-        if oldest is not None:
+        if oldest is not None and not self.ctx.closing:
             now = time.monotonic()
-            if not self.ctx.closing and now - oldest >= _LINE_DELAY:
-                pool.hand_over_late(now - _LINE_DELAY, self._give_away)
-                oldest = pool.oldest_wait()
-            if oldest is not None and not self.ctx.closing:
+            if now - oldest >= _LINE_DELAY:
+                # what is left late could not go: due next is the first not late yet (a
+                # late one kept would make this poll's timeout 0 until a thread takes it)
+                oldest = pool.hand_over_late(now - _LINE_DELAY, self._give_away)
+            if oldest is not None:
                 timeout = min(timeout, max(0.0, oldest + _LINE_DELAY - now))
         free = pool.idle > 0
         self._poll_lobby(free)

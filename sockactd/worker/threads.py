@@ -98,24 +98,33 @@ class HandlerThreads:
         waiting = self.waiting
         return waiting[0][0] if waiting else None
 
-    def hand_over_late(self, older_than: float, give_away: Callable[[Handler], bool]) -> None:
+    def hand_over_late(
+        self, older_than: float, give_away: Callable[[Handler], bool]
+    ) -> float | None:
         """Offer `give_away` each movable connection waiting since before `older_than`.
 
         `give_away` runs under the lock and returns False when the lobby is full: the
-        rest stay in line, in order.
+        rest stay in line, in order. Returns when the longest-waiting connection left that
+        is not late yet began to wait (None: none is); what is left late could not go
+        (something was read from it, or the lobby is full), and is no reason to look again
+        before a thread frees up or the lobby's next look.
         """
         with self.lock:
             keep: deque[tuple[float, Handler]] = deque()
             full = False
+            young: float | None = None
             for since, handler in self.waiting:
-                fd = handler.channel.fd
-                if not full and since <= older_than and handler.movable():
+                if since > older_than:
+                    if young is None:
+                        young = since
+                elif not full and handler.movable():
                     if give_away(handler):
-                        self.busy.discard(fd)
+                        self.busy.discard(handler.channel.fd)
                         continue
                     full = True
                 keep.append((since, handler))
             self.waiting = keep
+            return young
 
     def _work(self) -> None:
         handler = self._queue.get()

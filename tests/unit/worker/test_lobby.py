@@ -274,7 +274,7 @@ def test_threads_hand_over_the_oldest_movable_waiters_and_keep_the_line_in_order
         given.append(handler)
         return True
 
-    pool.hand_over_late(5.0, give_away)
+    assert pool.hand_over_late(5.0, give_away) == 9.0  # `young` is due next
     assert given == [old]
     assert [handler for _, handler in pool.waiting] == [half, full, young]
     assert pool.busy == {1, 2, 3}
@@ -345,6 +345,30 @@ def test_with_threads_a_connection_that_waited_10_ms_in_the_line_goes_to_the_lob
         if handed_over:
             _poll_once(second)  # parked on `second` now, readable: to a free thread of it
             assert _received(client).count(b"HTTP/1.1 200 OK") == 1
+
+
+@pytest.mark.parametrize("why", ["read from", "lobby full"])
+def test_a_late_connection_that_cannot_go_to_the_lobby_does_not_make_the_loop_spin(
+    why: str,
+) -> None:
+    """Something read from it (a client trickling its next request) or a full lobby keeps
+    a late connection in the line; the loop's next poll must still wait (for a thread to
+    free up or the lobby's next look), not return at once until a thread takes it: a loop
+    thread spinning under overload takes the GIL from the handler threads it waits for."""
+    with _two_threaded_workers() as (first, _, client):
+        pool = first.pool
+        assert pool is not None
+        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        _poll_once(first)  # no thread free: it waits in the line
+        ((_, handler),) = pool.waiting
+        pool.waiting[0] = (time.monotonic() - 0.05, handler)
+        if why == "read from":
+            handler.parser.feed(b"GET /next HTTP/1.1\r\n")  # its next request, half of it
+        else:
+            first._give_away = lambda handler: False  # type: ignore[method-assign]
+        timeout = first._before_poll_threaded(pool, 1.0)
+        assert len(pool.waiting) == 1  # still in line
+        assert timeout > 0.0
 
 
 def test_a_thread_whose_line_is_empty_does_not_look_in_the_lobby_while_another_is_idle() -> None:
