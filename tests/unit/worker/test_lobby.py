@@ -378,7 +378,7 @@ def test_a_thread_whose_line_is_empty_does_not_look_in_the_lobby_while_another_i
 
     def from_lobby() -> Any:
         asked.append(True)
-        return _handler([])
+        return None  # the lobby is empty: the assertions below, not an error, say it looked
 
     pool = HandlerThreads(0, lambda h: None, lambda h, o: None, from_lobby, 0.05)  # type: ignore[arg-type,return-value]
     pool.idle = 1
