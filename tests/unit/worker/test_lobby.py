@@ -324,6 +324,20 @@ def _two_threaded_workers() -> Iterator[tuple[_Server, _Server, socket.socket]]:
         yield first, second, client
 
 
+def _waiting_since(
+    first: _Server, client: socket.socket, waited: float
+) -> tuple[HandlerThreads, Any]:
+    """The client's request, readable on `first` (no thread free), in its line as if it had
+    waited `waited` seconds there: `first`'s pool and the connection's handler."""
+    pool = first.pool
+    assert pool is not None
+    client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    _poll_once(first)  # no thread free: it waits in the line
+    ((_, handler),) = pool.waiting
+    pool.waiting[0] = (time.monotonic() - waited, handler)
+    return pool, handler
+
+
 @pytest.mark.parametrize(("waited", "handed_over"), [(0.0, False), (0.01, True)])
 def test_with_threads_a_connection_that_waited_10_ms_in_the_line_goes_to_the_lobby(
     waited: float, handed_over: bool
@@ -333,12 +347,7 @@ def test_with_threads_a_connection_that_waited_10_ms_in_the_line_goes_to_the_lob
     threads may free up for first (it was 50 ms, the one-thread watcher's delay: at
     Django's 4 threads, no request ever waited that long, and the longer lines stayed)."""
     with _two_threaded_workers() as (first, second, client):
-        pool = first.pool
-        assert pool is not None
-        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        _poll_once(first)  # no thread free: it waits in the line
-        ((_, handler),) = pool.waiting
-        pool.waiting[0] = (time.monotonic() - waited, handler)
+        pool = _waiting_since(first, client, waited)[0]
         first._before_poll_threaded(pool, 1.0)
         assert (not pool.waiting, not first.conns) == (handed_over, handed_over)
         assert second._adopt() is handed_over
@@ -356,12 +365,7 @@ def test_a_late_connection_that_cannot_go_to_the_lobby_does_not_make_the_loop_sp
     free up or the lobby's next look), not return at once until a thread takes it: a loop
     thread spinning under overload takes the GIL from the handler threads it waits for."""
     with _two_threaded_workers() as (first, _, client):
-        pool = first.pool
-        assert pool is not None
-        client.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-        _poll_once(first)  # no thread free: it waits in the line
-        ((_, handler),) = pool.waiting
-        pool.waiting[0] = (time.monotonic() - 0.05, handler)
+        pool, handler = _waiting_since(first, client, 0.05)
         if why == "read from":
             handler.parser.feed(b"GET /next HTTP/1.1\r\n")  # its next request, half of it
         else:
