@@ -27,7 +27,6 @@ import os
 import stat as stat_mod
 import sys
 
-from sockactd.protocols.fields import TOKEN
 from sockactd.symbol import Symbol
 
 TYPE_CHECKING = False  # start-up path: docs/ARCHITECTURE.md
@@ -72,7 +71,12 @@ HOP_BY_HOP: Final = frozenset(
 )
 # Character sets instead of regular expressions: `re` is not needed at start-up, and
 # str.strip / isprintable / frozenset.isdisjoint are as fast on short header strings.
-_TOKEN_CHARS: Final = TOKEN.decode("ascii")  # header names are str here
+# RFC 9110 5.6.2 tchar, as str (header names are str here): protocols/fields.py's TOKEN,
+# spelt again so that a uwsgi-only worker does not import fields.py at start-up;
+# tests/unit/protocols/test_wsgi.py fails when the two differ.
+_TOKEN_CHARS: Final = (
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 _BAD_STATUS_CHARS: Final = frozenset(map(chr, [*range(0x20), 0x7F]))
 _BAD_VALUE_CHARS: Final = _BAD_STATUS_CHARS - {"\t"}  # a header value may hold HTAB
 

@@ -313,3 +313,11 @@ def test_file_wrapper_passes_close_through() -> None:
     handle = io.BytesIO(b"x")
     FileWrapper(handle).close()  # type: ignore[attr-defined]
     assert handle.closed
+
+
+def test_the_header_name_token_set_is_fields_tchar_set_as_str() -> None:
+    """wsgi.py spells RFC 9110's tchar set again, as str, to keep protocols/fields.py off a
+    uwsgi-only worker's start-up path; the two must not drift apart."""
+    from sockactd.protocols import fields, wsgi
+
+    assert fields.TOKEN.decode("ascii") == wsgi._TOKEN_CHARS
