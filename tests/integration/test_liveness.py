@@ -26,7 +26,13 @@ def test_a_stopped_idle_worker_is_replaced_and_killed_once_its_replacement_serve
         victim = min(srv.worker_pids())  # a child of the server we started
         os.kill(victim, signal.SIGSTOP)
         stopped_at = time.monotonic()
-        wait_until(lambda: victim not in srv.worker_pids(), LIVENESS_TIMEOUT + 20, "the kill")
+        # the master logs how the victim ended after it is gone from the pool: wait for both
+        ended = re.compile(rf"worker {victim} \(generation 1\) (retired|died)")
+        wait_until(
+            lambda: victim not in srv.worker_pids() and ended.search(srv.log()) is not None,
+            LIVENESS_TIMEOUT + 20,
+            "the kill and its line",
+        )
         assert time.monotonic() - stopped_at > LIVENESS_TIMEOUT * 0.9  # not before its time
         log = srv.log()
         assert f"worker {victim} (generation 1) has not answered its liveness check" in log
